@@ -1,0 +1,1 @@
+"""The ``fedpark`` command line."""

@@ -1,0 +1,3 @@
+from fedpark.clients.cli.main import main
+
+main()

@@ -1,0 +1,177 @@
+"""Administration over the API: organizations, users, tokens, the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+
+ROLES = ("admin", "steward", "researcher", "factory", "partner")
+KINDS = ("operator", "factory", "university", "research", "partner", "other")
+
+org_app = typer.Typer(help="Organizations of the park.", no_args_is_help=True)
+user_app = typer.Typer(help="Members of organizations and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log (admins).", no_args_is_help=True)
+
+ORG_COLUMNS = ("id", "name", "kind", "created_at")
+USER_COLUMNS = ("id", "username", "org_id", "role", "active", "display_name")
+TOKEN_COLUMNS = ("id", "name", "user_id", "expires_at", "revoked_at", "last_used_at")
+
+
+def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise typer.BadParameter(f"{what} must be one of: {', '.join(allowed)}")
+    return value
+
+
+@org_app.command("create")
+def org_create(
+    org_id: Annotated[str, typer.Argument(help="Short unique name, e.g. acme-steel.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    kind: Annotated[str, typer.Option(help=f"One of: {', '.join(KINDS)}.")] = "factory",
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an organization (park admins)."""
+    body = {"id": org_id, "name": name, "kind": _choice(kind, KINDS, "kind")}
+    with client(hub, token) as api:
+        show(api.post("/organizations", body), ORG_COLUMNS, as_json)
+
+
+@org_app.command("list")
+def org_list(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List the park's organizations."""
+    with client(hub, token) as api:
+        show(api.get("/organizations", limit=500), ORG_COLUMNS, as_json)
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Login name, e.g. jane.doe.")],
+    org: Annotated[str, typer.Option(help="The organization's id.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    display_name: Annotated[str, typer.Option(help="Full name.")] = "",
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a member to an organization (admins)."""
+    body = {
+        "username": username,
+        "org_id": org,
+        "role": _choice(role, ROLES, "role"),
+        "display_name": display_name,
+    }
+    with client(hub, token) as api:
+        show(api.post("/users", body), USER_COLUMNS, as_json)
+
+
+@user_app.command("list")
+def user_list(
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List members (admins: those they manage)."""
+    with client(hub, token) as api:
+        show(api.get("/users", org_id=org, limit=500), USER_COLUMNS, as_json)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. 'laptop'.")],
+    user: Annotated[str | None, typer.Option(help="User id (admins); yourself if omitted.")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Lifetime in days.")] = None,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token. The secret is printed once: store it now."""
+    body = {"name": name, "user_id": user, "expires_in_days": expires_in_days}
+    with client(hub, token) as api:
+        created = api.post("/tokens", body)
+    if as_json:
+        show(created, (), True)
+        return
+    show(created, TOKEN_COLUMNS[:4], False)
+    out.print("Token (shown once):", style="bold")
+    out.print(created["token"], highlight=False, soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's tokens.")] = None,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your tokens (admins: those of the members they manage)."""
+    with client(hub, token) as api:
+        show(api.get("/tokens", user_id=user, limit=500), TOKEN_COLUMNS, as_json)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (not its secret).")],
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a token at once."""
+    with client(hub, token) as api:
+        show(api.delete(f"/tokens/{token_id}"), TOKEN_COLUMNS, as_json)
+
+
+@audit_app.command("list")
+def audit_list(
+    after: Annotated[int, typer.Option(help="Only records after this sequence number.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show audit records in chain order."""
+    columns = ("seq", "at", "actor", "actor_org", "action", "object", "outcome", "status_code")
+    with client(hub, token) as api:
+        show(api.get("/audit", after_seq=after, limit=limit), columns, as_json)
+
+
+@audit_app.command("verify")
+def audit_verify(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the whole chain; exits 1 if a record was changed, removed or reordered."""
+    with client(hub, token) as api:
+        report = api.get("/audit/verify")
+    if as_json:
+        show(report, (), True)
+    elif report["ok"]:
+        out.print(
+            f"[green]audit chain intact[/green]: {report['records']} records, "
+            f"head {report['head_seq']} {report['head_hash']}"
+        )
+    else:
+        out.print(f"[red]audit chain BROKEN[/red] ({report['records']} records):")
+        for problem in report["problems"]:
+            out.print(f"  - {problem}", highlight=False)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def whoami(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show who your token belongs to."""
+    with client(hub, token) as api:
+        me = api.get("/me")
+    row = {**me["user"], "organization": me["organization"]["name"]}
+    show(row, ("username", "role", "org_id", "organization", "id"), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(org_app, name="org")
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")
+    app.add_typer(audit_app, name="audit")
+    app.command("whoami")(whoami)

@@ -1,0 +1,57 @@
+"""``fedpark``: one command line for every role.
+
+The client groups live here; the hub registers its own groups (``hub``, ``storage``) through
+the ``fedpark.cli`` entry point, so installing the client never imports the hub.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from rich.console import Console
+
+from fedpark.clients.cli import admin, demo
+from fedpark.clients.errors import HubError
+
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="fedpark",
+    help=(
+        "FedPark: dataset contracts, federated training and signed models for industrial "
+        "parks.\n\nClient commands talk to a hub over HTTP: set FEDPARK_HUB (its URL) and "
+        "FEDPARK_TOKEN (your API token), or pass --hub and --token."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+admin.register(app)
+demo.register(app)
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="fedpark.cli"):
+        ep.load()(app)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from importlib.metadata import version as v
+
+        typer.echo(f"fedpark {v('fedpark')}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    _load_plugins()
+    try:
+        app()
+    except HubError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Data sources and partitioners for factories' local data (may import ``fedpark.contracts``)."""

@@ -1,0 +1,1 @@
+"""Federated experiments: the Flower ServerApp, strategies and models."""

@@ -1,0 +1,1 @@
+"""The FedPark hub: registry of organizations, contracts, experiments and models."""

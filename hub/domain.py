@@ -1,0 +1,49 @@
+"""Roles, organization kinds and the authenticated caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a member of an organization may do."""
+
+    ADMIN = "admin"  # manages users and tokens (park-wide when in the operator organization)
+    STEWARD = "steward"  # reviews and approves dataset contracts
+    RESEARCHER = "researcher"  # launches experiments on approved contracts
+    FACTORY = "factory"  # runs a federated client next to its own data
+    PARTNER = "partner"  # downloads the models the contracts allow
+
+
+class OrgKind(StrEnum):
+    OPERATOR = "operator"  # the park operator: its admins administer the whole park
+    FACTORY = "factory"
+    UNIVERSITY = "university"
+    RESEARCH = "research"
+    PARTNER = "partner"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved from a bearer token on every request."""
+
+    user_id: str
+    username: str
+    org_id: str
+    org_kind: OrgKind
+    role: Role
+    token_id: str
+
+    @property
+    def is_park_admin(self) -> bool:
+        return self.role is Role.ADMIN and self.org_kind is OrgKind.OPERATOR
+
+    def administers(self, org_id: str) -> bool:
+        """Whether this caller manages the members and tokens of ``org_id``."""
+        return self.is_park_admin or (self.role is Role.ADMIN and self.org_id == org_id)
+
+    def sees_org_private(self, org_id: str) -> bool:
+        """Whether another organization's private objects are visible (park admins only)."""
+        return self.is_park_admin or self.org_id == org_id

@@ -1,0 +1,99 @@
+"""FedPark hub errors.
+
+Every error the hub raises on purpose derives from :class:`FedparkError`; the API maps the
+domain branch to HTTP problem details in one place (``fedpark.hub.api.problems``)::
+
+    FedparkError
+    ├── ConfigurationError            settings that cannot work (bad URL, missing key)
+    ├── StorageError                  the object store
+    │   ├── StorageUnavailableError   cannot reach it (refused, timed out, DNS)
+    │   ├── StorageAuthError          it rejects our credentials
+    │   ├── ObjectNotFoundError       no such object or version
+    │   └── IntegrityError            bytes read back do not match the recorded sha256
+    ├── CatalogError                  the SQL catalog cannot be reached or migrated
+    └── DomainError                   a request the hub refuses (carries an HTTP status)
+        ├── AuthenticationError       401: no token, unknown, expired or revoked token
+        ├── PermissionDeniedError     403: the caller's role may not do this
+        ├── NotFoundError             404: unknown id, or another organization's private object
+        ├── ConflictError             409: the object exists or is in the wrong state
+        └── InvalidInputError         422: well-formed JSON with values that cannot be used
+
+Messages are written for a person and never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class FedparkError(Exception):
+    """Base class of every error FedPark raises on purpose."""
+
+
+class ConfigurationError(FedparkError):
+    """The settings cannot work as given."""
+
+
+class StorageError(FedparkError):
+    """The object store failed."""
+
+
+class StorageUnavailableError(StorageError):
+    """The object store cannot be reached."""
+
+
+class StorageAuthError(StorageError):
+    """The object store rejects the configured credentials."""
+
+
+class ObjectNotFoundError(StorageError):
+    """The object (or the requested version of it) does not exist."""
+
+
+class IntegrityError(StorageError):
+    """An object's bytes do not match the sha256 recorded when it was written."""
+
+
+class CatalogError(FedparkError):
+    """The SQL catalog cannot be reached or brought to the current schema."""
+
+
+class DomainError(FedparkError):
+    """A request the hub refuses; ``status`` and ``code`` shape the HTTP answer."""
+
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class AuthenticationError(DomainError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class PermissionDeniedError(DomainError):
+    status = 403
+    code = "forbidden"
+    title = "Permission denied"
+
+
+class NotFoundError(DomainError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class ConflictError(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class InvalidInputError(DomainError):
+    status = 422
+    code = "invalid-input"
+    title = "Invalid input"

@@ -1,0 +1,68 @@
+"""The hub's long-lived parts, built from settings: storage and the services over it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fedpark.hub.errors import ConfigurationError
+from fedpark.hub.services.audit import AuditService
+from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
+from fedpark.hub.services.identity import IdentityService
+from fedpark.hub.settings import Settings
+from fedpark.hub.storage import Catalog, ObjectStore, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HubRuntime:
+    settings: Settings
+    storage: Storage
+    identity: IdentityService
+    audit: AuditService
+
+    @classmethod
+    def build(cls, settings: Settings) -> HubRuntime:
+        """Wire the parts together; opens no connection yet."""
+        if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+            raise ConfigurationError(
+                "no S3 storage configured: set FEDPARK_S3_ENDPOINT, FEDPARK_S3_ACCESS_KEY and "
+                "FEDPARK_S3_SECRET_KEY, or run `fedpark hub serve`, which starts embedded storage"
+            )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        buckets = settings.buckets()
+        objects = ObjectStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key.get_secret_value(),
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            buckets=tuple(buckets.values()),
+        )
+        storage = Storage(Catalog(settings.catalog_url), objects, buckets)
+        audit_key = (
+            settings.audit_key.get_secret_value().encode()
+            if settings.audit_key
+            else load_or_create_key(settings.data_dir / "audit.key")
+        )
+        return cls(
+            settings=settings,
+            storage=storage,
+            identity=IdentityService(
+                storage,
+                token_ttl_days=settings.token_ttl_days,
+                token_max_ttl_days=settings.token_max_ttl_days,
+            ),
+            audit=AuditService(storage.catalog, audit_key),
+        )
+
+    def start(self) -> str | None:
+        """Reach storage, migrate, bootstrap; returns a new bootstrap admin token once."""
+        self.storage.start()
+        return bootstrap_admin(
+            self.storage, self.settings.data_dir, self.settings.token_max_ttl_days
+        )
+
+    def close(self) -> None:
+        self.storage.close()

@@ -1,0 +1,143 @@
+"""The append-only, hash-chained audit log.
+
+Each record's hash is ``HMAC-SHA256(key, canonical JSON of the record with the previous
+record's hash)``. Changing a record breaks its hash; removing or reordering records breaks the
+``seq`` run or the ``prev_hash`` links; removing the tail disagrees with the stored head. The
+HMAC key (outside the database) means that someone who can write to the database alone cannot
+rebuild a consistent chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fedpark.hub.domain import Principal, Role
+from fedpark.hub.errors import ConflictError, PermissionDeniedError
+from fedpark.hub.storage import Catalog
+from fedpark.hub.storage.models import AuditRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_APPEND_ATTEMPTS = 20
+
+
+@dataclass
+class AuditEntry:
+    """What one state-changing request did; filled in while the request runs."""
+
+    request_id: str
+    action: str
+    object: str = ""
+    actor: str = "anonymous"
+    actor_org: str | None = None
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    records: int
+    head_seq: int
+    head_hash: str
+    problems: list[str] = field(default_factory=list)
+
+
+def record_digest(key: bytes, fields: dict[str, object]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _fields(record: AuditRecord) -> dict[str, object]:
+    at: datetime = record.at
+    return {
+        "seq": record.seq,
+        "at": at.isoformat(timespec="microseconds"),
+        "request_id": record.request_id,
+        "actor": record.actor,
+        "actor_org": record.actor_org,
+        "action": record.action,
+        "object": record.object,
+        "outcome": record.outcome,
+        "status_code": record.status_code,
+        "prev_hash": record.prev_hash,
+    }
+
+
+class AuditService:
+    def __init__(self, catalog: Catalog, key: bytes) -> None:
+        self.catalog = catalog
+        self._key = key
+        # One writer at a time inside this process; other processes (hub replicas on
+        # PostgreSQL) are serialized by the primary key on ``seq`` and retry.
+        self._lock = threading.Lock()
+
+    def append(self, entry: AuditEntry, status_code: int) -> AuditRecord:
+        """Write exactly one record; concurrent writers retry on the ``seq`` clash."""
+        outcome = "success" if status_code < 400 else "denied" if status_code < 500 else "error"
+        for _ in range(_APPEND_ATTEMPTS):
+            try:
+                with self._lock, self.catalog.unit_of_work() as uow:
+                    head = uow.audit.head()
+                    record = AuditRecord(
+                        seq=(head.seq if head else 0) + 1,
+                        at=utcnow(),
+                        request_id=entry.request_id,
+                        actor=entry.actor,
+                        actor_org=entry.actor_org,
+                        action=entry.action,
+                        object=entry.object,
+                        outcome=outcome,
+                        status_code=status_code,
+                        prev_hash=head.hash if head else GENESIS,
+                    )
+                    record.hash = record_digest(self._key, _fields(record))
+                    uow.audit.append(record)
+                    return record
+            except ConflictError:
+                continue
+        raise ConflictError("the audit log is too busy: could not append a record")
+
+    def list(self, caller: Principal, *, after_seq: int, limit: int) -> list[AuditRecord]:
+        """Park admins read the whole log; organization admins their organization's part."""
+        if caller.role is not Role.ADMIN:
+            raise PermissionDeniedError("only admins read the audit log")
+        org = None if caller.is_park_admin else caller.org_id
+        with self.catalog.unit_of_work() as uow:
+            return uow.audit.list(after_seq=after_seq, limit=limit, org_id=org)
+
+    def verify(self, max_problems: int = 20) -> ChainReport:
+        """Walk the whole chain and report the first problems found."""
+        problems: list[str] = []
+        prev_hash, expected_seq, count = GENESIS, 1, 0
+        with self.catalog.unit_of_work() as uow:
+            for record in uow.audit.iter_all():
+                count += 1
+                if record.seq != expected_seq:
+                    problems.append(
+                        f"record {record.seq}: expected seq {expected_seq} "
+                        "(records removed or reordered)"
+                    )
+                if record.prev_hash != prev_hash:
+                    problems.append(f"record {record.seq}: does not link to the record before it")
+                if not hmac.compare_digest(record_digest(self._key, _fields(record)), record.hash):
+                    problems.append(f"record {record.seq}: content changed since it was written")
+                prev_hash, expected_seq = record.hash, record.seq + 1
+                if len(problems) >= max_problems:
+                    break
+            head = uow.audit.head()
+            head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+            if len(problems) < max_problems and (head_seq, head_hash) != (
+                expected_seq - 1,
+                prev_hash,
+            ):
+                problems.append(
+                    f"the chain ends at record {expected_seq - 1} but its head says {head_seq} "
+                    "(records removed from the end)"
+                )
+        return ChainReport(not problems, count, head_seq, head_hash, problems)

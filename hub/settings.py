@@ -1,0 +1,64 @@
+"""Hub settings, read from ``FEDPARK_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "fedpark"
+
+
+class Settings(BaseSettings):
+    """Everything the hub needs; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="FEDPARK_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=1, le=65535)
+    public_url: str | None = None
+    """The URL clients use to reach the hub, when it differs from http://host:port."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the catalog; a SQLite file in the data dir when unset."""
+
+    s3_endpoint: str | None = None
+    """``host:port`` of the S3 server; unset starts the embedded SeaweedFS server."""
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket_prefix: str = Field(default="fedpark", pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+
+    token_ttl_days: int = Field(default=30, ge=1)
+    token_max_ttl_days: int = Field(default=365, ge=1)
+    audit_key: SecretStr | None = None
+    """HMAC key of the audit chain; a generated key in the data dir when unset."""
+
+    log_level: str = "info"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def buckets(self) -> dict[str, str]:
+        """Bucket name by purpose; created with versioning on at start."""
+        return {
+            purpose: f"{self.bucket_prefix}-{purpose}"
+            for purpose in ("contracts", "models", "artifacts")
+        }

@@ -1,0 +1,114 @@
+"""The SQL catalog: engine, sessions and migrations (SQLite by default, any SQLAlchemy URL)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fedpark.hub.errors import CatalogError, ConfigurationError, ConflictError
+from fedpark.hub.storage.repositories import AuditRepo, OrganizationRepo, TokenRepo, UserRepo
+
+log = logging.getLogger(__name__)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+@dataclass
+class UnitOfWork:
+    """Repositories sharing one catalog transaction."""
+
+    session: Session
+    orgs: OrganizationRepo
+    users: UserRepo
+    tokens: TokenRepo
+    audit: AuditRepo
+
+
+class Catalog:
+    """One database: a session factory plus ``migrate`` and ``check``.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL, e.g. ``sqlite:////var/lib/fedpark/catalog.db`` or
+        ``postgresql+psycopg://fedpark@db/fedpark``.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigurationError(f"invalid database URL: {exc}") from None
+        self.url = parsed
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+        try:
+            self.engine: Engine = create_engine(parsed, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigurationError(f"cannot use database {self.display_url}: {exc}") from None
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for logs and errors."""
+        return self.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """Commit on success, roll back on error; a unique-key clash becomes ConflictError."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield UnitOfWork(
+                    session=session,
+                    orgs=OrganizationRepo(session),
+                    users=UserRepo(session),
+                    tokens=TokenRepo(session),
+                    audit=AuditRepo(session),
+                )
+        except SQLIntegrityError as exc:
+            raise ConflictError(f"conflicts with an existing record: {exc.orig}") from None
+        except OperationalError as exc:
+            raise CatalogError(f"catalog {self.display_url} unavailable: {exc.orig}") from None
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        config = Config()
+        config.set_main_option("script_location", "fedpark.hub.storage:migrations")
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise CatalogError(
+                f"cannot open the catalog at {self.display_url}: {exc.orig}"
+            ) from None
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog {self.display_url} unavailable: {exc}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,74 @@
+"""The ``fedpark`` CLI through a real hub over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import HubProcess, Park, clean_env, fedpark_argv
+
+pytestmark = pytest.mark.integration
+
+
+def fedpark(hub: HubProcess, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(FEDPARK_HUB=hub.url, **({"FEDPARK_TOKEN": token} if token else {}))
+    return subprocess.run(
+        fedpark_argv(*args), env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_admin_workflow_through_the_cli(park: Park) -> None:
+    hub, admin = park.hub, park.operator.token
+    made = fedpark(hub, admin, "org", "create", "cli-works", "--name", "CLI Works", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["kind"] == "factory"
+
+    user = fedpark(
+        hub, admin, "user", "create", "cli-op", "--org", "cli-works", "--role", "factory", "--json"
+    )
+    assert user.returncode == 0, user.stderr
+    user_id = json.loads(user.stdout)["id"]
+
+    token = fedpark(hub, admin, "token", "create", "--name", "edge", "--user", user_id, "--json")
+    created = json.loads(token.stdout)
+    who = fedpark(hub, created["token"], "whoami", "--json")
+    assert json.loads(who.stdout)["username"] == "cli-op"
+
+    revoked = fedpark(hub, admin, "token", "revoke", created["id"])
+    assert revoked.returncode == 0
+    denied = fedpark(hub, created["token"], "whoami")
+    assert denied.returncode == 1
+    assert "error:" in denied.stderr and "revoked" in denied.stderr
+
+    listing = fedpark(hub, admin, "org", "list")
+    assert "cli-works" in listing.stdout
+
+
+def test_clear_errors(park: Park, tmp_path: Path) -> None:
+    no_token = fedpark(park.hub, None, "org", "list")
+    assert no_token.returncode == 1 and "Authorization: Bearer" in no_token.stderr
+    role = fedpark(
+        park.hub, park.members["acme-factory"].token, "org", "create", "x1", "--name", "x"
+    )
+    assert role.returncode == 1 and "Permission denied (403)" in role.stderr
+    bad_choice = fedpark(
+        park.hub, park.operator.token, "user", "create", "u1", "--org", "acme", "--role", "king"
+    )
+    assert bad_choice.returncode == 2 and "role must be one of" in bad_choice.stderr
+    down = subprocess.run(
+        fedpark_argv("org", "list"),
+        capture_output=True,
+        text=True,
+        env=clean_env(FEDPARK_HUB="http://127.0.0.1:9", FEDPARK_TOKEN="x"),
+        check=False,
+    )
+    assert down.returncode == 1 and "cannot reach the hub" in down.stderr
+    assert "Traceback" not in down.stderr + role.stderr + no_token.stderr
+
+
+def test_help_tells_everything() -> None:
+    result = subprocess.run(fedpark_argv("--help"), capture_output=True, text=True, check=True)
+    for group in ("demo", "hub", "storage", "org", "user", "token", "audit"):
+        assert group in result.stdout

@@ -1,0 +1,58 @@
+"""Session-wide real components: one embedded S3 server, one hub over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ROLES, HubProcess, Member, Park, add_member, add_org, hub_env
+
+from fedpark.hub.storage.embedded import EmbeddedS3
+from fedpark.hub.storage.objects import ObjectStore
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3]:
+    with EmbeddedS3(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def object_store(s3_server: EmbeddedS3) -> ObjectStore:
+    """An ObjectStore on the session server with a fresh versioned bucket."""
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    store = ObjectStore(
+        s3_server.endpoint,
+        s3_server.credentials.access_key,
+        s3_server.credentials.secret_key,
+        buckets=(bucket,),
+    )
+    store.ensure_buckets()
+    return store
+
+
+@pytest.fixture(scope="session")
+def hub(s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A real hub process on a free port, using the session's S3 server."""
+    data_dir: Path = tmp_path_factory.mktemp("hub")
+    process = HubProcess(data_dir, hub_env(s3_server)).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def park(hub: HubProcess) -> Park:
+    """Two factories with a member of every role, plus the park operator's admin."""
+    with hub.client(hub.admin_token) as admin:
+        for org in ("acme", "bravo"):
+            add_org(admin, org)
+        members = {
+            f"{org}-{role}": add_member(admin, f"{org}-{role}", org, role)
+            for org in ("acme", "bravo")
+            for role in ROLES
+        }
+        me = admin.get("/me").json()
+    operator = Member("admin", "park-operator", "admin", me["user"]["id"], hub.admin_token, "")
+    return Park(hub=hub, operator=operator, members=members)

@@ -1,0 +1,130 @@
+"""Real components for the tests: a hub process over HTTP, and helpers to populate it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fedpark.clients.processes import ChildProcess
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+ROLES = ("admin", "steward", "researcher", "factory", "partner")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any FEDPARK_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDPARK_")}
+    env.update(extra)
+    return env
+
+
+def hub_env(s3: EmbeddedS3, **extra: str) -> dict[str, str]:
+    """Settings for a hub on the tests' S3 server, with buckets of its own."""
+    return clean_env(
+        FEDPARK_S3_ENDPOINT=s3.endpoint,
+        FEDPARK_S3_ACCESS_KEY=s3.credentials.access_key,
+        FEDPARK_S3_SECRET_KEY=s3.credentials.secret_key,
+        FEDPARK_BUCKET_PREFIX=f"hub-{uuid.uuid4().hex[:8]}",
+        **extra,
+    )
+
+
+def fedpark_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fedpark.clients.cli", *args]
+
+
+@dataclass
+class HubProcess:
+    """``fedpark hub serve`` in a child process."""
+
+    data_dir: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: ChildProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "hub-test.log"
+
+    def start(self, timeout: float = 60) -> HubProcess:
+        argv = fedpark_argv(
+            "hub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)
+        )
+        self.process = ChildProcess(argv, self.log, env=self.env).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.process.alive():
+                raise RuntimeError(f"hub exited during start:\n{self.process.log_tail(30)}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"hub not healthy in {timeout}s:\n{self.process.log_tail(30)}")
+
+    def stop(self) -> int | None:
+        return self.process.stop() if self.process else None
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "bootstrap-admin-token").read_text().strip()
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30)
+
+
+@dataclass
+class Member:
+    username: str
+    org_id: str
+    role: str
+    user_id: str
+    token: str
+    token_id: str
+
+
+@dataclass
+class Park:
+    hub: HubProcess
+    operator: Member  # the park operator's admin
+    members: dict[str, Member]  # "<org>-<role>", for orgs acme and bravo
+
+    def client(self, who: str) -> httpx.Client:
+        member = self.operator if who == "operator" else self.members[who]
+        return self.hub.client(member.token)
+
+
+def add_member(admin: httpx.Client, username: str, org_id: str, role: str) -> Member:
+    """Create a user and a token for it through the API."""
+    user = _ok(admin.post("/users", json={"username": username, "org_id": org_id, "role": role}))
+    token = _ok(admin.post("/tokens", json={"name": "test", "user_id": user["id"]}))
+    return Member(username, org_id, role, user["id"], token["token"], token["id"])
+
+
+def add_org(admin: httpx.Client, org_id: str, kind: str = "factory") -> dict[str, Any]:
+    return _ok(admin.post("/organizations", json={"id": org_id, "name": org_id, "kind": kind}))
+
+
+def _ok(response: httpx.Response) -> Any:
+    assert response.status_code < 300, f"{response.status_code}: {response.text}"
+    return response.json()

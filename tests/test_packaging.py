@@ -1,0 +1,54 @@
+"""FedPark installs under the `fedpark` namespace only: nothing shadows `datasets` & co."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("hub", "clients", "contracts", "datasets", "experiments")
+
+
+def test_no_top_level_module_is_shadowed(tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util, json\n"
+        f"names = {list(PACKAGES)!r}\n"
+        "specs = {n: importlib.util.find_spec(n) for n in names}\n"
+        "print(json.dumps({n: s.origin if s else None for n, s in specs.items()}))\n"
+        "import fedpark.datasets, fedpark.hub\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    for name, origin in __import__("json").loads(result.stdout).items():
+        assert origin is None or str(REPO) not in origin, f"`import {name}` finds FedPark"
+
+
+def test_wheel_holds_only_the_fedpark_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("fedpark-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert all(n.startswith(("fedpark/", "fedpark-")) for n in names), names
+    shipped = {n for n in names if n.endswith(".py")}
+    for package in PACKAGES:  # every source file of every package is in the wheel
+        for source in (REPO / package).rglob("*.py"):
+            relative = source.relative_to(REPO).as_posix()
+            assert f"fedpark/{relative}" in shipped, f"{relative} is missing from the wheel"
+    assert "fedpark/hub/storage/migrations/script.py.mako" in names
