@@ -101,3 +101,24 @@ def test_wrong_s3_secret_is_a_clear_error(tmp_path: Path, s3_server: EmbeddedS3)
     assert "rejected the credentials" in result.stderr.strip().splitlines()[-1]
     assert "wrong-secret-value" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_storage_serve_runs_the_embedded_server_alone(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        fedpark_argv("storage", "serve", "--data-dir", str(tmp_path), "--port", str(port)),
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"S3 endpoint http://127.0.0.1:{port}" in line
+        assert "secret" in line and "s3-identity.json" in line
+        response = httpx.get(f"http://127.0.0.1:{port}/")
+        assert response.status_code == 403  # a real S3 server: anonymous listing refused
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+    assert _weed_pids(tmp_path) == []
