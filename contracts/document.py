@@ -1,0 +1,73 @@
+"""Contracts as documents: YAML or JSON for people, canonical JSON for hashes and signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from fedpark.contracts.errors import ContractFormatError, ContractInvalidError
+from fedpark.contracts.model import Contract
+
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+
+def parse_document(text: str | bytes, source: str = "contract") -> Any:
+    """Parse YAML or JSON (JSON is YAML) without executing anything (safe loader)."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ContractFormatError(f"{source} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractFormatError(f"{source} is not valid YAML or JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ContractFormatError(f"{source} must be a mapping at the top level")
+    return data
+
+
+def contract_from_data(data: Any, source: str = "contract") -> Contract:
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as exc:
+        raise ContractInvalidError.from_pydantic(exc, source) from None
+
+
+def load_contract(path: Path) -> Contract:
+    """Read a contract from a YAML or JSON file."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ContractFormatError(f"cannot read {path}: {exc.strerror}") from None
+    return contract_from_data(parse_document(text, str(path)), str(path))
+
+
+def contract_to_data(contract: Contract) -> dict[str, Any]:
+    """Plain JSON-able data with every field, defaults included."""
+    return contract.model_dump(mode="json")
+
+
+def dump_yaml(contract: Contract) -> str:
+    return yaml.safe_dump(contract_to_data(contract), sort_keys=False, allow_unicode=True)
+
+
+def canonical_json(contract: Contract) -> bytes:
+    """The byte form that is hashed and signed: sorted keys, no spaces, UTF-8, all fields."""
+    return json.dumps(
+        contract_to_data(contract), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def contract_sha256(contract: Contract) -> str:
+    return hashlib.sha256(canonical_json(contract)).hexdigest()
+
+
+def save_contract(contract: Contract, path: Path) -> None:
+    """Write YAML (``.yaml``/``.yml``) or canonical-looking JSON (anything else)."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        path.write_text(dump_yaml(contract))
+    else:
+        path.write_text(json.dumps(contract_to_data(contract), indent=2, ensure_ascii=False))

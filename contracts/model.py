@@ -1,0 +1,275 @@
+"""The dataset contract: columns with Arrow types and value rules, and a usage policy.
+
+Every check here names the exact field it refuses (pydantic's error location), so the hub can
+answer a malformed contract with a 422 that says ``columns.3.rules.max`` and why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from fedpark.contracts.types import (
+    TypeSpecError,
+    is_numeric,
+    is_orderable,
+    is_stringy,
+    is_temporal,
+    normalize_type,
+    parse_type,
+    value_type,
+)
+
+SLUG = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+SEMVER = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+)
+MAX_COLUMNS = 2000
+MAX_ALLOWED_VALUES = 10_000
+
+Slug = Annotated[str, Field(min_length=2, max_length=63, pattern=SLUG)]
+Scalar = bool | int | float | str
+
+
+class Domain(StrEnum):
+    SMART_FACTORY = "smart-factory"
+    MOBILITY = "mobility"
+    SEMICONDUCTOR = "semiconductor"
+    HEALTHCARE = "healthcare"
+    OTHER = "other"
+
+
+class ColumnRole(StrEnum):
+    """How a column may be used. ``id`` and ``pii`` columns never reach a model."""
+
+    FEATURE = "feature"
+    LABEL = "label"
+    TIME = "time"
+    ID = "id"
+    PII = "pii"
+
+
+MODEL_ROLES = frozenset({ColumnRole.FEATURE, ColumnRole.LABEL, ColumnRole.TIME})
+
+
+class Monotonic(StrEnum):
+    INCREASING = "increasing"
+    STRICTLY_INCREASING = "strictly_increasing"
+    DECREASING = "decreasing"
+    STRICTLY_DECREASING = "strictly_decreasing"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ColumnRules(_Model):
+    """Value rules of one column; every rule is optional."""
+
+    min: Scalar | None = Field(default=None, description="Smallest allowed value (inclusive)")
+    max: Scalar | None = Field(default=None, description="Largest allowed value (inclusive)")
+    allowed_values: list[Scalar] | None = Field(default=None, max_length=MAX_ALLOWED_VALUES)
+    regex: str | None = Field(default=None, max_length=1000, description="Must match fully")
+    max_null_fraction: float | None = Field(default=None, ge=0, le=1)
+    finite: bool = Field(default=False, description="No NaN or ±inf")
+    unique: bool = False
+    monotonic: Monotonic | None = None
+
+    @field_validator("max")
+    @classmethod
+    def _max_not_below_min(cls, value: Scalar | None, info: ValidationInfo) -> Scalar | None:
+        low = info.data.get("min")
+        if value is not None and low is not None:
+            try:
+                if value < low:  # type: ignore[operator,unused-ignore]
+                    raise ValueError(f"max ({value!r}) is smaller than min ({low!r})")
+            except TypeError:
+                raise ValueError(f"min ({low!r}) and max ({value!r}) are not comparable") from None
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            re.compile(value)
+            # Validators run the pattern with Arrow's RE2, which lacks some Python features.
+            pc.match_substring_regex(pa.array([""]), f"^(?:{value})$")
+        except (re.error, pa.ArrowInvalid) as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    @field_validator("allowed_values")
+    @classmethod
+    def _distinct(cls, value: list[Scalar] | None) -> list[Scalar] | None:
+        if value is not None and len({(type(v), v) for v in value}) != len(value):
+            raise ValueError("allowed_values lists a value twice")
+        return value
+
+    def is_empty(self) -> bool:
+        return self == ColumnRules()
+
+
+class Column(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    type: str = Field(description="Arrow type, e.g. float32, timestamp[ms, tz=UTC]")
+    nullable: bool = True
+    unit: str | None = Field(default=None, max_length=50, description="e.g. degC, bar, rpm")
+    description: str = Field(default="", max_length=2000)
+    role: ColumnRole = ColumnRole.FEATURE
+    rules: ColumnRules = ColumnRules()
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        try:
+            return normalize_type(value)
+        except TypeSpecError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return parse_type(self.type)
+
+    @model_validator(mode="after")
+    def _rules_fit_the_type(self) -> Self:
+        dtype = value_type(self.arrow_type)
+        rules = self.rules
+        checks: list[tuple[bool, str, str]] = [
+            (rules.min is not None or rules.max is not None, "min/max", "numbers or times"),
+            (rules.monotonic is not None, "monotonic", "numbers or times"),
+            (rules.regex is not None, "regex", "strings"),
+            (rules.finite, "finite", "floating-point numbers"),
+        ]
+        fits = {
+            "min/max": is_orderable(dtype),
+            "monotonic": is_orderable(dtype) and dtype == self.arrow_type,
+            "regex": is_stringy(dtype),
+            "finite": pa.types.is_floating(dtype),
+        }
+        for used, rule, family in checks:
+            if used and not fits[rule]:
+                raise ValueError(f"rules.{rule} applies to {family}, not to {self.type}")
+        for bound in ("min", "max"):
+            value = getattr(rules, bound)
+            if value is not None:
+                bound_scalar(value, dtype, f"rules.{bound}")
+        for value in rules.allowed_values or ():
+            bound_scalar(value, dtype, "rules.allowed_values")
+        return self
+
+
+def bound_scalar(value: Scalar, dtype: pa.DataType, where: str) -> pa.Scalar:
+    """A rule's literal as an Arrow scalar of the column's type (times as ISO strings)."""
+    try:
+        if is_temporal(dtype) and isinstance(value, str):
+            return pa.scalar(value).cast(dtype)
+        if isinstance(value, bool) and not pa.types.is_boolean(dtype):
+            raise TypeError
+        if is_numeric(dtype) and isinstance(value, str):
+            raise TypeError
+        return pa.scalar(value).cast(dtype)
+    except (TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+        raise ValueError(f"{where}: {value!r} is not a valid {dtype} value") from None
+
+
+class TableRules(_Model):
+    min_rows: int | None = Field(default=None, ge=0)
+    max_rows: int | None = Field(default=None, ge=0)
+
+    @field_validator("max_rows")
+    @classmethod
+    def _max_not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_rows")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"max_rows ({value}) is smaller than min_rows ({low})")
+        return value
+
+
+class UsagePolicy(_Model):
+    """Who may do what with data under this contract and with the models trained on it."""
+
+    purposes: list[Annotated[str, Field(pattern=SLUG, max_length=63)]] = Field(
+        default_factory=lambda: ["federated-training"], min_length=1
+    )
+    experiment_orgs: list[Slug] = Field(
+        default_factory=list, description="Organizations that may launch experiments"
+    )
+    model_download_orgs: list[Slug] = Field(
+        default_factory=list, description="Organizations that may download the models"
+    )
+    min_factories: int = Field(
+        default=2, ge=1, le=1000, description="k: distinct factories in any aggregate"
+    )
+    expires: dt.date | None = None
+
+
+class Contract(_Model):
+    """A versioned dataset contract.
+
+    Examples
+    --------
+    >>> Contract.model_validate({"id": "press-sensors", "version": "1.0.0",
+    ...     "title": "Press sensors", "owner": "acme",
+    ...     "columns": [{"name": "force", "type": "float32", "unit": "kN"}]}).columns[0].type
+    'float32'
+    """
+
+    id: Slug
+    version: str = Field(pattern=SEMVER, max_length=64)
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    domain: Domain = Domain.SMART_FACTORY
+    owner: Slug = Field(description="The organization that owns the contract")
+    columns: list[Column] = Field(min_length=1, max_length=MAX_COLUMNS)
+    rows: TableRules = TableRules()
+    policy: UsagePolicy = UsagePolicy()
+
+    @field_validator("columns")
+    @classmethod
+    def _unique_names(cls, columns: list[Column]) -> list[Column]:
+        seen: dict[str, int] = {}
+        for index, column in enumerate(columns):
+            if column.name in seen:
+                raise ValueError(
+                    f"duplicate column name {column.name!r} (columns {seen[column.name]} "
+                    f"and {index})"
+                )
+            seen[column.name] = index
+        return columns
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def model_columns(self) -> list[Column]:
+        """Columns that may reach a model (never ``id`` or ``pii``)."""
+        return [c for c in self.columns if c.role in MODEL_ROLES]
+
+    def semver(self) -> tuple[int, int, int, str]:
+        return semver_key(self.version)
+
+
+def semver_key(version: str) -> tuple[int, int, int, str]:
+    """Sort key of a semver string; a pre-release sorts before its release."""
+    core, _, pre = version.partition("-")
+    major, minor, patch = (int(x) for x in core.split("."))
+    return (major, minor, patch, pre or "~")  # "~" sorts after any pre-release tag

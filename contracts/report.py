@@ -1,0 +1,92 @@
+"""What validation tells, and what may leave a factory: counts, row numbers, statistics.
+
+Neither model has room for a data value: violations carry rule names, counts and row numbers;
+the profile carries aggregates, and category counts only for categories seen at least ``k``
+times. ``extra="forbid"`` makes the hub refuse anything else smuggled in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ROWS_LISTED = 5
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SchemaDifference(_Model):
+    column: str = Field(max_length=200)
+    kind: Literal["missing", "extra", "type", "widened"]
+    expected: str | None = Field(default=None, max_length=500)
+    found: str | None = Field(default=None, max_length=500)
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind in ("missing", "type")
+
+
+class RuleViolation(_Model):
+    column: str | None = Field(default=None, max_length=200)
+    rule: str = Field(max_length=40)
+    count: int = Field(ge=0)
+    first_rows: list[int] = Field(default_factory=list, max_length=MAX_ROWS_LISTED)
+    message: str = Field(default="", max_length=500)
+
+
+class ValidationReport(_Model):
+    contract_id: str = Field(max_length=63)
+    contract_version: str = Field(max_length=64)
+    contract_sha256: str = Field(max_length=64)
+    source: str = Field(max_length=300, description="The file's name (not its path)")
+    format: str = Field(max_length=20)
+    passed: bool
+    rows: int = Field(ge=0)
+    rules_checked: int = Field(ge=0)
+    schema_differences: list[SchemaDifference] = Field(default_factory=list, max_length=5000)
+    violations: list[RuleViolation] = Field(default_factory=list, max_length=20000)
+
+    def rule_counts(self) -> dict[str, int]:
+        """Violations per rule: the only detail a refusal sends to the hub."""
+        counts: dict[str, int] = {}
+        for v in self.violations:
+            counts[v.rule] = counts.get(v.rule, 0) + v.count
+        for d in self.schema_differences:
+            if d.is_error:
+                counts[f"schema.{d.kind}"] = counts.get(f"schema.{d.kind}", 0) + 1
+        return counts
+
+
+class NumericStats(_Model):
+    count: int = Field(ge=0)
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
+class ColumnProfile(_Model):
+    name: str = Field(max_length=200)
+    null_fraction: float = Field(ge=0, le=1)
+    numeric: NumericStats | None = None
+    categories: dict[str, int] | None = Field(
+        default=None, description="Counts of categories seen at least k times"
+    )
+    suppressed_categories: int = Field(
+        default=0, ge=0, description="Rows in categories seen fewer than k times"
+    )
+
+
+class DataProfile(_Model):
+    rows: int = Field(ge=0)
+    k: int = Field(ge=1, description="Smallest category count that is reported")
+    columns: list[ColumnProfile] = Field(default_factory=list, max_length=5000)
+
+    def column(self, name: str) -> ColumnProfile:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)

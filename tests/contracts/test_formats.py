@@ -1,0 +1,101 @@
+"""Arrow schema, YAML/JSON and ODCS v3 forms of a contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+from samples import ALL_TYPES
+
+from fedpark.contracts import Contract, ContractFormatError, load_contract, save_contract
+from fedpark.contracts.arrow import (
+    from_arrow_schema,
+    schema_from_ipc_bytes,
+    schema_ipc_bytes,
+    to_arrow_schema,
+)
+from fedpark.contracts.odcs import dump_odcs, load_odcs
+from fedpark.contracts.types import format_type
+
+
+def test_arrow_schema_round_trip_keeps_everything(contract: Contract) -> None:
+    schema = to_arrow_schema(contract)
+    assert schema.field("temp").type == pa.float32()
+    assert schema.field("temp").metadata[b"fedpark.unit"] == b"degC"
+    assert not schema.field("ts").nullable
+    assert from_arrow_schema(schema) == contract
+    restored = schema_from_ipc_bytes(schema_ipc_bytes(contract))
+    assert restored.equals(schema, check_metadata=True)
+    assert from_arrow_schema(restored) == contract
+
+
+def test_every_type_survives_the_schema_round_trip(contract: Contract) -> None:
+    columns = [{"name": f"c{i}", "type": format_type(t)} for i, t in enumerate(ALL_TYPES)]
+    wide = Contract.model_validate({**contract.model_dump(mode="json"), "columns": columns})
+    assert from_arrow_schema(schema_from_ipc_bytes(schema_ipc_bytes(wide))) == wide
+
+
+def test_foreign_schemas_are_refused() -> None:
+    with pytest.raises(ContractFormatError, match="no FedPark contract"):
+        from_arrow_schema(pa.schema([pa.field("a", pa.int8())]))
+    with pytest.raises(ContractFormatError, match="IPC schema"):
+        schema_from_ipc_bytes(b"not arrow")
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_yaml_and_json_files_round_trip(contract: Contract, tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"c{suffix}"
+    save_contract(contract, path)
+    assert load_contract(path) == contract
+
+
+def test_odcs_round_trip_is_lossless(contract: Contract) -> None:
+    text = dump_odcs(contract)
+    document = yaml.safe_load(text)
+    assert document["apiVersion"].startswith("v3") and document["kind"] == "DataContract"
+    temp = next(p for p in document["schema"][0]["properties"] if p["name"] == "temp")
+    assert temp["logicalType"] == "number"
+    assert temp["logicalTypeOptions"] == {"minimum": 0, "maximum": 120}
+    assert load_odcs(text) == contract
+
+
+def test_foreign_odcs_document_imports() -> None:
+    text = """
+apiVersion: v3.0.2
+kind: DataContract
+id: line-quality
+name: Line quality
+version: 2.1.0
+domain: semiconductor
+description: {purpose: Wafer inspection results}
+schema:
+  - name: inspections
+    properties:
+      - {name: wafer_id, logicalType: string, primaryKey: true, required: true, unique: true}
+      - name: thickness
+        logicalType: number
+        required: true
+        logicalTypeOptions: {minimum: 700, maximum: 800}
+      - name: grade
+        logicalType: string
+        quality:
+          - {type: library, rule: validValues, validValues: [A, B, C]}
+          - {type: library, rule: nullCheck, unit: percent, mustBeLessOrEqualTo: 5}
+    quality:
+      - {type: library, rule: rowCount, mustBeGreaterOrEqualTo: 10}
+"""
+    contract = load_odcs(text, owner="fab-one")
+    assert contract.owner == "fab-one" and contract.domain.value == "semiconductor"
+    wafer, thickness, grade = contract.columns
+    assert wafer.role.value == "id" and wafer.rules.unique and not wafer.nullable
+    assert thickness.type == "float64" and thickness.rules.min == 700
+    assert grade.rules.allowed_values == ["A", "B", "C"]
+    assert grade.rules.max_null_fraction == pytest.approx(0.05)
+    assert contract.rows.min_rows == 10
+
+
+def test_not_odcs_is_refused() -> None:
+    with pytest.raises(ContractFormatError, match="ODCS v3"):
+        load_odcs("kind: Something\napiVersion: v2\n")

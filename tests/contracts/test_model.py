@@ -1,0 +1,78 @@
+"""A malformed contract is refused naming the exact field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from samples import contract_data
+
+from fedpark.contracts import (
+    Contract,
+    ContractFormatError,
+    ContractInvalidError,
+    canonical_json,
+    contract_from_data,
+    contract_sha256,
+    parse_document,
+)
+
+
+def _broken(path: list[Any], value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(contract_data())
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "message"),
+    [
+        (["columns", 2, "type"], "float33", "columns.2.type", "unknown type"),
+        (["columns", 1, "rules", "regex"], "press-(", "columns.1.rules.regex", "invalid regular"),
+        (["columns", 2, "rules", "max"], -5, "columns.2.rules.max", "smaller than min"),
+        (["columns", 3, "name"], "temp", "columns", "duplicate column name 'temp'"),
+        (["version"], "1.0", "version", "pattern"),
+        (["id"], "Press Sensors", "id", "pattern"),
+        (["columns", 1, "rules", "min"], 3, "columns.1", "min/max applies to numbers"),
+        (["columns", 2, "rules", "allowed_values"], ["hot"], "columns.2", "not a valid float"),
+        (["columns", 0, "role"], "secret", "columns.0.role", "Input should be"),
+        (["rows", "max_rows"], 10, "rows.max_rows", "smaller than min_rows"),
+        (["policy", "min_factories"], 0, "policy.min_factories", "greater than or equal"),
+        (["columns", 2, "colour"], "red", "columns.2.colour", "Extra inputs"),
+    ],
+)
+def test_malformed_contract_names_the_field(
+    path: list[Any], value: Any, field: str, message: str
+) -> None:
+    with pytest.raises(ContractInvalidError) as caught:
+        contract_from_data(_broken(path, value))
+    problem = caught.value.problems[0]
+    assert problem.field == field
+    assert message in problem.message
+
+
+def test_documents_must_be_mappings_of_sane_size() -> None:
+    with pytest.raises(ContractFormatError, match="mapping"):
+        parse_document("- a\n- b\n")
+    with pytest.raises(ContractFormatError, match="not valid YAML"):
+        parse_document("id: [unclosed")
+    with pytest.raises(ContractFormatError, match="larger than"):
+        parse_document("x" * (5 * 1024 * 1024))
+
+
+def test_canonical_form_is_stable_and_complete(contract: Contract) -> None:
+    reordered = Contract.model_validate(dict(reversed(list(contract_data().items()))))
+    assert canonical_json(reordered) == canonical_json(contract)
+    assert b'"finite":false' in canonical_json(contract)  # defaults are part of the hash
+    changed = contract.model_copy(update={"title": "Other"})
+    assert contract_sha256(changed) != contract_sha256(contract)
+
+
+def test_model_columns_exclude_id_and_pii(contract: Contract) -> None:
+    names = {c.name for c in contract.model_columns}
+    assert "serial" not in names and "operator" not in names
+    assert {"ts", "temp", "fault"} <= names
