@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
-from fedpark.hub.api.routes import audit, health, identity
+from fedpark.hub.api.limits import BodySizeLimit
+from fedpark.hub.api.routes import audit, contracts, health, identity
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.settings import Settings
 from fedpark.hub.version import __version__
@@ -65,10 +66,13 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditMiddleware)  # outermost: over-size refusals are audited too
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(identity.router)
     api.include_router(audit.router)
+    api.include_router(contracts.router)
+    api.include_router(contracts.keys)
     app.include_router(api)
     return app

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from fedpark.hub.errors import ConfigurationError
 from fedpark.hub.services.audit import AuditService
 from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
+from fedpark.hub.services.contracts import ContractService
+from fedpark.hub.services.datasets import DatasetService
 from fedpark.hub.services.identity import IdentityService
+from fedpark.hub.services.keys import HubKey
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage import Catalog, ObjectStore, Storage
 
@@ -21,6 +24,9 @@ class HubRuntime:
     storage: Storage
     identity: IdentityService
     audit: AuditService
+    key: HubKey
+    contracts: ContractService
+    datasets: DatasetService
 
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
@@ -46,8 +52,13 @@ class HubRuntime:
             if settings.audit_key
             else load_or_create_key(settings.data_dir / "audit.key")
         )
+        key = HubKey.load_or_create(settings.signing_key_path)
+        contracts = ContractService(storage, key, settings.base_url)
         return cls(
             settings=settings,
+            key=key,
+            contracts=contracts,
+            datasets=DatasetService(storage, contracts),
             storage=storage,
             identity=IdentityService(
                 storage,

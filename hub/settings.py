@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None
     """HMAC key of the audit chain; a generated key in the data dir when unset."""
 
+    signing_key_file: Path | None = None
+    """Ed25519 private key (PEM) that signs approvals; generated in the data dir when unset."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Larger request bodies are refused with 413."""
+
     log_level: str = "info"
 
     @field_validator("data_dir")
@@ -51,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or self.data_dir / "hub-signing-key.pem"
 
     @property
     def base_url(self) -> str:

@@ -128,3 +128,41 @@ def add_org(admin: httpx.Client, org_id: str, kind: str = "factory") -> dict[str
 def _ok(response: httpx.Response) -> Any:
     assert response.status_code < 300, f"{response.status_code}: {response.text}"
     return response.json()
+
+
+def new_contract(owner: str = "acme", **changes: Any) -> dict[str, Any]:
+    """The sample contract with a fresh id (and any top-level changes)."""
+    from samples import contract_data
+
+    data = contract_data()
+    data.update({"id": f"c-{uuid.uuid4().hex[:10]}", "owner": owner, **changes})
+    return data
+
+
+def contract_in_state(park: Park, state: str, owner: str = "acme") -> dict[str, Any]:
+    """A contract version brought to ``state`` through the API (authored by a factory)."""
+    data = new_contract(owner)
+    author = f"{owner}-factory"
+    path = f"/contracts/{data['id']}/versions/{data['version']}"
+    steps = {
+        "draft": [],
+        "submitted": [(author, "submit")],
+        "approved": [(author, "submit"), ("acme-steward", "approve")],
+        "deprecated": [
+            (author, "submit"),
+            ("acme-steward", "approve"),
+            ("acme-steward", "deprecate"),
+        ],
+        "retired": [
+            (author, "submit"),
+            ("acme-steward", "approve"),
+            ("acme-steward", "deprecate"),
+            ("acme-steward", "retire"),
+        ],
+    }[state]
+    with park.client(author) as client:
+        _ok(client.post("/contracts", json=data))
+    for who, action in steps:
+        with park.client(who) as client:
+            _ok(client.post(f"{path}/{action}"))
+    return data

@@ -17,7 +17,14 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fedpark.hub.errors import CatalogError, ConfigurationError, ConflictError
-from fedpark.hub.storage.repositories import AuditRepo, OrganizationRepo, TokenRepo, UserRepo
+from fedpark.hub.storage.repositories import (
+    AuditRepo,
+    ContractRepo,
+    DatasetRepo,
+    OrganizationRepo,
+    TokenRepo,
+    UserRepo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,8 @@ class UnitOfWork:
     users: UserRepo
     tokens: TokenRepo
     audit: AuditRepo
+    contracts: ContractRepo
+    datasets: DatasetRepo
 
 
 class Catalog:
@@ -84,6 +93,8 @@ class Catalog:
                     users=UserRepo(session),
                     tokens=TokenRepo(session),
                     audit=AuditRepo(session),
+                    contracts=ContractRepo(session),
+                    datasets=DatasetRepo(session),
                 )
         except SQLIntegrityError as exc:
             raise ConflictError(f"conflicts with an existing record: {exc.orig}") from None

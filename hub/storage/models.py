@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -125,3 +126,66 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ContractVersion(Base):
+    """One version of a dataset contract; its bytes live in the object store."""
+
+    __tablename__ = "contract_versions"
+
+    contract_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_org: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    document_key: Mapped[str] = mapped_column(String(300))
+    document_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    schema_sha256: Mapped[str] = mapped_column(String(64))
+    schema_key: Mapped[str] = mapped_column(String(300))
+    schema_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    signature_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    signature_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    signature_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    compatibility: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ContractColumnIndex(Base):
+    """Column names and types of each version, for search."""
+
+    __tablename__ = "contract_columns"
+
+    contract_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    type: Mapped[str] = mapped_column(String(500))
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class DeclaredDataset(Base):
+    """A factory's statement that it holds data under a contract version (no rows)."""
+
+    __tablename__ = "declared_datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    declared_by: Mapped[str] = mapped_column(String(64))
+    declared_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    rows: Mapped[int] = mapped_column(Integer)
+    compliant: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[str] = mapped_column(Text)  # ValidationReport JSON
+    profile: Mapped[str] = mapped_column(Text)  # DataProfile JSON
+
+    __table_args__ = (UniqueConstraint("contract_id", "version", "org_id", "name"),)

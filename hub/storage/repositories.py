@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from fedpark.hub.storage.models import ApiToken, AuditHead, AuditRecord, Organization, User
+from fedpark.hub.storage.models import (
+    ApiToken,
+    AuditHead,
+    AuditRecord,
+    ContractColumnIndex,
+    ContractVersion,
+    DeclaredDataset,
+    Organization,
+    User,
+)
 
 
 class OrganizationRepo:
@@ -116,3 +125,112 @@ class AuditRepo:
         """Every record in chain order, fetched ``batch`` at a time (bounded memory)."""
         query = select(AuditRecord).order_by(AuditRecord.seq).execution_options(yield_per=batch)
         yield from self.session.scalars(query)
+
+
+class ContractRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, contract_id: str, version: str) -> ContractVersion | None:
+        return self.session.get(ContractVersion, (contract_id, version))
+
+    def versions(self, contract_id: str) -> list[ContractVersion]:
+        query = select(ContractVersion).where(ContractVersion.contract_id == contract_id)
+        return list(self.session.scalars(query))
+
+    def add(self, row: ContractVersion, columns: list[ContractColumnIndex]) -> ContractVersion:
+        self.session.add(row)
+        self.session.add_all(columns)
+        self.session.flush()
+        return row
+
+    def replace_columns(
+        self, contract_id: str, version: str, columns: list[ContractColumnIndex]
+    ) -> None:
+        self.session.execute(
+            delete(ContractColumnIndex).where(
+                ContractColumnIndex.contract_id == contract_id,
+                ContractColumnIndex.version == version,
+            )
+        )
+        self.session.add_all(columns)
+        self.session.flush()
+
+    def search(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        statuses: Sequence[str] | None = None,
+        domain: str | None = None,
+        owner: str | None = None,
+        column: str | None = None,
+        text: str | None = None,
+        visible_to_org: str | None = None,
+        public_statuses: Sequence[str] = (),
+    ) -> list[ContractVersion]:
+        """Filtered versions; with ``visible_to_org`` only public ones or that org's own."""
+        query = select(ContractVersion)
+        if statuses:
+            query = query.where(ContractVersion.status.in_(statuses))
+        if domain:
+            query = query.where(ContractVersion.domain == domain)
+        if owner:
+            query = query.where(ContractVersion.owner_org == owner)
+        if text:
+            pattern = f"%{text.lower()}%"
+            query = query.where(
+                or_(
+                    func.lower(ContractVersion.title).like(pattern),
+                    func.lower(ContractVersion.contract_id).like(pattern),
+                )
+            )
+        if column:
+            matching = select(ContractColumnIndex.contract_id, ContractColumnIndex.version).where(
+                ContractColumnIndex.name == column
+            )
+            query = query.where(
+                tuple_(ContractVersion.contract_id, ContractVersion.version).in_(matching)
+            )
+        if visible_to_org is not None:
+            query = query.where(
+                or_(
+                    ContractVersion.status.in_(public_statuses),
+                    ContractVersion.owner_org == visible_to_org,
+                )
+            )
+        query = query.order_by(ContractVersion.contract_id, ContractVersion.created_at)
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+
+class DatasetRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(
+        self, contract_id: str, version: str, org_id: str, name: str
+    ) -> DeclaredDataset | None:
+        return self.session.scalar(
+            select(DeclaredDataset).where(
+                DeclaredDataset.contract_id == contract_id,
+                DeclaredDataset.version == version,
+                DeclaredDataset.org_id == org_id,
+                DeclaredDataset.name == name,
+            )
+        )
+
+    def add(self, row: DeclaredDataset) -> DeclaredDataset:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def list(
+        self, contract_id: str, version: str, *, org_id: str | None, offset: int, limit: int
+    ) -> list[DeclaredDataset]:
+        query = select(DeclaredDataset).where(
+            DeclaredDataset.contract_id == contract_id, DeclaredDataset.version == version
+        )
+        if org_id is not None:
+            query = query.where(DeclaredDataset.org_id == org_id)
+        query = query.order_by(DeclaredDataset.org_id, DeclaredDataset.name)
+        return list(self.session.scalars(query.offset(offset).limit(limit)))

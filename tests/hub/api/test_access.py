@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Park
+from harness import Park, contract_in_state, new_contract
+from samples import sensor_table
+
+from fedpark.contracts import Contract, validate_table
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +118,144 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int], int]] = {
         401,
     ),
 }
+
+
+AUTHORS = {"acme-steward", "acme-researcher", "acme-factory"}
+STEWARD_ONLY = {**dict.fromkeys(CALLERS, 403), "acme-steward": 200}
+
+
+def _version(data: dict[str, Any]) -> str:
+    return f"/contracts/{data['id']}/versions/{data['version']}"
+
+
+def _in_state(state: str) -> Call:
+    """Call ``/contracts/.../ACTION`` on a fresh contract in ``state``."""
+
+    def call(p: Park, w: str, action: str = "") -> httpx.Response:
+        data = contract_in_state(p, state)
+        return _as(p, w).post(f"{_version(data)}/{action}")
+
+    return call
+
+
+def _approved(p: Park) -> dict[str, Any]:
+    if not hasattr(p, "approved"):
+        p.approved = contract_in_state(p, "approved")  # type: ignore[attr-defined]
+    return p.approved  # type: ignore[attr-defined,no-any-return]
+
+
+def _declare(p: Park, w: str) -> httpx.Response:
+    data = _approved(p)
+    result = validate_table(Contract.model_validate(data), sensor_table(rows=200))
+    body = {
+        "name": f"d-{uuid.uuid4().hex[:6]}",
+        "report": result.report.model_dump(mode="json"),
+        "profile": result.profile.model_dump(mode="json"),
+    }
+    return _as(p, w).post(f"{_version(data)}/datasets", json=body)
+
+
+def _draft_update(p: Park, w: str) -> httpx.Response:
+    data = contract_in_state(p, "draft")
+    return _as(p, w).put(_version(data), json={**data, "title": "Edited"})
+
+
+VERSION = "/api/v1/contracts/{contract_id}/versions/{version}"
+MATRIX.update(
+    {
+        ("POST", "/api/v1/contracts"): (
+            lambda p, w: _as(p, w).post(
+                "/contracts",
+                json=new_contract(owner=p.operator.org_id if w == "operator" else "acme"),
+            ),
+            {**dict.fromkeys(CALLERS, 403), **dict.fromkeys(AUTHORS, 201)},
+            401,
+        ),
+        ("GET", "/api/v1/contracts"): (
+            lambda p, w: _as(p, w).get("/contracts"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("GET", "/api/v1/contracts/{contract_id}/versions"): (
+            lambda p, w: _as(p, w).get(f"/contracts/{_approved(p)['id']}/versions"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("GET", VERSION): (
+            lambda p, w: _as(p, w).get(_version(_approved(p))),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("PUT", VERSION): (
+            _draft_update,
+            {**dict.fromkeys(CALLERS, 403), **dict.fromkeys(AUTHORS, 200)},
+            401,
+        ),
+        ("POST", VERSION + "/submit"): (
+            lambda p, w: _in_state("draft")(p, w, "submit"),  # type: ignore[call-arg]
+            {**dict.fromkeys(CALLERS, 403), **dict.fromkeys(AUTHORS, 200)},
+            401,
+        ),
+        ("POST", VERSION + "/approve"): (
+            lambda p, w: _in_state("submitted")(p, w, "approve"),  # type: ignore[call-arg]
+            STEWARD_ONLY,
+            401,
+        ),
+        ("POST", VERSION + "/reject"): (
+            lambda p, w: _as(p, w).post(
+                f"{_version(contract_in_state(p, 'submitted'))}/reject", json={"reason": "not yet"}
+            ),
+            STEWARD_ONLY,
+            401,
+        ),
+        ("POST", VERSION + "/deprecate"): (
+            lambda p, w: _in_state("approved")(p, w, "deprecate"),  # type: ignore[call-arg]
+            STEWARD_ONLY,
+            401,
+        ),
+        ("POST", VERSION + "/retire"): (
+            lambda p, w: _in_state("deprecated")(p, w, "retire"),  # type: ignore[call-arg]
+            STEWARD_ONLY,
+            401,
+        ),
+        ("GET", VERSION + "/document"): (
+            lambda p, w: _as(p, w).get(f"{_version(_approved(p))}/document"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("GET", VERSION + "/schema"): (
+            lambda p, w: _as(p, w).get(f"{_version(_approved(p))}/schema"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("GET", VERSION + "/signature"): (
+            lambda p, w: _as(p, w).get(f"{_version(_approved(p))}/signature"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("POST", VERSION + "/datasets"): (
+            _declare,
+            {**dict.fromkeys(CALLERS, 403), "acme-factory": 201},
+            401,
+        ),
+        ("GET", VERSION + "/datasets"): (
+            lambda p, w: _as(p, w).get(f"{_version(_approved(p))}/datasets"),
+            {
+                **dict.fromkeys(CALLERS, 403),
+                "operator": 200,
+                "acme-steward": 200,
+                "acme-researcher": 200,
+                "acme-factory": 200,
+            },
+            401,
+        ),
+        ("GET", "/api/v1/keys/hub"): (
+            lambda p, w: _as(p, w).get("/keys/hub"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+    }
+)
 
 
 def test_matrix_covers_every_endpoint(park: Park) -> None:

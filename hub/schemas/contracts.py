@@ -1,0 +1,79 @@
+"""Bodies of the contract and declared-dataset endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedpark.contracts.report import DataProfile, ValidationReport
+
+
+class ContractChange(BaseModel):
+    kind: str
+    field: str
+    message: str
+
+
+class Compatibility(BaseModel):
+    previous_version: str
+    compatible: bool
+    changes: list[ContractChange]
+
+
+class ContractVersionPublic(BaseModel):
+    """A contract version's state; ``document`` is the contract itself (when asked for)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    contract_id: str
+    version: str
+    title: str
+    domain: str
+    owner_org: str
+    status: str
+    document_sha256: str
+    schema_sha256: str
+    signed: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    submitted_by: str | None
+    submitted_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    compatibility: Compatibility | None = None
+    document: dict[str, Any] | None = None
+
+
+class RejectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=2000, description="Why, for the authors")
+
+
+class DatasetCreate(BaseModel):
+    """A declaration: the validation report and profile computed at the factory (no rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    report: ValidationReport
+    profile: DataProfile
+
+
+class DatasetPublic(BaseModel):
+    id: str
+    contract_id: str
+    version: str
+    org_id: str
+    name: str
+    declared_by: str
+    declared_at: datetime
+    rows: int
+    compliant: bool
+    rule_counts: dict[str, int]
+    report: ValidationReport
+    profile: DataProfile
