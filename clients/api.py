@@ -48,7 +48,7 @@ class HubClient:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = path if path.startswith("/health") else f"/api/v1{path}"
         try:
             response = self._http.request(method, url, **kwargs)
@@ -56,7 +56,16 @@ class HubClient:
             raise HubUnreachableError(f"cannot reach the hub at {self.base_url}: {exc}") from None
         if response.is_error:
             raise _problem(response)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and return its decoded JSON (None for an empty answer)."""
+        response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
+
+    def request_bytes(self, method: str, path: str, **kwargs: Any) -> bytes:
+        """Send a request and return the raw body (downloads)."""
+        return self._send(method, path, **kwargs).content
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})

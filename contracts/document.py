@@ -50,8 +50,25 @@ def contract_to_data(contract: Contract) -> dict[str, Any]:
     return contract.model_dump(mode="json")
 
 
+def _readable(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop unset rules and empty optional fields: a file for people to read and edit."""
+    for column in data["columns"]:
+        rules = column["rules"].items()
+        column["rules"] = {k: v for k, v in rules if v is not None and v is not False}
+        for key in ("unit", "description", "rules"):
+            if column[key] in (None, "", {}):
+                del column[key]
+    data["rows"] = {k: v for k, v in data["rows"].items() if v is not None}
+    if not data["rows"]:
+        del data["rows"]
+    return data
+
+
 def dump_yaml(contract: Contract) -> str:
-    return yaml.safe_dump(contract_to_data(contract), sort_keys=False, allow_unicode=True)
+    """Readable YAML; loading it gives back the same contract (defaults fill the gaps)."""
+    return yaml.safe_dump(
+        _readable(contract_to_data(contract)), sort_keys=False, allow_unicode=True
+    )
 
 
 def canonical_json(contract: Contract) -> bytes:

@@ -61,7 +61,7 @@ def _suggest_rules(column: Column, profile: ColumnProfile, rows: int) -> dict[st
         if pa.types.is_integer(dtype):
             low, high = math.floor(low), math.ceil(high)
         rules["min"], rules["max"] = low, high
-    if pa.types.is_floating(dtype):
+    if pa.types.is_floating(dtype) and profile.non_finite == 0:
         rules["finite"] = True
     if profile.null_fraction > 0:
         rules["max_null_fraction"] = round(min(1.0, profile.null_fraction * 1.5 + 0.01), 4)

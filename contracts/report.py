@@ -71,6 +71,7 @@ class NumericStats(_Model):
 class ColumnProfile(_Model):
     name: str = Field(max_length=200)
     null_fraction: float = Field(ge=0, le=1)
+    non_finite: int = Field(default=0, ge=0, description="NaN and ±inf values")
     numeric: NumericStats | None = None
     categories: dict[str, int] | None = Field(
         default=None, description="Counts of categories seen at least k times"

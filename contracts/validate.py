@@ -114,6 +114,7 @@ class _ColumnCheck:
         self.pattern = f"^(?:{rules.regex})$" if rules.regex else None
         self.violations: dict[str, _Violations] = {}
         self.nulls = 0
+        self.non_finite = 0
         self.moments = _Moments() if is_numeric(self.values_type) and self._profiled else None
         self.categories: dict[str, int] | None = {} if self._categorical else None
         self.unique_chunks: list[pa.Array] = []
@@ -233,6 +234,7 @@ class _ColumnCheck:
         clean = values
         if floating and mean is not None and not math.isfinite(mean):
             bad = pc.invert(pc.is_finite(values))
+            self.non_finite += int(pc.sum(bad).as_py() or 0)
             if enforce:
                 self._flag("finite", bad, offset, parents, "NaN or infinite value")
             clean = pc.filter(values, pc.is_finite(values))
@@ -308,6 +310,7 @@ class _ColumnCheck:
         return ColumnProfile(
             name=self.column.name,
             null_fraction=self.nulls / rows if rows else 0.0,
+            non_finite=self.non_finite,
             numeric=self.moments.stats() if self.moments is not None else None,
             categories=categories,
             suppressed_categories=suppressed,

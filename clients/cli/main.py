@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from fedpark.clients.cli import admin, demo
+from fedpark.clients.cli import admin, contracts, demo
 from fedpark.clients.errors import HubError
 
 err = Console(stderr=True)
@@ -29,6 +29,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 admin.register(app)
+contracts.register(app)
 demo.register(app)
 
 

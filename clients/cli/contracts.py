@@ -1,0 +1,405 @@
+"""``fedpark contract``: author, validate and verify contracts offline, and work with the hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+from fedpark.contracts import (
+    ContractError,
+    DataError,
+    ValidationResult,
+    load_contract,
+    save_contract,
+    validate_file,
+)
+from fedpark.contracts.document import contract_from_data, parse_document
+from fedpark.contracts.infer import infer_contract
+from fedpark.contracts.odcs import dump_odcs, load_odcs
+from fedpark.contracts.signing import load_public_key, verify_contract
+
+app = typer.Typer(
+    help="Dataset contracts: infer, validate and verify offline; draft, review and declare "
+    "through the hub.",
+    no_args_is_help=True,
+)
+
+COLUMNS = ("contract_id", "version", "status", "owner_org", "domain", "title", "signed")
+ContractArg = Annotated[Path, typer.Argument(help="Contract file (YAML or JSON).")]
+DataArg = Annotated[Path, typer.Argument(help="Data file: Parquet, Arrow IPC/Feather or CSV.")]
+IdArg = Annotated[str, typer.Argument(help="Contract id.")]
+VersionArg = Annotated[str, typer.Argument(help="Contract version (semver).")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    out.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load(path: Path) -> Any:
+    try:
+        return load_contract(path)
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _path(contract_id: str, version: str) -> str:
+    return f"/contracts/{contract_id}/versions/{version}"
+
+
+# -- offline --------------------------------------------------------------------------------
+
+
+@app.command("infer")
+def infer(
+    data: DataArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft.")],
+    contract_id: Annotated[str, typer.Option("--id", help="Contract id (a slug).")],
+    owner: Annotated[str, typer.Option(help="Owning organization's id.")],
+    title: Annotated[str | None, typer.Option(help="Title [default: the file name].")] = None,
+) -> None:
+    """Draft a contract from a data file: types from the file, rules from its statistics."""
+    try:
+        contract = infer_contract(data, contract_id=contract_id, owner=owner, title=title)
+    except (ContractError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    save_contract(contract, output)
+    roles = {c.role.value for c in contract.columns}
+    out.print(f"wrote {output}: {len(contract.columns)} columns ({', '.join(sorted(roles))})")
+    out.print("Review it: roles (id and pii never reach a model), units and rules.")
+
+
+def print_report(result: ValidationResult, show_profile: bool) -> None:
+    report = result.report
+    verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
+    out.print(
+        f"{verdict} {report.source} ({report.format}, {report.rows} rows) against "
+        f"{report.contract_id} {report.contract_version}: {report.rules_checked} rules checked",
+        highlight=False,
+    )
+    if report.schema_differences:
+        table = Table(title="Schema differences")
+        for col in ("column", "difference", "contract", "file"):
+            table.add_column(col)
+        for d in report.schema_differences:
+            label = {
+                "missing": "[red]missing[/red]",
+                "type": "[red]wrong type[/red]",
+                "widened": "widened (ok)",
+                "extra": "extra (not read)",
+            }[d.kind]
+            table.add_row(d.column, label, d.expected or "-", d.found or "-")
+        out.print(table)
+    if report.violations:
+        table = Table(title="Rule violations (row numbers start at 0; values are never shown)")
+        for col in ("column", "rule", "count", "first rows", "what"):
+            table.add_column(col)
+        for v in report.violations:
+            rows = ", ".join(str(r) for r in v.first_rows) or "-"
+            table.add_row(v.column or "(table)", v.rule, str(v.count), rows, v.message)
+        out.print(table)
+    if show_profile:
+        table = Table(title=f"Profile (categories shown when seen ≥ {result.profile.k} times)")
+        for col in ("column", "nulls", "min", "max", "mean", "std", "categories"):
+            table.add_column(col)
+        for c in result.profile.columns:
+            n = c.numeric
+            cats = ", ".join(f"{k}: {v}" for k, v in sorted((c.categories or {}).items())[:6])
+            stats = [_num(getattr(n, k, None)) for k in ("min", "max", "mean", "std")]
+            table.add_row(c.name, f"{c.null_fraction:.2%}", *stats, cats or "-")
+        out.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@app.command("validate")
+def validate(
+    contract: ContractArg,
+    data: DataArg,
+    profile: Annotated[bool, typer.Option(help="Also print the data profile.")] = False,
+    report_out: Annotated[
+        Path | None, typer.Option(help="Write the report and profile as JSON here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a data file against a contract. Exits 1 if it breaks the contract, 2 if unreadable."""
+    parsed = _load(contract)
+    try:
+        result = validate_file(parsed, data)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    payload = {
+        "report": result.report.model_dump(mode="json"),
+        "profile": result.profile.model_dump(mode="json"),
+    }
+    if report_out:
+        report_out.write_text(json.dumps(payload, indent=2))
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        print_report(result, profile)
+    if not result.report.passed:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify(
+    contract: ContractArg,
+    signature: Annotated[Path, typer.Argument(help="The hub's signature (signature.json).")],
+    key: Annotated[Path, typer.Option(help="The hub's public key (PEM), pinned beforehand.")],
+) -> None:
+    """Check offline that the hub approved exactly this contract. Exits 1 if not."""
+    parsed = _load(contract)
+    try:
+        document = json.loads(signature.read_text())
+        payload = verify_contract(parsed, document, load_public_key(key.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot read the signature or key: {exc}") from None
+    except ContractError as exc:
+        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"[green]verified[/green]: {parsed.id} {parsed.version} approved by "
+        f"{payload['approved_by']} ({payload['approved_by_org']}) at {payload['approved_at']}, "
+        f"signed by hub key {document['key_id']}",
+        highlight=False,
+    )
+
+
+@app.command("export-odcs")
+def export_odcs(
+    contract: ContractArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="ODCS v3 YAML file.")],
+) -> None:
+    """Write a contract as an Open Data Contract Standard v3 document."""
+    output.write_text(dump_odcs(_load(contract)))
+    out.print(f"wrote {output}")
+
+
+@app.command("import-odcs")
+def import_odcs(
+    document: Annotated[Path, typer.Argument(help="ODCS v3 YAML file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="FedPark contract file.")],
+    owner: Annotated[str | None, typer.Option(help="Owner, if the document names none.")] = None,
+) -> None:
+    """Turn an ODCS v3 document into a FedPark contract."""
+    try:
+        save_contract(load_odcs(document.read_bytes(), owner), output)
+    except (ContractError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {output}")
+
+
+# -- through the hub ------------------------------------------------------------------------
+
+
+def _document(path: Path) -> dict[str, Any]:
+    """Validate locally first so that mistakes are shown before anything is sent."""
+    try:
+        data = parse_document(path.read_bytes(), str(path))
+        return contract_from_data(data, str(path)).model_dump(mode="json")
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _show_version(version: dict[str, Any], as_json: bool) -> None:
+    show(version, COLUMNS, as_json)
+    if not as_json and version.get("compatibility"):
+        compat = version["compatibility"]
+        verdict = "backward compatible" if compat["compatible"] else "[red]BREAKING[/red]"
+        out.print(f"against {compat['previous_version']}: {verdict}")
+        for change in compat["changes"]:
+            out.print(
+                f"  - {change['kind']}: {change['field']}: {change['message']}", highlight=False
+            )
+    if not as_json and version.get("reason"):
+        out.print(f"reason: {version['reason']}", highlight=False)
+
+
+@app.command("create")
+def create(
+    contract: ContractArg, hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Upload a new draft (a new contract, or a new version of yours)."""
+    with client(hub, token) as api:
+        _show_version(api.post("/contracts", _document(contract)), as_json)
+
+
+@app.command("update")
+def update(
+    contract: ContractArg, hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Replace a draft or rejected version with the file's content."""
+    body = _document(contract)
+    with client(hub, token) as api:
+        _show_version(api.request("PUT", _path(body["id"], body["version"]), json=body), as_json)
+
+
+def _transition(action: str, doc: str) -> None:
+    def command(
+        contract_id: IdArg,
+        version: VersionArg,
+        hub: HubOpt = None,
+        token: TokenOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        with client(hub, token) as api:
+            _show_version(api.post(f"{_path(contract_id, version)}/{action}", {}), as_json)
+
+    command.__doc__ = doc
+    app.command(action)(command)
+
+
+_transition("submit", "Send a draft to the stewards.")
+_transition("approve", "Approve and sign a submitted version (stewards).")
+_transition("deprecate", "Deprecate an approved version (stewards).")
+_transition("retire", "Retire a deprecated version (stewards).")
+
+
+@app.command("reject")
+def reject(
+    contract_id: IdArg,
+    version: VersionArg,
+    reason: Annotated[str, typer.Option(help="Why, for the authors.")],
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a submitted version back to its authors (stewards)."""
+    with client(hub, token) as api:
+        _show_version(
+            api.post(f"{_path(contract_id, version)}/reject", {"reason": reason}), as_json
+        )
+
+
+@app.command("list")
+def list_contracts(
+    status: Annotated[str | None, typer.Option(help="draft, submitted, approved, ...")] = None,
+    domain: Annotated[str | None, typer.Option(help="smart-factory, mobility, ...")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owning organization.")] = None,
+    column: Annotated[str | None, typer.Option(help="Has a column with this name.")] = None,
+    query: Annotated[str | None, typer.Option("-q", "--query", help="In id or title.")] = None,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the contract versions you may see."""
+    with client(hub, token) as api:
+        rows = api.get(
+            "/contracts",
+            status=status,
+            domain=domain,
+            owner=owner,
+            column=column,
+            q=query,
+            limit=500,
+        )
+    show(rows, COLUMNS, as_json)
+
+
+@app.command("show")
+def show_contract(
+    contract_id: IdArg,
+    version: Annotated[str | None, typer.Argument(help="Version [default: newest].")] = None,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version's state, compatibility and columns."""
+    with client(hub, token) as api:
+        if version is None:
+            version = api.get(f"/contracts/{contract_id}/versions")[-1]["version"]
+        found = api.get(_path(contract_id, version or ""))
+    _show_version(found, as_json)
+    if not as_json and found.get("document"):
+        show(
+            found["document"]["columns"],
+            ("name", "type", "nullable", "unit", "role"),
+            False,
+            title="Columns",
+        )
+
+
+@app.command("download")
+def download(
+    contract_id: IdArg,
+    version: VersionArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")] = Path(),
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Save the contract, its Arrow schema, the hub's signature and public key."""
+    output.mkdir(parents=True, exist_ok=True)
+    base = _path(contract_id, version)
+    with client(hub, token) as api:
+        files = {
+            "contract.json": f"{base}/document",
+            "schema.arrow": f"{base}/schema",
+            "hub-key.pem": "/keys/hub",
+        }
+        state = api.get(base)
+        if state["signed"]:
+            files["signature.json"] = f"{base}/signature"
+        for name, path in files.items():
+            (output / name).write_bytes(api.request_bytes("GET", path))
+    out.print(f"wrote {', '.join(files)} to {output}")
+    if "signature.json" in files:
+        out.print(
+            f"verify: fedpark contract verify {output / 'contract.json'} "
+            f"{output / 'signature.json'} --key {output / 'hub-key.pem'}"
+        )
+
+
+@app.command("declare")
+def declare(
+    contract_id: IdArg,
+    version: VersionArg,
+    data: DataArg,
+    name: Annotated[str, typer.Option(help="A name for this dataset, e.g. line-3.")],
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate local data against the approved version and declare it (no rows are sent)."""
+    with client(hub, token) as api:
+        found = api.get(_path(contract_id, version))
+        contract = contract_from_data(found["document"])
+        try:
+            result = validate_file(contract, data)
+        except DataError as exc:
+            raise _fail(str(exc)) from None
+        print_report(result, show_profile=False)
+        body = {
+            "name": name,
+            "report": result.report.model_dump(mode="json"),
+            "profile": result.profile.model_dump(mode="json"),
+        }
+        declared = api.post(f"{_path(contract_id, version)}/datasets", body)
+    show(declared, ("org_id", "name", "rows", "compliant", "declared_at"), as_json)
+
+
+@app.command("datasets")
+def datasets(
+    contract_id: IdArg,
+    version: VersionArg,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which factories declared data under this version, and whether it complies."""
+    with client(hub, token) as api:
+        rows = api.get(f"{_path(contract_id, version)}/datasets", limit=500)
+    show(rows, ("org_id", "name", "rows", "compliant", "rule_counts", "declared_at"), as_json)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="contract")
