@@ -36,6 +36,10 @@ class DataSource:
     schema: pa.Schema
     num_rows: int | None = None
 
+    # Low-cardinality string columns to read dictionary-encoded (Parquet only): rules then
+    # run once per distinct value instead of once per row.
+    categorical: tuple[str, ...] = ()
+
     def batches(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         try:
             yield from _BATCHES[self.format](self, columns, batch_size)
@@ -147,7 +151,10 @@ def _csv_header(path: Path) -> list[str]:
 
 def _parquet(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     # Page checksums catch bit flips in pages written with checksums.
-    with pq.ParquetFile(source.path, page_checksum_verification=True) as pf:
+    dictionary = [c for c in source.categorical if c in columns]
+    with pq.ParquetFile(
+        source.path, page_checksum_verification=True, read_dictionary=dictionary or None
+    ) as pf:
         yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=True)
 
 

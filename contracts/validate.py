@@ -7,6 +7,8 @@ columns, whose values are kept (one column, not the file) to find duplicates at 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from fedpark.contracts.report import (
     SchemaDifference,
     ValidationReport,
 )
-from fedpark.contracts.types import format_type, is_numeric, value_type
+from fedpark.contracts.types import format_type, is_numeric, is_orderable, value_type
 
 DEFAULT_BATCH_ROWS = 256 * 1024
 MAX_CATEGORIES = 200
@@ -118,6 +120,8 @@ class _ColumnCheck:
         self.moments = _Moments() if is_numeric(self.values_type) and self._profiled else None
         self.categories: dict[str, int] | None = {} if self._categorical else None
         self.unique_chunks: list[pa.Array] = []
+        self.strictly_increasing = True
+        self.unique_last: pa.Scalar | None = None
         self.last: pa.Scalar | None = None
         self.k = k
 
@@ -170,6 +174,9 @@ class _ColumnCheck:
         self.nulls += nulls
         if nulls and not self.column.nullable:
             self._flag("not_null", array.is_null(), offset, None, "null in a non-nullable column")
+        if pa.types.is_dictionary(array.type) and not pa.types.is_dictionary(self.dtype):
+            self._feed_dictionary(array, offset)
+            return
         values, parents = _flatten(array)
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
@@ -190,9 +197,30 @@ class _ColumnCheck:
         if rules.monotonic is not None:
             self._check_monotonic(values, offset, rules.monotonic)
         if rules.unique:
-            self.unique_chunks.append(values)
+            self._track_unique(values)
         if self.categories is not None:
             self._count_categories(values)
+
+    def _feed_dictionary(self, array: pa.DictionaryArray, offset: int) -> None:
+        """Rules on each distinct value once, mapped back to rows only when one fails."""
+        entries = array.dictionary
+        checks = []
+        if self.allowed is not None:
+            outside = pc.invert(pc.is_in(entries, value_set=self.allowed))
+            checks.append(("allowed_values", outside, "value not in allowed_values"))
+        if self.pattern is not None:
+            misses = pc.invert(pc.match_substring_regex(entries, self.pattern))
+            checks.append(("regex", misses, "value does not match the regex"))
+        for rule, bad_entries, message in checks:
+            if pc.any(bad_entries).as_py():
+                self._flag(rule, pc.take(bad_entries, array.indices), offset, None, message)
+        if self.column.rules.unique:
+            self._track_unique(array.dictionary_decode())
+        if self.categories is not None:
+            counts = pc.value_counts(array.indices.drop_null())
+            names = pc.take(entries, counts.field("values")).to_pylist()
+            for name, count in zip(names, counts.field("counts").to_pylist(), strict=True):
+                self.categories[str(name)] = self.categories.get(str(name), 0) + count
 
     def _check_range(
         self,
@@ -273,6 +301,22 @@ class _ColumnCheck:
         if len(tail):
             self.last = tail[-1]
 
+    def _track_unique(self, values: pa.Array) -> None:
+        """Keep the values; note whether they are strictly increasing so far (ids often
+        are), in which case no hashing is needed to know they are unique."""
+        self.unique_chunks.append(values)
+        if not self.strictly_increasing or not is_orderable(values.type):
+            self.strictly_increasing = False
+            return
+        valid = values.drop_null() if values.null_count else values
+        if len(valid) == 0:
+            return
+        ordered = len(valid) < 2 or pc.all(pc.greater(valid[1:], valid[:-1])).as_py()
+        if self.unique_last is not None and ordered:
+            ordered = pc.greater(valid[0], self.unique_last).as_py()
+        self.strictly_increasing = bool(ordered)
+        self.unique_last = valid[-1]
+
     def _count_categories(self, values: pa.Array) -> None:
         assert self.categories is not None
         counts = pc.value_counts(values.drop_null())
@@ -293,6 +337,8 @@ class _ColumnCheck:
                 count=self.nulls,
                 message=f"null fraction {self.nulls / rows:.4f} above {rules.max_null_fraction}",
             )
+        if rules.unique and self.strictly_increasing:
+            self.unique_chunks = []  # strictly increasing values are all distinct
         if rules.unique and self.unique_chunks:
             values = pa.chunked_array(self.unique_chunks).combine_chunks()
             counts = pc.value_counts(values.drop_null())
@@ -328,6 +374,50 @@ class _ColumnCheck:
             for rule, v in self.violations.items()
             if v.count
         ]
+
+
+def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read the next batches in a thread while this one is checked (Arrow releases the GIL).
+
+    At most ``depth`` batches wait, so memory stays bounded; errors reach the consumer.
+    """
+    done = object()
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    reader = threading.Thread(target=produce, name="fedpark-prefetch", daemon=True)
+    reader.start()
+    try:
+        while (item := slots.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
+def _dictionary_of(array: pa.Array, dtype: pa.DataType) -> bool:
+    """A dictionary-encoded read of a plain column: rules run on its dictionary."""
+    return bool(pa.types.is_dictionary(array.type) and array.type.value_type == dtype)
 
 
 def _flatten(array: pa.Array) -> tuple[pa.Array, pa.Array | None]:
@@ -460,6 +550,12 @@ def validate_source(
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> ValidationResult:
     """Validate an opened source (see :func:`fedpark.contracts.reader.open_source`)."""
+    source.categorical = tuple(
+        c.name
+        for c in contract.columns
+        if c.type in ("string", "large_string")
+        and (c.rules.allowed_values is not None or c.role is ColumnRole.LABEL)
+    )
     return _run(contract, source, source.batches, min_category_count, batch_rows)
 
 
@@ -492,9 +588,9 @@ def _run(
     columns = [c.column.name for c in checks]
     rows = 0
     if checks or not contract.columns:
-        for batch in batches(columns, batch_rows):
+        for batch in prefetched(batches(columns, batch_rows)):
             for check, array in zip(checks, batch.columns, strict=True):
-                if array.type != check.dtype:
+                if array.type != check.dtype and not _dictionary_of(array, check.dtype):
                     array = pc.cast(array, check.dtype)
                 check.feed(array, rows)
             rows += batch.num_rows
