@@ -7,12 +7,13 @@ own process so that peak RSS is its own:
 
 - ``bare read``: pyarrow reading every column of the file, no rules (the floor);
 - ``fedpark``: ``fedpark.contracts.validate_file`` (rules, report and profile);
-- ``pandera``: pandera's polars backend (its fastest) with the same rules, eager.
+- ``pandera``: pandera's polars backend (its fastest) with the same rules, eager;
+- ``pandera (pandas)``: pandera's classic pandas backend, for reference (``--tools`` to add it).
 
     python benchmarks/contract_validation.py                 # 10M rows, 3 runs
     python benchmarks/contract_validation.py --rows 1000000 --runs 5
 
-Needs ``pip install pandera polars`` (the ``bench`` extra). Prints medians.
+Needs ``pip install 'fedpark[bench]'`` (pandera, polars, pandas). Prints medians.
 """
 
 from __future__ import annotations
@@ -149,6 +150,18 @@ def generate(path: Path, rows: int, chunk: int = 1_000_000) -> None:
 
 
 def run_bare(path: Path, contract: dict[str, Any]) -> int:
+    """The floor: every column read the way FedPark streams Parquet, no rules."""
+    from fedpark.contracts.reader import PARQUET_STREAMING
+
+    rows = 0
+    with pq.ParquetFile(path, **PARQUET_STREAMING) as pf:
+        for batch in pf.iter_batches(batch_size=256 * 1024, use_threads=True):
+            rows += batch.num_rows
+    return rows
+
+
+def run_default_read(path: Path, contract: dict[str, Any]) -> int:
+    """pyarrow's defaults (pre-buffered row groups), for reference."""
     rows = 0
     with pq.ParquetFile(path) as pf:
         for batch in pf.iter_batches(batch_size=256 * 1024, use_threads=True):
@@ -243,17 +256,85 @@ def run_pandera(path: Path, contract: dict[str, Any]) -> int:
     return frame.height
 
 
-RUNNERS = {"bare read": run_bare, "fedpark": run_fedpark, "pandera": run_pandera}
+def pandera_pandas_schema(contract: dict[str, Any]) -> Any:
+    import pandas as pd
+    import pandera.pandas as pa_pd
+
+    types = {
+        "string": None,  # pandas 3 strings: a dtype pandera 0.35 cannot name, left unchecked
+        "int64": "int64",
+        "int32": "int32",
+        "int8": "int8",
+        "bool": "bool",
+        "float32": "float32",
+        "float64": "float64",
+        "timestamp[ms, tz=UTC]": pd.DatetimeTZDtype("ms", "UTC"),
+    }
+    check = pa_pd.Check
+    columns = {}
+    for col in contract["columns"]:
+        rules = col.get("rules", {})
+        checks = []
+        if "min" in rules:
+            checks.append(check.ge(rules["min"]))
+        if "max" in rules:
+            checks.append(check.le(rules["max"]))
+        if "allowed_values" in rules:
+            checks.append(check.isin(rules["allowed_values"]))
+        if "regex" in rules:
+            checks.append(check.str_matches(f"^(?:{rules['regex']})$"))
+        if rules.get("finite"):
+            checks.append(check(lambda s: np.isfinite(s) | s.isna(), name="finite"))
+        if "max_null_fraction" in rules:
+            share = rules["max_null_fraction"]
+            checks.append(check(lambda s, f=share: s.isna().mean() <= f, name="max_null_fraction"))
+        if rules.get("monotonic"):
+            checks.append(
+                check(lambda s: (s.diff() > pd.Timedelta(0)) | s.diff().isna(), name="monotonic")
+            )
+        columns[col["name"]] = pa_pd.Column(
+            types[col["type"]],
+            checks=checks,
+            nullable=col.get("nullable", True),
+            unique=bool(rules.get("unique")),
+        )
+    bounds = contract["rows"]
+    return pa_pd.DataFrameSchema(
+        columns,
+        checks=[
+            check(lambda df: bounds["min_rows"] <= len(df) <= bounds["max_rows"], name="rows"),
+        ],
+    )
+
+
+def run_pandera_pandas(path: Path, contract: dict[str, Any]) -> int:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    pandera_pandas_schema(contract).validate(frame, lazy=True)
+    return len(frame)
+
+
+RUNNERS = {
+    "bare read": run_bare,
+    "pyarrow default read": run_default_read,
+    "fedpark": run_fedpark,
+    "pandera": run_pandera,
+    "pandera (pandas)": run_pandera_pandas,
+}
 
 
 def child(tool: str, path: Path, contract_file: Path) -> None:
     contract = json.loads(contract_file.read_text())
     # Imports are not what is measured: load each tool's libraries before the clock starts.
-    if tool == "fedpark":
-        import fedpark.contracts  # noqa: F401
+    if tool in ("fedpark", "bare read"):
+        import fedpark.contracts.reader  # noqa: F401
     elif tool == "pandera":
-        import pandera.polars  # noqa: F401
+        import pandera.polars
         import polars  # noqa: F401
+    elif tool == "pandera (pandas)":
+        import pandas  # noqa: F401
+        import pandera.pandas  # noqa: F401
     started = time.perf_counter()
     rows = RUNNERS[tool](path, contract)
     print(json.dumps({"seconds": time.perf_counter() - started, "rows": rows}))
@@ -289,7 +370,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tools", default="bare read,fedpark,pandera")
+    parser.add_argument("--tools", default="bare read,pyarrow default read,fedpark,pandera")
     parser.add_argument("--keep", type=Path, help="Keep the generated file in this folder.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
