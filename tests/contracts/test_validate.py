@@ -176,3 +176,19 @@ def test_corrupted_page_is_caught_by_its_checksum(contract: Contract, tmp_path: 
     path.write_bytes(bytes(data))
     with pytest.raises(UnreadableDataError, match="truncated or corrupted"):
         validate_file(contract, path)
+
+
+def test_fast_paths_never_hide_a_violation(contract: Contract) -> None:
+    """NaN beside an out-of-range value; integer codes outside their allowed run."""
+    table = sensor_table(rows=200)
+    temp = table["temp"].to_numpy().copy()
+    temp[3], temp[4] = np.nan, -5.0
+    fault = table["fault"].to_numpy().copy()
+    fault[6] = 9
+    table = _with(_with(table, "temp", temp), "fault", fault)
+    found = {
+        (v.column, v.rule): v.first_rows for v in validate_table(contract, table).report.violations
+    }
+    assert found[("temp", "min")] == [4]
+    assert found[("temp", "finite")] == [3]
+    assert found[("fault", "allowed_values")] == [6]
