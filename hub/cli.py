@@ -7,20 +7,17 @@ import logging
 import signal
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-from pydantic import SecretStr
 
-from fedpark.hub.app import announce_bootstrap_token, create_app
+# Everything heavy is imported inside the commands: `fedpark --help` and the client
+# commands must not pay for FastAPI, SQLAlchemy and uvicorn.
 from fedpark.hub.errors import FedparkError
-from fedpark.hub.runtime import HubRuntime
-from fedpark.hub.settings import Settings
-from fedpark.hub.storage.embedded import EmbeddedS3
+
+if TYPE_CHECKING:
+    from fedpark.hub.settings import Settings
 
 hub_app = typer.Typer(help="Run and maintain a FedPark hub.", no_args_is_help=True)
 storage_app = typer.Typer(help="The embedded S3 server.", no_args_is_help=True)
@@ -41,40 +38,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings(**overrides: Any) -> Settings:
+    from fedpark.hub.settings import Settings
+
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGINT/SIGTERM after shutdown, which would kill us before the
-    embedded storage is stopped; here a signal only asks the server to exit."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def embedded_storage_if_needed(settings: Settings) -> Iterator[Settings]:
-    """Yield settings that point at S3: the configured server, or an embedded one."""
-    if settings.s3_endpoint:
-        yield settings
-        return
-    with EmbeddedS3(settings.data_dir) as s3:
-        typer.echo(f"embedded S3 storage (SeaweedFS) on http://{s3.endpoint}", err=True)
-        yield settings.model_copy(
-            update={
-                "s3_endpoint": s3.endpoint,
-                "s3_access_key": s3.credentials.access_key,
-                "s3_secret_key": SecretStr(s3.credentials.secret_key),
-                "s3_secure": False,
-            }
-        )
 
 
 @hub_app.command("serve")
@@ -88,26 +54,10 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    started = time.perf_counter()
+    from fedpark.hub.server import serve_hub
+
     try:
-        with embedded_storage_if_needed(settings) as ready:
-            runtime = HubRuntime.build(ready)
-            token = runtime.start()
-            if token:
-                announce_bootstrap_token(token, ready)
-            app = create_app(ready, runtime)
-            typer.echo(
-                f"FedPark hub ready on http://{ready.host}:{ready.port} "
-                f"(data in {ready.data_dir}, started in {time.perf_counter() - started:.1f}s)",
-                err=True,
-            )
-            server = _Server(uvicorn.Config(app, host=ready.host, port=ready.port, log_config=None))
-            try:
-                server.run()
-            finally:
-                runtime.close()
-            if not server.started:
-                raise _fail(f"could not listen on {ready.host}:{ready.port}")
+        serve_hub(settings)
     except FedparkError as exc:
         raise _fail(str(exc)) from None
 
@@ -147,6 +97,8 @@ def storage_serve(
     port: Annotated[int | None, typer.Option(help="S3 port [default: a free one].")] = None,
 ) -> None:
     """Run the embedded S3 server alone until Ctrl-C."""
+    from fedpark.hub.storage.embedded import EmbeddedS3
+
     settings = _settings(data_dir=data_dir)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
-from fedpark.contracts import (
-    ContractError,
-    DataError,
-    ValidationResult,
-    load_contract,
-    save_contract,
-    validate_file,
-)
-from fedpark.contracts.document import contract_from_data, parse_document
-from fedpark.contracts.infer import infer_contract
-from fedpark.contracts.odcs import dump_odcs, load_odcs
-from fedpark.contracts.signing import load_public_key, verify_contract
+
+# fedpark.contracts (pyarrow, pydantic models) is imported inside the commands that use it,
+# so that `fedpark --help` and the other commands start fast.
+if TYPE_CHECKING:
+    from fedpark.contracts import Contract, ValidationResult
 
 app = typer.Typer(
     help="Dataset contracts: infer, validate and verify offline; draft, review and declare "
@@ -41,7 +34,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path) -> Contract:
+    from fedpark.contracts import ContractError, load_contract
+
     try:
         return load_contract(path)
     except ContractError as exc:
@@ -64,6 +59,9 @@ def infer(
     title: Annotated[str | None, typer.Option(help="Title [default: the file name].")] = None,
 ) -> None:
     """Draft a contract from a data file: types from the file, rules from its statistics."""
+    from fedpark.contracts import ContractError, save_contract
+    from fedpark.contracts.infer import infer_contract
+
     try:
         contract = infer_contract(data, contract_id=contract_id, owner=owner, title=title)
     except (ContractError, ValueError) as exc:
@@ -130,6 +128,8 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a data file against a contract. Exits 1 if it breaks the contract, 2 if unreadable."""
+    from fedpark.contracts import DataError, validate_file
+
     parsed = _load(contract)
     try:
         result = validate_file(parsed, data)
@@ -156,6 +156,9 @@ def verify(
     key: Annotated[Path, typer.Option(help="The hub's public key (PEM), pinned beforehand.")],
 ) -> None:
     """Check offline that the hub approved exactly this contract. Exits 1 if not."""
+    from fedpark.contracts import ContractError
+    from fedpark.contracts.signing import load_public_key, verify_contract
+
     parsed = _load(contract)
     try:
         document = json.loads(signature.read_text())
@@ -179,6 +182,8 @@ def export_odcs(
     output: Annotated[Path, typer.Option("-o", "--output", help="ODCS v3 YAML file.")],
 ) -> None:
     """Write a contract as an Open Data Contract Standard v3 document."""
+    from fedpark.contracts.odcs import dump_odcs
+
     output.write_text(dump_odcs(_load(contract)))
     out.print(f"wrote {output}")
 
@@ -190,6 +195,9 @@ def import_odcs(
     owner: Annotated[str | None, typer.Option(help="Owner, if the document names none.")] = None,
 ) -> None:
     """Turn an ODCS v3 document into a FedPark contract."""
+    from fedpark.contracts import ContractError, save_contract
+    from fedpark.contracts.odcs import load_odcs
+
     try:
         save_contract(load_odcs(document.read_bytes(), owner), output)
     except (ContractError, OSError) as exc:
@@ -202,6 +210,9 @@ def import_odcs(
 
 def _document(path: Path) -> dict[str, Any]:
     """Validate locally first so that mistakes are shown before anything is sent."""
+    from fedpark.contracts import ContractError
+    from fedpark.contracts.document import contract_from_data, parse_document
+
     try:
         data = parse_document(path.read_bytes(), str(path))
         return contract_from_data(data, str(path)).model_dump(mode="json")
@@ -370,6 +381,9 @@ def declare(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate local data against the approved version and declare it (no rows are sent)."""
+    from fedpark.contracts import DataError, validate_file
+    from fedpark.contracts.document import contract_from_data
+
     with client(hub, token) as api:
         found = api.get(_path(contract_id, version))
         contract = contract_from_data(found["document"])

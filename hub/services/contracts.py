@@ -311,38 +311,21 @@ class ContractService:
                 public_statuses=PUBLIC_STATUSES,
             )
 
-    def document_bytes(self, caller: Principal, contract_id: str, version: str) -> bytes:
+    def artifact(self, caller: Principal, contract_id: str, version: str, part: str) -> bytes:
+        """The stored ``document``, ``schema`` or ``signature`` bytes, verified on read."""
         with self.storage.unit_of_work() as uow:
             row = self._row(uow, caller, contract_id, version)
-        return self.storage.objects.get_bytes(
-            self.bucket,
-            row.document_key,
-            sha256=row.document_sha256,
-            version_id=row.document_version_id,
+        key, sha256, version_id = (
+            getattr(row, f"{part}_key"),
+            getattr(row, f"{part}_sha256"),
+            getattr(row, f"{part}_version_id"),
         )
-
-    def schema_bytes(self, caller: Principal, contract_id: str, version: str) -> bytes:
-        with self.storage.unit_of_work() as uow:
-            row = self._row(uow, caller, contract_id, version)
-        return self.storage.objects.get_bytes(
-            self.bucket,
-            row.schema_key,
-            sha256=row.schema_sha256,
-            version_id=row.schema_version_id,
-        )
-
-    def signature_bytes(self, caller: Principal, contract_id: str, version: str) -> bytes:
-        with self.storage.unit_of_work() as uow:
-            row = self._row(uow, caller, contract_id, version)
-        if row.signature_key is None:
+        if key is None:
             raise NotFoundError(
-                f"contract {_name(contract_id, version)} is not signed ({row.status})"
+                f"contract {_name(contract_id, version)} has no {part} ({row.status})"
             )
         return self.storage.objects.get_bytes(
-            self.bucket,
-            row.signature_key,
-            sha256=row.signature_sha256,
-            version_id=row.signature_version_id,
+            self.bucket, key, sha256=sha256, version_id=version_id
         )
 
 

@@ -158,31 +158,31 @@ def reject_contract(
     return public(runtime.contracts.reject(caller, contract_id, version, body.reason))
 
 
-@router.get(f"{VERSION_PATH}/document", response_class=Response)
-async def download_document(
-    contract_id: ContractId, version: Version, runtime: RuntimeDep, caller: CurrentPrincipal
-) -> Response:
-    """The canonical JSON the hub hashed and signed, byte for byte."""
-    data = await run_in_threadpool(runtime.contracts.document_bytes, caller, contract_id, version)
-    return Response(data, media_type="application/json")
+def _download(part: str, media_type: str, doc: str) -> None:
+    async def endpoint(
+        contract_id: ContractId, version: Version, runtime: RuntimeDep, caller: CurrentPrincipal
+    ) -> Response:
+        data = await run_in_threadpool(
+            runtime.contracts.artifact, caller, contract_id, version, part
+        )
+        return Response(data, media_type=media_type)
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = f"download_{part}"
+    router.get(f"{VERSION_PATH}/{part}", response_class=Response)(endpoint)
 
 
-@router.get(f"{VERSION_PATH}/schema", response_class=Response)
-async def download_schema(
-    contract_id: ContractId, version: Version, runtime: RuntimeDep, caller: CurrentPrincipal
-) -> Response:
-    """The Arrow IPC schema message, with the contract in its metadata."""
-    data = await run_in_threadpool(runtime.contracts.schema_bytes, caller, contract_id, version)
-    return Response(data, media_type="application/vnd.apache.arrow.stream")
-
-
-@router.get(f"{VERSION_PATH}/signature", response_class=Response)
-async def download_signature(
-    contract_id: ContractId, version: Version, runtime: RuntimeDep, caller: CurrentPrincipal
-) -> Response:
-    """The hub's signature of the approval (verify with `fedpark contract verify`)."""
-    data = await run_in_threadpool(runtime.contracts.signature_bytes, caller, contract_id, version)
-    return Response(data, media_type="application/json")
+_download("document", "application/json", "The canonical JSON the hub hashed and signed.")
+_download(
+    "schema",
+    "application/vnd.apache.arrow.stream",
+    "The Arrow IPC schema message, with the contract in its metadata.",
+)
+_download(
+    "signature",
+    "application/json",
+    "The hub's signature of the approval (verify with `fedpark contract verify`).",
+)
 
 
 def dataset_public(row: DeclaredDataset) -> DatasetPublic:
