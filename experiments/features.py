@@ -1,0 +1,168 @@
+"""From a contract and local data to model inputs; ``id`` and ``pii`` columns never get in.
+
+Features are the contract's ``feature`` columns: numbers and flags are standardized with
+statistics pooled from the factories' DataProfiles (combined by the hub; no rows move), and
+strings with ``allowed_values`` are one-hot encoded. The ``label`` column is the target; a
+``time`` column only orders rows for windows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fedpark.contracts import Contract
+from fedpark.contracts.model import Column, ColumnRole
+from fedpark.contracts.report import DataProfile
+from fedpark.contracts.types import is_numeric
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which columns become which inputs, in a fixed order every factory shares."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[tuple[str, tuple[str, ...]], ...]
+    label: str
+    classes: tuple[Any, ...] | None
+    time: str | None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.numeric) + sum(len(values) for _, values in self.categorical)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the model pipeline reads (features, label, time)."""
+        names = [*self.numeric, *(name for name, _ in self.categorical), self.label]
+        return [*names, self.time] if self.time else names
+
+
+def _scalar_number(column: Column) -> bool:
+    dtype = column.arrow_type
+    return is_numeric(dtype) or pa.types.is_boolean(dtype)
+
+
+def plan_from_contract(contract: Contract, task: str) -> FeaturePlan:
+    """Build the plan; raises ValueError when the contract cannot feed this task."""
+    numeric, categorical, skipped = [], [], []
+    for column in contract.columns:
+        if column.role is not ColumnRole.FEATURE:
+            continue  # id, pii, label and time columns are never features
+        if _scalar_number(column):
+            numeric.append(column.name)
+        elif column.rules.allowed_values and pa.types.is_string(column.arrow_type):
+            categorical.append((column.name, tuple(str(v) for v in column.rules.allowed_values)))
+        else:
+            skipped.append(column.name)
+    labels = [c for c in contract.columns if c.role is ColumnRole.LABEL]
+    if len(labels) != 1:
+        raise ValueError(f"the contract needs exactly one label column, it has {len(labels)}")
+    label = labels[0]
+    classes = _classes(label) if task == "classification" else None
+    if task == "regression" and not is_numeric(label.arrow_type):
+        raise ValueError(f"regression needs a numeric label; {label.name} is {label.type}")
+    if not numeric and not categorical:
+        raise ValueError(f"no usable feature columns (skipped: {', '.join(skipped) or 'none'})")
+    times = [c.name for c in contract.columns if c.role is ColumnRole.TIME]
+    return FeaturePlan(
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        label=label.name,
+        classes=classes,
+        time=times[0] if times else None,
+    )
+
+
+def _classes(label: Column) -> tuple[Any, ...]:
+    rules = label.rules
+    if rules.allowed_values:
+        return tuple(sorted(rules.allowed_values, key=str))
+    if pa.types.is_integer(label.arrow_type) and rules.min is not None and rules.max is not None:
+        return tuple(range(int(rules.min), int(rules.max) + 1))
+    raise ValueError(
+        f"classification needs the label's classes: give {label.name} allowed_values "
+        "(or integer min and max)"
+    )
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: dict[str, float]
+    std: dict[str, float]
+
+
+def pooled_normalization(profiles: Sequence[DataProfile], columns: Sequence[str]) -> Normalization:
+    """Mean and standard deviation over all factories' rows, from their profiles alone.
+
+    Pooled: mean = Σnᵢμᵢ / N and var = Σnᵢ(σᵢ² + μᵢ²) / N - mean².
+    """
+    mean, std = {}, {}
+    for name in columns:
+        parts = [p.column(name).numeric for p in profiles if _has(p, name)]
+        stats = [s for s in parts if s is not None and s.count and s.mean is not None]
+        total = sum(s.count for s in stats)
+        if not total:
+            mean[name], std[name] = 0.0, 1.0
+            continue
+        mu = sum(s.count * (s.mean or 0.0) for s in stats) / total
+        second = sum(s.count * ((s.std or 0.0) ** 2 + (s.mean or 0.0) ** 2) for s in stats) / total
+        mean[name] = mu
+        std[name] = math.sqrt(max(second - mu * mu, 0.0)) or 1.0
+    return Normalization(mean, std)
+
+
+def _has(profile: DataProfile, name: str) -> bool:
+    return any(c.name == name for c in profile.columns)
+
+
+def encode(
+    table: pa.Table, plan: FeaturePlan, norm: Normalization
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs ``X`` (float32, rows by n_features) and targets ``y``.
+
+    Rows without a label are dropped; missing or non-finite feature values become 0 (the
+    pooled mean after standardization). Rows are sorted by the time column if there is one.
+    """
+    if plan.time is not None:
+        table = table.sort_by(plan.time)
+    labels = table[plan.label]
+    keep = pc.is_valid(labels)
+    if pc.sum(pc.invert(keep)).as_py():
+        table = table.filter(keep)
+    parts: list[np.ndarray] = []
+    for name in plan.numeric:
+        values = table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values = np.nan_to_num(
+            (values - norm.mean[name]) / norm.std[name], nan=0.0, posinf=0.0, neginf=0.0
+        )
+        parts.append(values.astype(np.float32)[:, None])
+    for name, allowed in plan.categorical:
+        values = table[name].cast(pa.string()).to_numpy(zero_copy_only=False)
+        parts.append(np.stack([values == v for v in allowed], axis=1).astype(np.float32))
+    x = np.concatenate(parts, axis=1) if parts else np.zeros((table.num_rows, 0), np.float32)
+    y_raw = table[plan.label].to_numpy(zero_copy_only=False)
+    if plan.classes is None:
+        return x, y_raw.astype(np.float32)
+    index = {str(c): i for i, c in enumerate(plan.classes)}
+    y = np.fromiter((index.get(str(v), -1) for v in y_raw), dtype=np.int64, count=len(y_raw))
+    if (y < 0).any():  # a label outside the contract's classes: the validator should stop it
+        x, y = x[y >= 0], y[y >= 0]
+    return x, y
+
+
+def windows(
+    x: np.ndarray, y: np.ndarray, window: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding windows over time: ``(n, window, features)`` labelled by their last row."""
+    if len(x) < window:
+        return np.zeros((0, window, x.shape[1]), np.float32), y[:0]
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n, f, window)
+    starts = np.arange(0, len(x) - window + 1, stride)
+    return np.ascontiguousarray(view[starts].transpose(0, 2, 1)), y[starts + window - 1]

@@ -1,0 +1,127 @@
+"""Torch models for factory data: an MLP for tabular rows and a 1-D temporal CNN over windows.
+
+Both avoid batch normalization: its running statistics would be averaged across factories
+whose data differ, which hurts federated training; layer normalization has no such state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build.
+
+    Parameters
+    ----------
+    kind
+        ``mlp`` (one row → one prediction) or ``tcnn`` (a window of rows → one prediction).
+    task
+        ``classification`` (cross-entropy over classes) or ``regression`` (MSE on one value).
+    hidden
+        Widths of the MLP's hidden layers, or the CNN's channels per convolution.
+    window
+        Rows per window for ``tcnn`` (ignored by ``mlp``).
+    kernel_size
+        Convolution kernel length for ``tcnn``.
+    dropout
+        Dropout probability between layers.
+    """
+
+    kind: Literal["mlp", "tcnn"] = "mlp"
+    task: Task = "classification"
+    hidden: tuple[int, ...] = field(default=(64, 64))
+    window: int = 32
+    kernel_size: int = 5
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mlp", "tcnn"):
+            raise ValueError(f"unknown model kind {self.kind!r}: use mlp or tcnn")
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"unknown task {self.task!r}: use classification or regression")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError("hidden needs at least one positive width")
+        if self.kind == "tcnn" and (self.window < 2 or self.kernel_size < 1):
+            raise ValueError("tcnn needs window >= 2 and kernel_size >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+
+class MLP(nn.Module):
+    """Rows of ``n_features`` → ``n_outputs`` (logits or one regression value)."""
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: tuple[int, ...], dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.LayerNorm(size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, n_outputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+
+class TemporalCNN(nn.Module):
+    """Windows ``(batch, window, n_features)`` → ``n_outputs``.
+
+    Causal-padded 1-D convolutions over time with growing dilation, then global average pooling
+    over time: fault signatures and degradation trends at several time scales.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        channels: tuple[int, ...],
+        kernel_size: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = n_features
+        for level, size in enumerate(channels):
+            dilation = 2**level
+            blocks += [
+                nn.ConstantPad1d(((kernel_size - 1) * dilation, 0), 0.0),  # causal
+                nn.Conv1d(width, size, kernel_size, dilation=dilation),
+                nn.GroupNorm(1, size),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            ]
+            width = size
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.transpose(1, 2))  # (batch, features, time)
+        out: torch.Tensor = self.head(h.mean(dim=2))
+        return out
+
+
+def build_model(spec: ModelSpec, n_features: int, n_classes: int | None) -> nn.Module:
+    """The model for ``spec``; ``n_classes`` is required for classification."""
+    if spec.task == "classification":
+        if not n_classes or n_classes < 2:
+            raise ValueError("classification needs at least 2 classes")
+        outputs = n_classes
+    else:
+        outputs = 1
+    if spec.kind == "mlp":
+        return MLP(n_features, outputs, spec.hidden, spec.dropout)
+    return TemporalCNN(n_features, outputs, spec.hidden, spec.kernel_size, spec.dropout)
+
+
+def loss_function(task: Task) -> nn.Module:
+    return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()

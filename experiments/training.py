@@ -1,0 +1,97 @@
+"""Local training and evaluation, shared by the ClientApp and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedpark.experiments.models import Task, loss_function
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 1
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    proximal_mu: float = 0.0  # FedProx: pull towards the round's global weights
+    seed: int = 0
+
+
+def _tensors(x: np.ndarray, y: np.ndarray, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    target = torch.as_tensor(y, dtype=torch.long if task == "classification" else torch.float32)
+    return torch.as_tensor(x, dtype=torch.float32), target
+
+
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: TrainConfig) -> float:
+    """Train in place; returns the mean training loss over the last epoch."""
+    if len(x) == 0:
+        raise ValueError("no training examples")
+    inputs, targets = _tensors(x, y, task)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    criterion = loss_function(task)
+    anchor = [p.detach().clone() for p in model.parameters()] if config.proximal_mu else []
+    model.train()
+    last = 0.0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        total, seen = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimizer.zero_grad()
+            output = model(inputs[batch])
+            loss = criterion(output.squeeze(-1) if task == "regression" else output, targets[batch])
+            if anchor:
+                drift = sum(
+                    ((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True)
+                )
+                loss = loss + config.proximal_mu / 2 * drift
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            seen += len(batch)
+        last = total / seen
+    return last
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, n_classes: int | None = None
+) -> dict[str, float]:
+    """Loss and the task's metrics: accuracy and macro-F1, or RMSE and MAE."""
+    if len(x) == 0:
+        raise ValueError("no evaluation examples")
+    inputs, targets = _tensors(x, y, task)
+    model.eval()
+    output = model(inputs)
+    if task == "regression":
+        prediction = output.squeeze(-1)
+        error = prediction - targets
+        return {
+            "loss": float(nn.functional.mse_loss(prediction, targets)),
+            "rmse": float(error.pow(2).mean().sqrt()),
+            "mae": float(error.abs().mean()),
+        }
+    predicted = output.argmax(dim=1)
+    classes = n_classes or int(output.shape[1])
+    return {
+        "loss": float(nn.functional.cross_entropy(output, targets)),
+        "accuracy": float((predicted == targets).float().mean()),
+        "macro_f1": macro_f1(predicted.numpy(), targets.numpy(), classes),
+    }
+
+
+def macro_f1(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> float:
+    """Mean F1 over the classes present in ``actual`` or ``predicted``."""
+    scores = []
+    for c in range(n_classes):
+        tp = int(((predicted == c) & (actual == c)).sum())
+        fp = int(((predicted == c) & (actual != c)).sum())
+        fn = int(((predicted != c) & (actual == c)).sum())
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0

@@ -1,0 +1,119 @@
+"""Models, features, strategies and weights of the federated experiments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    FedProx,
+    Krum,
+)
+from samples import contract_data, sensor_table
+
+from fedpark.contracts import Contract, validate_table
+from fedpark.experiments.features import encode, plan_from_contract, pooled_normalization, windows
+from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.strategies import build_strategy
+from fedpark.experiments.training import TrainConfig, evaluate, macro_f1, train
+from fedpark.experiments.weights import from_safetensors, to_safetensors, weights_sha256
+
+
+@pytest.fixture
+def contract() -> Contract:
+    return Contract.model_validate(contract_data())
+
+
+def test_plan_never_uses_id_or_pii(contract: Contract) -> None:
+    plan = plan_from_contract(contract, "classification")
+    assert "serial" not in plan.columns and "operator" not in plan.columns
+    assert plan.numeric == ("temp", "pressure")
+    assert plan.categorical == (("machine", ("press-1", "press-2", "press-3")),)
+    assert plan.label == "fault" and plan.classes == (0, 1, 2, 3) and plan.time == "ts"
+    assert plan.n_features == 5
+
+
+def test_plan_refuses_what_cannot_work(contract: Contract) -> None:
+    data = contract_data()
+    data["columns"][4]["rules"] = {}
+    with pytest.raises(ValueError, match="classes"):
+        plan_from_contract(Contract.model_validate(data), "classification")
+    data["columns"][4]["role"] = "feature"
+    with pytest.raises(ValueError, match="exactly one label"):
+        plan_from_contract(Contract.model_validate(data), "classification")
+
+
+def test_pooled_normalization_equals_pooling_the_rows(contract: Contract) -> None:
+    first, second = sensor_table(rows=3000, seed=1), sensor_table(rows=1000, seed=2)
+    second = second.set_column(2, "temp", pa.array(second["temp"].to_numpy() + 20))
+    profiles = [validate_table(contract, t).profile for t in (first, second)]
+    norm = pooled_normalization(profiles, ["temp"])
+    pooled = np.concatenate([first["temp"].to_numpy(), second["temp"].to_numpy()])
+    assert norm.mean["temp"] == pytest.approx(pooled.mean(), rel=1e-5)
+    assert norm.std["temp"] == pytest.approx(pooled.std(), rel=1e-4)
+
+
+def test_encode_and_windows(contract: Contract) -> None:
+    plan = plan_from_contract(contract, "classification")
+    table = sensor_table(rows=500)
+    profile = validate_table(contract, table).profile
+    x, y = encode(table, plan, pooled_normalization([profile], plan.numeric))
+    assert x.shape == (500, 5) and x.dtype == np.float32 and y.dtype == np.int64
+    assert abs(float(x[:, 0].mean())) < 0.1 and np.isfinite(x).all()
+    assert set(np.unique(x[:, 2:])) <= {0.0, 1.0} and (x[:, 2:].sum(axis=1) == 1).all()
+    xw, yw = windows(x, y, window=16, stride=4)
+    assert xw.shape == (122, 16, 5) and (yw == y[15::4][:122]).all()
+    assert (xw[1, 0] == x[4]).all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [
+        (ModelSpec("mlp", "classification"), (8, 5)),
+        (ModelSpec("tcnn", "regression", window=16), (8, 16, 5)),
+    ],
+)
+def test_models_learn_on_cpu(spec: ModelSpec, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, *shape[1:])).astype(np.float32)
+    signal = x.reshape(len(x), -1)[:, 0]
+    y = (signal > 0).astype(np.int64) if spec.task == "classification" else signal * 3
+    model = build_model(spec, n_features=5, n_classes=2 if spec.task == "classification" else None)
+    before = evaluate(model, x, y, spec.task)
+    train(model, x, y, spec.task, TrainConfig(epochs=15, learning_rate=5e-3))
+    after = evaluate(model, x, y, spec.task)
+    assert after["loss"] < before["loss"] * 0.5
+    if spec.task == "classification":
+        assert after["accuracy"] > 0.9
+
+
+def test_macro_f1() -> None:
+    assert macro_f1(np.array([0, 1, 1]), np.array([0, 1, 1]), 2) == 1.0
+    assert macro_f1(np.array([0, 0, 0]), np.array([0, 1, 1]), 2) == pytest.approx(0.25)
+
+
+def test_strategies_are_flowers_own(contract: Contract) -> None:
+    prox = build_strategy("fedprox", {"proximal_mu": 0.1}, min_factories=3)
+    assert isinstance(prox, FedProx) and prox.min_available_nodes == 3
+    assert isinstance(build_strategy("krum", {"num_malicious_nodes": 1}, min_factories=5), Krum)
+    dp = build_strategy("fedavg", {"noise_multiplier": 0.5, "clipping_norm": 1.0}, min_factories=2)
+    assert isinstance(dp, DifferentialPrivacyClientSideFixedClipping)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        build_strategy("fedmagic", {}, min_factories=2)
+    with pytest.raises(ValueError, match="does not take"):
+        build_strategy("fedavg", {"proximal_mu": 1}, min_factories=2)
+    with pytest.raises(ValueError, match="both"):
+        build_strategy("fedavg", {"noise_multiplier": 1}, min_factories=2)
+
+
+def test_weights_round_trip_as_safetensors() -> None:
+    model = build_model(ModelSpec("mlp", "classification"), n_features=5, n_classes=3)
+    data = to_safetensors(model.state_dict(), {"experiment": "e1"})
+    restored = from_safetensors(data)
+    assert restored.keys() == model.state_dict().keys()
+    assert all(torch.equal(restored[k], v) for k, v in model.state_dict().items())
+    assert len(weights_sha256(data)) == 64
+    assert not data.startswith(b"\x80")  # not a pickle stream
