@@ -1,0 +1,175 @@
+"""FedPark's Flower ClientApp: trains only on local data that meets the approved contract.
+
+Runs at the factory inside ``flower-supernode``. Before training it checks that the run's
+contract is the one the hub approved (the hub's Ed25519 signature, verified with the key the
+factory pinned) and validates the local file against it; a file that breaks the contract is
+refused with rule counts only. Nothing but model weights and aggregate metrics is sent back.
+
+Node config (``flower-supernode --node-config``):
+
+- ``data-path``: the local Parquet, Arrow IPC/Feather or CSV file;
+- ``contract-dir``: ``contract.json``, ``signature.json`` and ``hub-key.pem`` as written by
+  ``fedpark contract download``;
+- ``org``: the factory's organization id (reported with its results);
+- ``work-dir`` (optional): where validation results are cached (default: beside the data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from torch import nn
+
+from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
+from fedpark.contracts.errors import ContractError
+from fedpark.contracts.reader import open_source
+from fedpark.contracts.signing import load_public_key, verify_contract
+from fedpark.experiments.features import FeaturePlan, Normalization, encode, plan_from_contract
+from fedpark.experiments.features import windows as make_windows
+from fedpark.experiments.models import build_model
+from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, RunSpec
+from fedpark.experiments.training import TrainConfig, evaluate, train
+
+app = ClientApp()
+REFUSAL_CODE = 4242
+
+
+class RefusedError(Exception):
+    """The factory will not train: its data or the run's contract is not acceptable."""
+
+
+@dataclass
+class LocalData:
+    spec: RunSpec
+    plan: FeaturePlan
+    org: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    eval_x: np.ndarray
+    eval_y: np.ndarray
+
+
+def _verified_contract(contract_dir: Path) -> Contract:
+    try:
+        document = json.loads((contract_dir / "contract.json").read_text())
+        contract = Contract.model_validate(document)
+        signature = json.loads((contract_dir / "signature.json").read_text())
+        key = load_public_key((contract_dir / "hub-key.pem").read_bytes())
+        verify_contract(contract, signature, key)
+    except (OSError, ValueError, ContractError) as exc:
+        raise RefusedError(f"contract not verified: {exc}") from None
+    return contract
+
+
+def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
+    """Validate, or reuse the result for an unchanged file and the same contract."""
+    stat = data.stat()
+    key = f"{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{contract_sha256(contract)}"
+    cache = work_dir / f"validation-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    if cache.exists():
+        counts = json.loads(cache.read_text())
+    else:
+        try:
+            report = validate_file(contract, data).report
+        except DataError as exc:
+            raise RefusedError(f"data unreadable ({exc})") from None
+        counts = {} if report.passed else report.rule_counts() or {"failed": 1}
+        work_dir.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(counts))
+    if counts:
+        raise RefusedError(
+            "data breaks the contract: " + ", ".join(f"{r}={n}" for r, n in counts.items())
+        )
+
+
+def _load(msg: Message, context: Context) -> LocalData:
+    spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
+    config = context.node_config
+    org = str(config.get("org", "unknown"))
+    data = Path(str(config["data-path"]))
+    contract = _verified_contract(Path(str(config["contract-dir"])))
+    if contract_sha256(contract) != spec.contract_sha256:
+        raise RefusedError(
+            "the run asks for a contract other than the approved one this node holds"
+        )
+    work_dir = Path(str(config.get("work-dir", data.parent / ".fedpark")))
+    _validated(contract, data, work_dir)
+    plan = plan_from_contract(contract, spec.model.task)
+    source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
+    table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
+    norm = Normalization(spec.normalization.mean, spec.normalization.std)
+    x, y = encode(table, plan, norm)
+    if spec.model.kind == "tcnn":
+        x, y = make_windows(x, y, spec.model.window)
+    cut = int(len(x) * (1 - spec.train.eval_fraction))  # the most recent rows evaluate
+    return LocalData(spec, plan, org, x[:cut], y[:cut], x[cut:], y[cut:])
+
+
+def _refuse(msg: Message, context: Context, reason: str) -> Message:
+    org = str(context.node_config.get("org", "unknown"))
+    return Message(Error(REFUSAL_CODE, f"{REFUSED} {org}: {reason}"), reply_to=msg)
+
+
+def _model(local: LocalData, arrays: ArrayRecord) -> nn.Module:
+    classes = len(local.plan.classes) if local.plan.classes else None
+    model = build_model(local.spec.model.spec(), local.plan.n_features, classes)
+    model.load_state_dict(arrays.to_torch_state_dict())
+    return model
+
+
+@app.train()
+def train_fn(msg: Message, context: Context) -> Message:
+    try:
+        local = _load(msg, context)
+    except RefusedError as exc:
+        return _refuse(msg, context, str(exc))
+    model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
+    config = msg.content["config"] if "config" in msg.content else ConfigRecord()
+    settings = local.spec.train
+    loss = train(
+        model,
+        local.train_x,
+        local.train_y,
+        local.spec.model.task,
+        TrainConfig(
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
+            seed=int(config.get("seed", 0)),  # type: ignore[arg-type]
+        ),
+    )
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(model.state_dict()),
+            "metrics": MetricRecord({"train_loss": loss, "num-examples": len(local.train_x)}),
+            "fedpark": ConfigRecord({"org": local.org}),
+        }
+    )
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate_fn(msg: Message, context: Context) -> Message:
+    try:
+        local = _load(msg, context)
+    except RefusedError as exc:
+        return _refuse(msg, context, str(exc))
+    model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
+    classes = len(local.plan.classes) if local.plan.classes else None
+    metrics = evaluate(model, local.eval_x, local.eval_y, local.spec.model.task, classes)
+    metrics["num-examples"] = len(local.eval_x)
+    content = RecordDict(
+        {
+            "metrics": MetricRecord(metrics),  # type: ignore[arg-type]
+            "fedpark": ConfigRecord({"org": local.org}),
+        }
+    )
+    return Message(content=content, reply_to=msg)

@@ -1,0 +1,66 @@
+"""What one federated run needs to know, carried in Flower's run config as JSON.
+
+The run config is shared by the ServerApp and every ClientApp of the run; FedPark declares one
+key, ``fedpark-spec``, and puts this document there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedpark.experiments.models import ModelSpec
+
+SPEC_KEY = "fedpark-spec"
+REFUSED = "fedpark-refused"  # prefix of a ClientApp's error reason when data breaks the contract
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Model):
+    kind: Literal["mlp", "tcnn"] = "mlp"
+    task: Literal["classification", "regression"] = "classification"
+    hidden: tuple[int, ...] = (64, 64)
+    window: int = Field(default=32, ge=2, le=4096)
+    kernel_size: int = Field(default=5, ge=1, le=64)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(**self.model_dump())
+
+
+class TrainSettings(_Model):
+    epochs: int = Field(default=1, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10)
+    eval_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class Normalization(_Model):
+    mean: dict[str, float] = Field(default_factory=dict)
+    std: dict[str, float] = Field(default_factory=dict)
+
+
+class DirectoryOutput(_Model):
+    """Write rounds, checkpoints and the final model to a folder (runs without a hub)."""
+
+    directory: str
+
+
+class RunSpec(_Model):
+    experiment_id: str
+    contract: dict[str, Any] = Field(description="The approved contract document")
+    contract_sha256: str
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    strategy: str = "fedavg"
+    strategy_params: dict[str, float] = Field(default_factory=dict)
+    rounds: int = Field(default=3, ge=1, le=10000)
+    min_factories: int = Field(default=2, ge=1)
+    round_timeout: float = Field(default=600, gt=0)
+    normalization: Normalization = Normalization()
+    seed: int = 0
+    output: DirectoryOutput

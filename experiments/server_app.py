@@ -1,0 +1,125 @@
+"""FedPark's Flower ServerApp: one of Flower's strategies, with per-round reporting.
+
+Flower runs the federation (SuperLink, SuperNodes, message passing, aggregation); this app
+only chooses the strategy and model from the run's spec and records what each round did.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
+
+from fedpark.contracts import Contract
+from fedpark.experiments.features import plan_from_contract
+from fedpark.experiments.models import build_model
+from fedpark.experiments.reporting import DirectoryReporter, Reporter, RoundReport, factory_results
+from fedpark.experiments.run_spec import SPEC_KEY, RunSpec
+from fedpark.experiments.strategies import build_strategy
+from fedpark.experiments.weights import to_safetensors, weights_sha256
+
+log = logging.getLogger(__name__)
+
+app = ServerApp()
+
+
+class RoundRecorder:
+    """Watches a strategy's replies so each round's report names every factory."""
+
+    def __init__(self, strategy: Strategy, reporter: Reporter, state_keys: list[str]) -> None:
+        self.reporter = reporter
+        self.state_keys = state_keys
+        self.current = RoundReport(round=1)
+        self.history: list[RoundReport] = []
+        train, evaluate = strategy.aggregate_train, strategy.aggregate_evaluate
+
+        def aggregate_train(server_round: int, replies: Iterable[Message]) -> Any:
+            replies = list(replies)
+            self.current = RoundReport(round=server_round)
+            done, refused, failures = factory_results(replies)
+            self.current.train_factories, self.current.refused = done, refused
+            self.current.failures += failures
+            arrays, metrics = train(server_round, replies)
+            self.current.train = _floats(metrics)
+            return arrays, metrics
+
+        def aggregate_evaluate(server_round: int, replies: Iterable[Message]) -> Any:
+            replies = list(replies)
+            done, refused, failures = factory_results(replies)
+            self.current.evaluate_factories = done
+            self.current.failures += failures
+            known = {r["org"] for r in self.current.refused}
+            self.current.refused += [r for r in refused if r["org"] not in known]
+            metrics = evaluate(server_round, replies)
+            self.current.evaluate = _floats(metrics)
+            return metrics
+
+        # Instance attributes shadow the methods: Flower's own code stays untouched.
+        strategy.aggregate_train = aggregate_train  # type: ignore[method-assign]
+        strategy.aggregate_evaluate = aggregate_evaluate  # type: ignore[method-assign]
+
+    def end_of_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        """Flower's ``evaluate_fn`` hook: called with the new global weights after a round."""
+        if server_round == 0:
+            return None
+        report = self.current
+        report.round = server_round
+        self.reporter.round(report, to_safetensors(arrays.to_torch_state_dict()))
+        self.history.append(report)
+        return None
+
+
+def _floats(metrics: MetricRecord | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (metrics or {}).items()}  # type: ignore[arg-type]
+
+
+def reporter_for(spec: RunSpec) -> Reporter:
+    return DirectoryReporter(Path(spec.output.directory))
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
+    started = time.time()
+    contract = Contract.model_validate(spec.contract)
+    model_spec = spec.model.spec()
+    plan = plan_from_contract(contract, model_spec.task)
+    torch.manual_seed(spec.seed)
+    model = build_model(model_spec, plan.n_features, len(plan.classes) if plan.classes else None)
+    strategy = build_strategy(spec.strategy, spec.strategy_params, min_factories=spec.min_factories)
+    reporter = reporter_for(spec)
+    recorder = RoundRecorder(strategy, reporter, list(model.state_dict()))
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(model.state_dict()),
+        num_rounds=spec.rounds,
+        timeout=spec.round_timeout,
+        train_config=ConfigRecord({"seed": spec.seed}),
+        evaluate_fn=recorder.end_of_round,
+    )
+    if len(result.arrays) == 0:  # no round aggregated: every factory refused or failed
+        reasons = [r["reason"] for report in recorder.history for r in report.refused]
+        raise RuntimeError(f"no round could be aggregated ({'; '.join(reasons) or 'no replies'})")
+    weights = to_safetensors(
+        result.arrays.to_torch_state_dict(), {"experiment": spec.experiment_id}
+    )
+    reporter.finished(
+        weights,
+        {
+            "experiment": spec.experiment_id,
+            "contract_id": contract.id,
+            "contract_version": contract.version,
+            "contract_sha256": spec.contract_sha256,
+            "weights_sha256": weights_sha256(weights),
+            "rounds_completed": len(recorder.history),
+            "started": started,
+            "ended": time.time(),
+        },
+    )

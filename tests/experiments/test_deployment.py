@@ -1,0 +1,84 @@
+"""FedPark's Flower app on Flower's deployment engine: a SuperLink and real SuperNodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from federation import Federation, write_contract_dir
+from samples import contract_data, sensor_table
+
+from fedpark.contracts import Contract, contract_sha256, validate_table
+from fedpark.experiments.features import plan_from_contract, pooled_normalization
+from fedpark.experiments.weights import from_safetensors, weights_sha256
+
+pytestmark = pytest.mark.integration
+
+
+def _factory(tmp: Path, name: str, table: pa.Table, contract_dir: Path) -> dict[str, str]:
+    data = tmp / name / "line.parquet"
+    data.parent.mkdir(parents=True)
+    pq.write_table(table, data)
+    return {"data-path": str(data), "contract-dir": str(contract_dir), "org": name}
+
+
+def _spec(contract: Contract, tables: list[pa.Table], out: Path) -> dict[str, Any]:
+    plan = plan_from_contract(contract, "classification")
+    profiles = [validate_table(contract, t).profile for t in tables]
+    norm = pooled_normalization(profiles, plan.numeric)
+    return {
+        "experiment_id": "exp-test",
+        "contract": contract.model_dump(mode="json"),
+        "contract_sha256": contract_sha256(contract),
+        "model": {"kind": "mlp", "task": "classification", "hidden": [16]},
+        "train": {"epochs": 1, "batch_size": 128},
+        "strategy": "fedavg",
+        "rounds": 2,
+        "min_factories": 2,
+        "round_timeout": 120,
+        "normalization": {"mean": norm.mean, "std": norm.std},
+        "output": {"directory": str(out)},
+    }
+
+
+def test_two_factories_train_two_rounds_and_a_broken_one_is_refused(tmp_path: Path) -> None:
+    contract = Contract.model_validate(contract_data())
+    contract_dir = write_contract_dir(contract, Ed25519PrivateKey.generate(), tmp_path / "c")
+    good = [sensor_table(rows=1500, seed=1), sensor_table(rows=1500, seed=2)]
+    broken = sensor_table(rows=1500, seed=3)
+    temp = broken["temp"].to_numpy().copy()
+    temp[:10] = 900.0  # breaks max 120
+    broken = broken.set_column(2, "temp", pa.array(temp))
+
+    federation = Federation(tmp_path / "flwr").start_superlink()
+    try:
+        for i, table in enumerate(good):
+            federation.add_node(f"f{i}", _factory(tmp_path, f"f{i}", table, contract_dir))
+        federation.add_node("bad", _factory(tmp_path, "bad", broken, contract_dir))
+        out = tmp_path / "out"
+        run_id = federation.start_run(_spec(contract, good, out))
+        assert federation.wait(run_id, timeout=240) == ("finished", "completed")
+    finally:
+        federation.stop()
+
+    rounds = [json.loads((out / f"round-{r:04d}.json").read_text()) for r in (1, 2)]
+    for report in rounds:
+        trained = {f["org"] for f in report["train_factories"]}
+        assert trained == {"f0", "f1"}
+        assert [r["org"] for r in report["refused"]] == ["bad"]
+        assert "max=10" in report["refused"][0]["reason"]
+        assert "900" not in json.dumps(report)  # counts only, never values
+        assert report["evaluate"]["accuracy"] > 0
+        assert all(f["examples"] == 1200 for f in report["train_factories"])
+    model = (out / "model.safetensors").read_bytes()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rounds_completed"] == 2
+    assert summary["weights_sha256"] == weights_sha256(model)
+    weights = from_safetensors(model)
+    assert all(np.isfinite(t.numpy()).all() for t in weights.values())
