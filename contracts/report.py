@@ -7,6 +7,8 @@ times. ``extra="forbid"`` makes the hub refuse anything else smuggled in.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,3 +93,30 @@ class DataProfile(_Model):
             if column.name == name:
                 return column
         raise KeyError(name)
+
+
+def pooled_moments(
+    profiles: Sequence[DataProfile], columns: Sequence[str]
+) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation of each column over every factory's rows, from profiles.
+
+    Pooled: mean = Σnᵢμᵢ / N and var = Σnᵢ(σᵢ² + μᵢ²) / N - mean². Columns nobody profiled
+    get (0, 1), and a zero spread becomes 1, so standardizing never divides by zero.
+    """
+    pooled = {}
+    for name in columns:
+        stats = [
+            c.numeric
+            for p in profiles
+            for c in p.columns
+            if c.name == name and c.numeric is not None and c.numeric.count
+        ]
+        total = sum(s.count for s in stats)
+        if not total:
+            pooled[name] = (0.0, 1.0)
+            continue
+        mean = sum(s.count * (s.mean or 0.0) for s in stats) / total
+        second = sum(s.count * ((s.std or 0.0) ** 2 + (s.mean or 0.0) ** 2) for s in stats)
+        spread = math.sqrt(max(second / total - mean * mean, 0.0))
+        pooled[name] = (mean, spread or 1.0)
+    return pooled

@@ -8,7 +8,6 @@ strings with ``allowed_values`` are one-hot encoded. The ``label`` column is the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ import pyarrow.compute as pc
 
 from fedpark.contracts import Contract
 from fedpark.contracts.model import Column, ColumnRole
-from fedpark.contracts.report import DataProfile
+from fedpark.contracts.report import DataProfile, pooled_moments
 from fedpark.contracts.types import is_numeric
 
 
@@ -99,27 +98,11 @@ class Normalization:
 
 
 def pooled_normalization(profiles: Sequence[DataProfile], columns: Sequence[str]) -> Normalization:
-    """Mean and standard deviation over all factories' rows, from their profiles alone.
-
-    Pooled: mean = Σnᵢμᵢ / N and var = Σnᵢ(σᵢ² + μᵢ²) / N - mean².
-    """
-    mean, std = {}, {}
-    for name in columns:
-        parts = [p.column(name).numeric for p in profiles if _has(p, name)]
-        stats = [s for s in parts if s is not None and s.count and s.mean is not None]
-        total = sum(s.count for s in stats)
-        if not total:
-            mean[name], std[name] = 0.0, 1.0
-            continue
-        mu = sum(s.count * (s.mean or 0.0) for s in stats) / total
-        second = sum(s.count * ((s.std or 0.0) ** 2 + (s.mean or 0.0) ** 2) for s in stats) / total
-        mean[name] = mu
-        std[name] = math.sqrt(max(second - mu * mu, 0.0)) or 1.0
-    return Normalization(mean, std)
-
-
-def _has(profile: DataProfile, name: str) -> bool:
-    return any(c.name == name for c in profile.columns)
+    """Standardization pooled over all factories' rows, from their profiles alone."""
+    pooled = pooled_moments(profiles, columns)
+    return Normalization(
+        {name: m for name, (m, _) in pooled.items()}, {name: s for name, (_, s) in pooled.items()}
+    )
 
 
 def encode(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from flwr.app import Message
 
 from fedpark.experiments.run_spec import REFUSED
@@ -37,6 +39,8 @@ class Reporter(Protocol):
 
     def finished(self, model: bytes, summary: dict[str, Any]) -> None: ...
 
+    def failed(self, reason: str) -> None: ...
+
 
 class DirectoryReporter:
     """Rounds as JSON, checkpoints and the final model as safetensors, in one folder."""
@@ -54,6 +58,54 @@ class DirectoryReporter:
     def finished(self, model: bytes, summary: dict[str, Any]) -> None:
         (self.directory / "model.safetensors").write_bytes(model)
         (self.directory / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    def failed(self, reason: str) -> None:
+        (self.directory / "failure.json").write_text(json.dumps({"reason": reason}))
+
+
+class HubReporter:
+    """Posts each round and the final model to the hub, authenticated with the run token.
+
+    Transient failures are retried with backoff: a report lost to a network blip would be a
+    round missing from the provenance manifest.
+    """
+
+    def __init__(self, hub_url: str, run_token: str, experiment_id: str) -> None:
+        self.base = f"{hub_url.rstrip('/')}/api/v1/runs/{experiment_id}"
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {run_token}"}, timeout=120)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> None:
+        for attempt in range(6):
+            try:
+                response = self.http.request(method, self.base + path, **kwargs)
+            except httpx.TransportError:
+                if attempt == 5:
+                    raise
+            else:
+                if response.status_code < 500:
+                    response.raise_for_status()
+                    return
+                if attempt == 5:
+                    response.raise_for_status()
+            time.sleep(min(30.0, 0.5 * 2**attempt))
+
+    def round(self, report: RoundReport, checkpoint: bytes) -> None:
+        self._send(
+            "PUT",
+            f"/rounds/{report.round}/checkpoint",
+            content=checkpoint,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        self._send("POST", "/rounds", json=asdict(report))
+
+    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+        self._send(
+            "PUT", "/model", content=model, headers={"Content-Type": "application/octet-stream"}
+        )
+        self._send("POST", "/finish", json={"summary": summary})
+
+    def failed(self, reason: str) -> None:
+        self._send("POST", "/fail", json={"reason": reason[:4000]})
 
 
 def factory_results(

@@ -50,6 +50,13 @@ class DirectoryOutput(_Model):
     directory: str
 
 
+class HubOutput(_Model):
+    """Report rounds, checkpoints and the final model to the hub with the run's token."""
+
+    hub_url: str
+    run_token: str
+
+
 class RunSpec(_Model):
     experiment_id: str
     contract: dict[str, Any] = Field(description="The approved contract document")
@@ -63,4 +70,4 @@ class RunSpec(_Model):
     round_timeout: float = Field(default=600, gt=0)
     normalization: Normalization = Normalization()
     seed: int = 0
-    output: DirectoryOutput
+    output: DirectoryOutput | HubOutput

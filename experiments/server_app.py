@@ -20,8 +20,14 @@ from flwr.serverapp.strategy import Strategy
 from fedpark.contracts import Contract
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.models import build_model
-from fedpark.experiments.reporting import DirectoryReporter, Reporter, RoundReport, factory_results
-from fedpark.experiments.run_spec import SPEC_KEY, RunSpec
+from fedpark.experiments.reporting import (
+    DirectoryReporter,
+    HubReporter,
+    Reporter,
+    RoundReport,
+    factory_results,
+)
+from fedpark.experiments.run_spec import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import to_safetensors, weights_sha256
 
@@ -81,12 +87,24 @@ def _floats(metrics: MetricRecord | None) -> dict[str, float]:
 
 
 def reporter_for(spec: RunSpec) -> Reporter:
+    if isinstance(spec.output, HubOutput):
+        return HubReporter(spec.output.hub_url, spec.output.run_token, spec.experiment_id)
     return DirectoryReporter(Path(spec.output.directory))
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
+    reporter = reporter_for(spec)
+    try:
+        run(grid, spec, reporter)
+    except Exception as exc:
+        reporter.failed(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
+    """Train ``spec`` on the grid and report every round and the final model."""
     started = time.time()
     contract = Contract.model_validate(spec.contract)
     model_spec = spec.model.spec()
@@ -94,7 +112,6 @@ def main(grid: Grid, context: Context) -> None:
     torch.manual_seed(spec.seed)
     model = build_model(model_spec, plan.n_features, len(plan.classes) if plan.classes else None)
     strategy = build_strategy(spec.strategy, spec.strategy_params, min_factories=spec.min_factories)
-    reporter = reporter_for(spec)
     recorder = RoundRecorder(strategy, reporter, list(model.state_dict()))
     result = strategy.start(
         grid=grid,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
 from fedpark.hub.api.limits import BodySizeLimit
-from fedpark.hub.api.routes import audit, contracts, health, identity
+from fedpark.hub.api.routes import audit, contracts, experiments, health, identity
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.settings import Settings
 from fedpark.hub.version import __version__
@@ -21,6 +22,30 @@ from fedpark.hub.version import __version__
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+
+
+class RunWatcher:
+    """Polls Flower for the hub's active runs (status changes, failures, stops)."""
+
+    def __init__(self, runtime: HubRuntime, interval: float = 2.0) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fedpark-run-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.runtime.experiments.watch()
+            except Exception:  # keep watching; a bad cycle must not end the hub
+                log.exception("run watcher cycle failed")
 
 
 def announce_bootstrap_token(token: str, settings: Settings) -> None:
@@ -53,9 +78,12 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
             token = await run_in_threadpool(app.state.runtime.start)
             if token:
                 announce_bootstrap_token(token, settings)
+        watcher = RunWatcher(app.state.runtime)
+        watcher.start()
         try:
             yield
         finally:
+            watcher.stop()
             if own:
                 app.state.runtime.close()
 
@@ -66,7 +94,11 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        overrides={f"{API_PREFIX}/runs/": settings.max_artifact_bytes},
+    )
     app.add_middleware(AuditMiddleware)  # outermost: over-size refusals are audited too
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX)
@@ -74,5 +106,8 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
     api.include_router(audit.router)
     api.include_router(contracts.router)
     api.include_router(contracts.keys)
+    api.include_router(experiments.router)
+    api.include_router(experiments.runs)
+    api.include_router(experiments.models)
     app.include_router(api)
     return app

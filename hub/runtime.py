@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 
 from fedpark.hub.errors import ConfigurationError
+from fedpark.hub.flower import FlowerControl
 from fedpark.hub.services.audit import AuditService
 from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.datasets import DatasetService
+from fedpark.hub.services.experiments import ExperimentService
 from fedpark.hub.services.identity import IdentityService
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.settings import Settings
@@ -27,6 +29,7 @@ class HubRuntime:
     key: HubKey
     contracts: ContractService
     datasets: DatasetService
+    experiments: ExperimentService
 
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
@@ -54,7 +57,9 @@ class HubRuntime:
         )
         key = HubKey.load_or_create(settings.signing_key_path)
         contracts = ContractService(storage, key, settings.base_url)
+        flower = FlowerControl(settings.superlink) if settings.superlink else None
         return cls(
+            experiments=ExperimentService(storage, contracts, key, settings.base_url, flower),
             settings=settings,
             key=key,
             contracts=contracts,

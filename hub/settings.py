@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Larger request bodies are refused with 413."""
 
+    superlink: str | None = None
+    """``host:port`` of the Flower SuperLink's Control API the hub drives (experiments)."""
+    fleet_address: str | None = None
+    """``host:port`` factories' SuperNodes connect to; the SuperLink's address when unset."""
+    max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """Largest checkpoint or model a run may upload."""
+
     log_level: str = "info"
 
     @field_validator("data_dir")

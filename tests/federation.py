@@ -21,8 +21,7 @@ from harness import clean_env, free_port
 from fedpark.clients.processes import ChildProcess
 from fedpark.contracts import Contract, canonical_json
 from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
-from fedpark.experiments.fab import build_fab
-from fedpark.experiments.run_spec import SPEC_KEY
+from fedpark.hub.flower import SPEC_KEY, build_fab
 
 BIN = Path(sys.executable).parent
 

@@ -18,7 +18,20 @@ FORBIDDEN = {
     "datasets": {"fedpark.hub", "fedpark.clients", "fedpark.experiments"},
     "experiments": {"fedpark.hub", "fedpark.clients"},
     "clients": {"fedpark.hub"},
-    "hub": {"fedpark.clients", "fedpark.datasets", "fedpark.experiments", "torch", "flwr"},
+    "hub": {
+        "fedpark.clients",
+        "fedpark.datasets",
+        "fedpark.experiments",
+        "torch",
+        # Flower's training side; the hub uses only its control plane (Control API client,
+        # FAB building, protobuf messages).
+        "flwr.app",
+        "flwr.serverapp",
+        "flwr.clientapp",
+        "flwr.server",
+        "flwr.client",
+        "flwr.simulation",
+    },
 }
 
 

@@ -21,6 +21,7 @@ from fedpark.hub.storage.repositories import (
     AuditRepo,
     ContractRepo,
     DatasetRepo,
+    ExperimentRepo,
     OrganizationRepo,
     TokenRepo,
     UserRepo,
@@ -48,6 +49,7 @@ class UnitOfWork:
     audit: AuditRepo
     contracts: ContractRepo
     datasets: DatasetRepo
+    experiments: ExperimentRepo
 
 
 class Catalog:
@@ -95,6 +97,7 @@ class Catalog:
                     audit=AuditRepo(session),
                     contracts=ContractRepo(session),
                     datasets=DatasetRepo(session),
+                    experiments=ExperimentRepo(session),
                 )
         except SQLIntegrityError as exc:
             raise ConflictError(f"conflicts with an existing record: {exc.orig}") from None

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -189,3 +190,59 @@ class DeclaredDataset(Base):
     profile: Mapped[str] = mapped_column(Text)  # DataProfile JSON
 
     __table_args__ = (UniqueConstraint("contract_id", "version", "org_id", "name"),)
+
+
+class Experiment(Base):
+    """A federated training run on one approved contract version."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    contract_id: Mapped[str] = mapped_column(String(63), index=True)
+    contract_version: Mapped[str] = mapped_column(String(64))
+    contract_sha256: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    settings: Mapped[str] = mapped_column(Text)  # the launch request, JSON
+    participants: Mapped[str] = mapped_column(Text)  # JSON list of organization ids
+    flower_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    run_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    rounds_completed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ExperimentRound(Base):
+    """One finished round: its report (per-factory metrics, refusals) and checkpoint."""
+
+    __tablename__ = "experiment_rounds"
+
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report: Mapped[str] = mapped_column(Text)
+    checkpoint_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checkpoint_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TrainedModel(Base):
+    """The final model of an experiment, its signed provenance manifest, and where they are."""
+
+    __tablename__ = "models"
+
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    weights_key: Mapped[str] = mapped_column(String(300))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    weights_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    manifest_key: Mapped[str] = mapped_column(String(300))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    manifest_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    signature_key: Mapped[str] = mapped_column(String(300))
+    signature_sha256: Mapped[str] = mapped_column(String(64))
+    signature_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -15,7 +15,10 @@ from fedpark.hub.storage.models import (
     ContractColumnIndex,
     ContractVersion,
     DeclaredDataset,
+    Experiment,
+    ExperimentRound,
     Organization,
+    TrainedModel,
     User,
 )
 
@@ -234,3 +237,60 @@ class DatasetRepo:
             query = query.where(DeclaredDataset.org_id == org_id)
         query = query.order_by(DeclaredDataset.org_id, DeclaredDataset.name)
         return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+
+class ExperimentRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, experiment_id: str) -> Experiment | None:
+        return self.session.get(Experiment, experiment_id)
+
+    def by_token_hash(self, token_hash: str) -> Experiment | None:
+        return self.session.scalar(
+            select(Experiment).where(Experiment.run_token_hash == token_hash)
+        )
+
+    def add(self, row: Experiment) -> Experiment:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def search(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        org_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Experiment]:
+        query = select(Experiment).order_by(Experiment.created_at.desc())
+        if org_id is not None:
+            query = query.where(Experiment.org_id == org_id)
+        if statuses:
+            query = query.where(Experiment.status.in_(statuses))
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def rounds(self, experiment_id: str) -> list[ExperimentRound]:
+        query = (
+            select(ExperimentRound)
+            .where(ExperimentRound.experiment_id == experiment_id)
+            .order_by(ExperimentRound.round)
+        )
+        return list(self.session.scalars(query))
+
+    def round(self, experiment_id: str, number: int) -> ExperimentRound | None:
+        return self.session.get(ExperimentRound, (experiment_id, number))
+
+    def add_round(self, row: ExperimentRound) -> ExperimentRound:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def model(self, experiment_id: str) -> TrainedModel | None:
+        return self.session.get(TrainedModel, experiment_id)
+
+    def add_model(self, row: TrainedModel) -> TrainedModel:
+        self.session.add(row)
+        self.session.flush()
+        return row

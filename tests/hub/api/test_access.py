@@ -257,6 +257,102 @@ MATRIX.update(
     }
 )
 
+NO_EXPERIMENT = "exp-000000000000"
+EXP = "/api/v1/experiments/{experiment_id}"
+RUN = "/api/v1/runs/{experiment_id}"
+MODEL = "/api/v1/models/{experiment_id}"
+FAKE_RUN = {"Authorization": "Bearer fprun_not-a-run-token"}
+
+
+def _launch(p: Park, w: str) -> httpx.Response:
+    data = _approved(p)
+    body = {
+        "name": "m",
+        "contract_id": data["id"],
+        "contract_version": data["version"],
+        "participants": ["nobody-declared"],
+        "min_factories": 1,
+    }
+    return _as(p, w).post("/experiments", json=body)
+
+
+def _run_call(method: str, path: str, **kwargs: Any) -> Call:
+    """Run endpoints take only a run token: every user token and none at all get 401."""
+    return lambda p, w: httpx.request(method, f"{p.hub.url}{path}", headers=FAKE_RUN, **kwargs)
+
+
+def _model_part(part: str) -> Call:
+    return lambda p, w: _as(p, w).get(f"/models/{NO_EXPERIMENT}/{part}")
+
+
+MATRIX.update(
+    {
+        ("POST", "/api/v1/experiments"): (
+            _launch,
+            {**dict.fromkeys(CALLERS, 403), "acme-researcher": 422},
+            401,
+        ),
+        ("GET", "/api/v1/experiments"): (
+            lambda p, w: _as(p, w).get("/experiments"),
+            dict.fromkeys(CALLERS, 200),
+            401,
+        ),
+        ("GET", EXP): (
+            lambda p, w: _as(p, w).get(f"/experiments/{NO_EXPERIMENT}"),
+            dict.fromkeys(CALLERS, 404),
+            401,
+        ),
+        ("GET", EXP + "/rounds"): (
+            lambda p, w: _as(p, w).get(f"/experiments/{NO_EXPERIMENT}/rounds"),
+            dict.fromkeys(CALLERS, 404),
+            401,
+        ),
+        ("POST", EXP + "/stop"): (
+            lambda p, w: _as(p, w).post(f"/experiments/{NO_EXPERIMENT}/stop"),
+            dict.fromkeys(CALLERS, 404),
+            401,
+        ),
+        ("PUT", RUN + "/rounds/{number}/checkpoint"): (
+            _run_call("PUT", f"/api/v1/runs/{NO_EXPERIMENT}/rounds/1/checkpoint", content=b"x"),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("POST", RUN + "/rounds"): (
+            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/rounds", json={"round": 1}),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("PUT", RUN + "/model"): (
+            _run_call("PUT", f"/api/v1/runs/{NO_EXPERIMENT}/model", content=b"x"),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("POST", RUN + "/finish"): (
+            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/finish", json={}),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("POST", RUN + "/fail"): (
+            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/fail", json={"reason": "x"}),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("GET", MODEL): (
+            lambda p, w: _as(p, w).get(f"/models/{NO_EXPERIMENT}"),
+            dict.fromkeys(CALLERS, 404),
+            401,
+        ),
+        **{
+            ("GET", f"{MODEL}/{part}"): (
+                _model_part(part),
+                dict.fromkeys(CALLERS, 404),
+                401,
+            )
+            for part in ("weights", "manifest", "signature")
+        },
+    }
+)
+
 
 def test_matrix_covers_every_endpoint(park: Park) -> None:
     spec = httpx.get(f"{park.hub.url}/openapi.json").json()

@@ -1,0 +1,200 @@
+"""Experiments for researchers, run reports from the ServerApp, models for partners."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
+from fedpark.hub.errors import AuthenticationError
+from fedpark.hub.schemas.experiments import (
+    ExperimentCreate,
+    ExperimentPublic,
+    ModelPublic,
+    RoundPublic,
+    RoundReportCreate,
+    RunFailureCreate,
+    RunFinishCreate,
+)
+from fedpark.hub.storage.models import Experiment
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+runs = APIRouter(prefix="/runs", tags=["runs (ServerApp only)"])
+models = APIRouter(prefix="/models", tags=["models"])
+
+ExperimentId = Annotated[str, Path(max_length=40, pattern=r"^exp-[0-9a-f]{12}$")]
+_run_bearer = HTTPBearer(auto_error=False, description="The run's own token (ServerApp only)")
+
+
+def public(row: Experiment) -> ExperimentPublic:
+    settings = json.loads(row.settings)
+    return ExperimentPublic(
+        id=row.id,
+        name=row.name,
+        contract_id=row.contract_id,
+        contract_version=row.contract_version,
+        contract_sha256=row.contract_sha256,
+        org_id=row.org_id,
+        created_by=row.created_by,
+        status=row.status,
+        participants=json.loads(row.participants),
+        rounds=settings["rounds"],
+        rounds_completed=row.rounds_completed,
+        flower_run_id=row.flower_run_id,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        error=row.error,
+        settings=settings,
+    )
+
+
+@router.post("", response_model=ExperimentPublic, status_code=status.HTTP_201_CREATED)
+def launch_experiment(
+    body: ExperimentCreate, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ExperimentPublic:
+    """Start federated training on an approved contract version (researchers)."""
+    audit.action = "experiment.launch"
+    audit.object = f"contract:{body.contract_id}@{body.contract_version}"
+    row = runtime.experiments.launch(caller, body)
+    audit.object = f"experiment:{row.id}"
+    return public(row)
+
+
+@router.get("", response_model=list[ExperimentPublic])
+def list_experiments(
+    runtime: RuntimeDep, caller: CurrentPrincipal, page: PageDep
+) -> list[ExperimentPublic]:
+    return [public(r) for r in runtime.experiments.visible(caller, page)]
+
+
+@router.get("/{experiment_id}", response_model=ExperimentPublic)
+def get_experiment(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> ExperimentPublic:
+    return public(runtime.experiments.get(caller, experiment_id))
+
+
+@router.get("/{experiment_id}/rounds", response_model=list[RoundPublic])
+def list_rounds(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> list[RoundPublic]:
+    """Per-round metrics: aggregated, per factory, and which factories were refused."""
+    return [
+        RoundPublic(
+            round=r.round,
+            report=json.loads(r.report) if r.report else {},
+            checkpoint_sha256=r.checkpoint_sha256,
+            created_at=r.created_at,
+        )
+        for r in runtime.experiments.rounds(caller, experiment_id)
+    ]
+
+
+@router.post("/{experiment_id}/stop", response_model=ExperimentPublic)
+def stop_experiment(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ExperimentPublic:
+    audit.action, audit.object = "experiment.stop", f"experiment:{experiment_id}"
+    return public(runtime.experiments.stop(caller, experiment_id))
+
+
+def get_run(
+    experiment_id: ExperimentId,
+    runtime: RuntimeDep,
+    audit: AuditDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_run_bearer)],
+) -> Experiment:
+    if credentials is None:
+        raise AuthenticationError("send the run token as `Authorization: Bearer <token>`")
+    run = runtime.experiments.authenticate_run(experiment_id, credentials.credentials)
+    audit.actor, audit.actor_org = f"run:{run.id}", run.org_id
+    return run
+
+
+RunDep = Annotated[Experiment, Depends(get_run)]
+
+
+@runs.put("/{experiment_id}/rounds/{number}/checkpoint", status_code=204)
+async def upload_checkpoint(
+    number: Annotated[int, Path(ge=1, le=100_000)],
+    request: Request,
+    runtime: RuntimeDep,
+    run: RunDep,
+    audit: AuditDep,
+) -> Response:
+    audit.action, audit.object = "run.checkpoint", f"experiment:{run.id}/round:{number}"
+    data = await request.body()
+    await run_in_threadpool(runtime.experiments.store_checkpoint, run, number, data)
+    return Response(status_code=204)
+
+
+@runs.post("/{experiment_id}/rounds", status_code=204)
+def report_round(
+    body: RoundReportCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep
+) -> Response:
+    audit.action, audit.object = "run.round", f"experiment:{run.id}/round:{body.round}"
+    runtime.experiments.record_round(run, body)
+    return Response(status_code=204)
+
+
+@runs.put("/{experiment_id}/model", status_code=204)
+async def upload_model(
+    request: Request, runtime: RuntimeDep, run: RunDep, audit: AuditDep
+) -> Response:
+    audit.action, audit.object = "run.model", f"experiment:{run.id}"
+    data = await request.body()
+    await run_in_threadpool(runtime.experiments.store_model, run, data)
+    return Response(status_code=204)
+
+
+@runs.post("/{experiment_id}/finish", status_code=204)
+def finish_run(
+    body: RunFinishCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep
+) -> Response:
+    audit.action, audit.object = "run.finish", f"experiment:{run.id}"
+    runtime.experiments.finish(run, body.summary)
+    return Response(status_code=204)
+
+
+@runs.post("/{experiment_id}/fail", status_code=204)
+def fail_run(body: RunFailureCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep) -> Response:
+    audit.action, audit.object = "run.fail", f"experiment:{run.id}"
+    runtime.experiments.fail(run, body.reason)
+    return Response(status_code=204)
+
+
+@models.get("/{experiment_id}", response_model=ModelPublic)
+def get_model(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> ModelPublic:
+    """The model's provenance manifest (organizations the contract allows, and the owners)."""
+    model = runtime.experiments.model_access(caller, experiment_id)
+    manifest = runtime.experiments.model_bytes(caller, experiment_id, "manifest")
+    return ModelPublic(
+        experiment_id=experiment_id,
+        weights_sha256=model.weights_sha256,
+        manifest=json.loads(manifest),
+        created_at=model.created_at,
+    )
+
+
+def _model_download(part: str, media_type: str, doc: str) -> None:
+    async def endpoint(
+        experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+    ) -> Response:
+        data = await run_in_threadpool(runtime.experiments.model_bytes, caller, experiment_id, part)
+        return Response(data, media_type=media_type)
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = f"download_model_{part}"
+    models.get(f"/{{experiment_id}}/{part}", response_class=Response)(endpoint)
+
+
+_model_download("weights", "application/octet-stream", "The weights (safetensors).")
+_model_download("manifest", "application/json", "The provenance manifest, byte for byte.")
+_model_download("signature", "application/json", "The hub's signature of the manifest.")

@@ -1,0 +1,119 @@
+"""The hub's handle on Flower: it starts, watches and stops runs through the SuperLink's
+Control API (``ControlHttpClient``), never by shelling out to ``flwr run``.
+
+Only Flower's control-plane modules are used here; no training code is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flwr.cli.build import build_fab_from_files
+from flwr.common.serde import fab_to_proto, user_config_to_proto
+from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
+from flwr.supercore.control import ControlHttpClient
+from flwr.supercore.fab import Fab
+
+from fedpark.hub.errors import FedparkError
+
+SPEC_KEY = "fedpark-spec"  # the one run-config key; read by fedpark.experiments.run_spec
+
+# The Flower App Bundle holds only this pyproject.toml: the apps are FedPark's installed code,
+# so the SuperLink installs nothing per run (--disable-runtime-dependency-installation).
+PYPROJECT = f"""\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "fedpark-run"
+version = "1.0.0"
+description = "A FedPark federated run"
+license = "Apache-2.0"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "fedpark"
+
+[tool.flwr.app.components]
+serverapp = "fedpark.experiments.server_app:app"
+clientapp = "fedpark.clients.client_app:app"
+
+[tool.flwr.app.config]
+{SPEC_KEY} = "{{}}"
+"""
+
+
+class FlowerUnavailableError(FedparkError):
+    """The SuperLink cannot be reached or refused the request."""
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    status: str  # pending | starting | running | finished
+    sub_status: str  # completed | failed | stopped (when finished)
+    details: str
+
+
+def build_fab() -> tuple[bytes, str]:
+    """The FAB's bytes and sha256 (Flower identifies FABs by it)."""
+    data, _ = build_fab_from_files({"pyproject.toml": PYPROJECT.encode()})
+    return data, hashlib.sha256(data).hexdigest()
+
+
+class FlowerControl:
+    """Runs on one SuperLink.
+
+    Parameters
+    ----------
+    address
+        ``host:port`` of the SuperLink's Control API.
+    root_certificates
+        PEM of the CA that signed the SuperLink's certificate; None for plain HTTP on a
+        private network.
+    """
+
+    def __init__(self, address: str, root_certificates: bytes | None = None) -> None:
+        self.address = address
+        self.root_certificates = root_certificates
+        self._fab = build_fab()
+
+    def _client(self) -> ControlHttpClient:
+        return ControlHttpClient.from_server_address(
+            server_address=self.address,
+            insecure=self.root_certificates is None,
+            root_certificates=self.root_certificates,
+            interceptors=[],
+        )
+
+    def _call(self, what: str, fn: Any) -> Any:
+        try:
+            return fn(self._client())
+        except Exception as exc:  # the client raises transport and status errors alike
+            raise FlowerUnavailableError(
+                f"the Flower SuperLink at {self.address} could not {what}: {exc}"
+            ) from None
+
+    def start_run(self, spec: dict[str, Any]) -> int:
+        data, digest = self._fab
+        request = StartRunRequest(
+            fab=fab_to_proto(Fab(digest, data, {})),
+            override_config=user_config_to_proto({SPEC_KEY: json.dumps(spec)}),
+        )
+        response = self._call("start the run", lambda c: c.StartRun(request))
+        return int(response.run_id)
+
+    def status(self, run_id: int) -> RunStatus:
+        response = self._call(
+            "report the run", lambda c: c.ListRuns(ListRunsRequest(run_id=run_id))
+        )
+        run = response.run_dict.get(run_id)
+        if run is None:
+            return RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
+        return RunStatus(run.status.status, run.status.sub_status, run.status.details)
+
+    def stop(self, run_id: int) -> None:
+        self._call("stop the run", lambda c: c.StopRun(StopRunRequest(run_id=run_id)))

@@ -1,0 +1,414 @@
+"""Federated experiments: launch on Flower, follow round by round, sign the final model.
+
+The hub never trains: it checks the launch against the contract's policy, combines the
+participants' declared profiles into normalization statistics, starts the run on the SuperLink
+through its Control API, and records what the ServerApp reports with the run's own token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fedpark.contracts.report import DataProfile, pooled_moments
+from fedpark.contracts.signing import canonical, sign_document
+from fedpark.hub.domain import Principal, Role
+from fedpark.hub.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
+from fedpark.hub.schemas.experiments import ExperimentCreate, RoundReportCreate
+from fedpark.hub.services.contracts import ContractService
+from fedpark.hub.services.identity import Page
+from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.tokens import hash_token
+from fedpark.hub.storage import Storage
+from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
+from fedpark.hub.version import __version__
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("pending", "running")
+RUN_TOKEN_PREFIX = "fprun_"  # noqa: S105 - a prefix, not a secret
+
+
+class ExperimentService:
+    def __init__(
+        self,
+        storage: Storage,
+        contracts: ContractService,
+        key: HubKey,
+        hub_url: str,
+        flower: FlowerControl | None,
+    ) -> None:
+        self.storage = storage
+        self.contracts = contracts
+        self.key = key
+        self.hub_url = hub_url
+        self.flower = flower
+        self.bucket = storage.buckets["models"]
+
+    # -- who sees what --------------------------------------------------------------------
+
+    @staticmethod
+    def _visible(caller: Principal, row: Experiment) -> bool:
+        if caller.role is Role.STEWARD or caller.is_park_admin or caller.org_id == row.org_id:
+            return True
+        return caller.role is Role.FACTORY and caller.org_id in json.loads(row.participants)
+
+    def _row(self, caller: Principal, experiment_id: str) -> Experiment:
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.get(experiment_id)
+        if row is None or not self._visible(caller, row):
+            raise NotFoundError(f"no experiment {experiment_id!r}")
+        return row
+
+    # -- launch ---------------------------------------------------------------------------
+
+    def launch(self, caller: Principal, body: ExperimentCreate) -> Experiment:
+        if caller.role is not Role.RESEARCHER:
+            raise PermissionDeniedError("only researchers launch experiments")
+        row, contract = self.contracts.get(caller, body.contract_id, body.contract_version)
+        if row.status != "approved":
+            raise ConflictError(f"contract {row.contract_id} {row.version} is {row.status}")
+        policy = contract.policy
+        if caller.org_id not in policy.experiment_orgs and caller.org_id != contract.owner:
+            raise PermissionDeniedError(
+                f"the contract's policy does not let {caller.org_id!r} launch experiments"
+            )
+        if "federated-training" not in policy.purposes:
+            raise PermissionDeniedError("the contract's policy does not allow federated training")
+        if policy.expires is not None and policy.expires < datetime.now(UTC).date():
+            raise ConflictError(f"the contract's policy expired on {policy.expires}")
+        if body.min_factories < policy.min_factories:
+            raise InvalidInputError(
+                f"min_factories must be at least the contract's k = {policy.min_factories}",
+                field="min_factories",
+            )
+        profiles = self._participant_profiles(caller, body)
+        if self.flower is None:
+            raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
+        token = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
+        spec = self._spec(
+            experiment_id,
+            contract.model_dump(mode="json"),
+            row.document_sha256,
+            body,
+            profiles,
+            token,
+        )
+        run_id = self.flower.start_run(spec)
+        with self.storage.unit_of_work() as uow:
+            return uow.experiments.add(
+                Experiment(
+                    id=experiment_id,
+                    name=body.name,
+                    contract_id=row.contract_id,
+                    contract_version=row.version,
+                    contract_sha256=row.document_sha256,
+                    org_id=caller.org_id,
+                    created_by=caller.username,
+                    status="pending",
+                    settings=body.model_dump_json(),
+                    participants=json.dumps(body.participants),
+                    flower_run_id=run_id,
+                    run_token_hash=hash_token(token),
+                    started_at=utcnow(),
+                )
+            )
+
+    def _participant_profiles(self, caller: Principal, body: ExperimentCreate) -> list[DataProfile]:
+        """Each participant must have declared compliant data under this version."""
+        with self.storage.unit_of_work() as uow:
+            rows = uow.datasets.list(
+                body.contract_id, body.contract_version, org_id=None, offset=0, limit=10_000
+            )
+        compliant: dict[str, list[DataProfile]] = {}
+        for dataset in rows:
+            if dataset.compliant:
+                compliant.setdefault(dataset.org_id, []).append(
+                    DataProfile.model_validate_json(dataset.profile)
+                )
+        missing = [org for org in body.participants if org not in compliant]
+        if missing:
+            raise InvalidInputError(
+                f"no compliant dataset declared by: {', '.join(missing)}", field="participants"
+            )
+        return [p for org in body.participants for p in compliant[org]]
+
+    def _spec(
+        self,
+        experiment_id: str,
+        contract: dict[str, Any],
+        contract_sha256: str,
+        body: ExperimentCreate,
+        profiles: list[DataProfile],
+        token: str,
+    ) -> dict[str, Any]:
+        """The run config read by ``fedpark.experiments.run_spec.RunSpec``."""
+        numeric = [
+            c["name"]
+            for c in contract["columns"]
+            if c["role"] == "feature"
+            and c["type"].startswith(("int", "uint", "float", "bool", "decimal"))
+        ]
+        pooled = pooled_moments(profiles, numeric)
+        return {
+            "experiment_id": experiment_id,
+            "contract": contract,
+            "contract_sha256": contract_sha256,
+            "model": body.model.model_dump(),
+            "train": body.train.model_dump(),
+            "strategy": body.strategy,
+            "strategy_params": body.strategy_params,
+            "rounds": body.rounds,
+            "min_factories": body.min_factories,
+            "round_timeout": body.round_timeout,
+            "normalization": {
+                "mean": {k: m for k, (m, _) in pooled.items()},
+                "std": {k: s for k, (_, s) in pooled.items()},
+            },
+            "seed": body.seed,
+            "output": {"hub_url": self.hub_url, "run_token": token},
+        }
+
+    # -- reading and stopping -------------------------------------------------------------
+
+    def get(self, caller: Principal, experiment_id: str) -> Experiment:
+        return self._row(caller, experiment_id)
+
+    def visible(self, caller: Principal, page: Page) -> list[Experiment]:
+        with self.storage.unit_of_work() as uow:
+            if caller.role is Role.STEWARD or caller.is_park_admin:
+                return uow.experiments.search(offset=page.offset, limit=page.limit)
+            rows = uow.experiments.search(offset=0, limit=10_000)
+        visible = [r for r in rows if self._visible(caller, r)]
+        return visible[page.offset : page.offset + page.limit]
+
+    def rounds(self, caller: Principal, experiment_id: str) -> list[ExperimentRound]:
+        self._row(caller, experiment_id)
+        with self.storage.unit_of_work() as uow:
+            return uow.experiments.rounds(experiment_id)
+
+    def stop(self, caller: Principal, experiment_id: str) -> Experiment:
+        row = self._row(caller, experiment_id)
+        if caller.role is not Role.RESEARCHER or caller.org_id != row.org_id:
+            raise PermissionDeniedError("only the launching organization's researchers stop it")
+        if row.status not in ACTIVE:
+            raise ConflictError(f"experiment {experiment_id} is already {row.status}")
+        if self.flower is not None and row.flower_run_id is not None:
+            self.flower.stop(row.flower_run_id)
+        return self._set_status(experiment_id, "stopped", "stopped by " + caller.username)
+
+    def _set_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.get(experiment_id)
+            assert row is not None
+            if row.status in ACTIVE:
+                row.status = status
+                if status not in ACTIVE:
+                    row.ended_at = utcnow()
+                if error:
+                    row.error = error
+            return row
+
+    def watch(self) -> None:
+        """Bring active experiments in line with what Flower says about their runs."""
+        if self.flower is None:
+            return
+        with self.storage.unit_of_work() as uow:
+            active = uow.experiments.search(offset=0, limit=1000, statuses=ACTIVE)
+        for row in active:
+            if row.flower_run_id is None:
+                continue
+            try:
+                state = self.flower.status(row.flower_run_id)
+            except FlowerUnavailableError as exc:
+                log.warning("cannot watch %s: %s", row.id, exc)
+                continue
+            if state.status == "running" and row.status == "pending":
+                self._set_status(row.id, "running")
+            elif state.status == "finished" and state.sub_status != "completed":
+                reason = state.details or f"Flower reports the run {state.sub_status}"
+                self._set_status(
+                    row.id, "failed" if state.sub_status == "failed" else "stopped", reason
+                )
+
+    # -- what the ServerApp reports (authenticated with the run token) ----------------------
+
+    def authenticate_run(self, experiment_id: str, token: str) -> Experiment:
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.by_token_hash(hash_token(token))
+        if row is None or row.id != experiment_id:
+            raise AuthenticationError("unknown run token for this experiment")
+        if row.status not in ACTIVE:
+            raise ConflictError(f"experiment {experiment_id} is {row.status}: reports are closed")
+        return row
+
+    def store_checkpoint(self, run: Experiment, number: int, data: bytes) -> None:
+        """Keep a round's global weights; the round's report follows in a second call."""
+        stored = self.storage.objects.put_bytes(
+            self.bucket, f"{run.id}/checkpoints/round-{number:04d}.safetensors", data
+        )
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.round(run.id, number)
+            if row is None:
+                row = uow.experiments.add_round(
+                    ExperimentRound(experiment_id=run.id, round=number, report="")
+                )
+            elif row.checkpoint_key is not None:
+                raise ConflictError(f"round {number} of {run.id} already has a checkpoint")
+            row.checkpoint_key, row.checkpoint_sha256 = stored.key, stored.sha256
+            row.checkpoint_version_id = stored.version_id
+
+    def record_round(self, run: Experiment, report: RoundReportCreate) -> None:
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.round(run.id, report.round)
+            if row is None:
+                row = uow.experiments.add_round(
+                    ExperimentRound(experiment_id=run.id, round=report.round, report="")
+                )
+            elif row.report:
+                raise ConflictError(f"round {report.round} of {run.id} is already recorded")
+            row.report = report.model_dump_json()
+            experiment = uow.experiments.get(run.id)
+            assert experiment is not None
+            experiment.rounds_completed = max(experiment.rounds_completed, report.round)
+            if experiment.status == "pending":
+                experiment.status = "running"
+
+    def store_model(self, run: Experiment, data: bytes) -> None:
+        self.storage.objects.put_bytes(self.bucket, f"{run.id}/model.safetensors", data)
+
+    def finish(self, run: Experiment, summary: dict[str, Any]) -> TrainedModel:
+        """Seal the run: the uploaded model with a provenance manifest signed by the hub."""
+        with self.storage.unit_of_work() as uow:
+            rounds = [r for r in uow.experiments.rounds(run.id) if r.report]
+        stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
+        if not stored.sha256:
+            raise ConflictError(f"experiment {run.id} has no uploaded model to finish with")
+        manifest = self._manifest(run, rounds, stored.sha256, summary)
+        manifest_bytes = canonical(manifest)
+        signature = sign_document(
+            {
+                "kind": "model-manifest",
+                "experiment_id": run.id,
+                "manifest_sha256": _sha256(manifest_bytes),
+                "weights_sha256": stored.sha256,
+                "hub": self.hub_url,
+            },
+            self.key.private_key,
+        )
+        manifest_obj = self.storage.objects.put_bytes(
+            self.bucket, f"{run.id}/manifest.json", manifest_bytes, "application/json"
+        )
+        signature_obj = self.storage.objects.put_bytes(
+            self.bucket, f"{run.id}/manifest.sig.json", canonical(signature), "application/json"
+        )
+        with self.storage.unit_of_work() as uow:
+            model = uow.experiments.add_model(
+                TrainedModel(
+                    experiment_id=run.id,
+                    weights_key=stored.key,
+                    weights_sha256=stored.sha256,
+                    weights_version_id=stored.version_id,
+                    manifest_key=manifest_obj.key,
+                    manifest_sha256=manifest_obj.sha256,
+                    manifest_version_id=manifest_obj.version_id,
+                    signature_key=signature_obj.key,
+                    signature_sha256=signature_obj.sha256,
+                    signature_version_id=signature_obj.version_id,
+                )
+            )
+            row = uow.experiments.get(run.id)
+            assert row is not None
+            row.status, row.ended_at = "finished", utcnow()
+            return model
+
+    def fail(self, run: Experiment, reason: str) -> None:
+        self._set_status(run.id, "failed", reason)
+
+    def _manifest(
+        self,
+        run: Experiment,
+        rounds: list[ExperimentRound],
+        weights_sha256: str,
+        summary: dict[str, Any],
+    ) -> dict[str, Any]:
+        reports = [json.loads(r.report) for r in rounds]
+        settings = json.loads(run.settings)
+        return {
+            "format": "fedpark-model-manifest/v1",
+            "experiment": {
+                "id": run.id,
+                "name": run.name,
+                "launched_by": run.created_by,
+                "organization": run.org_id,
+            },
+            "contract": {
+                "id": run.contract_id,
+                "version": run.contract_version,
+                "sha256": run.contract_sha256,
+            },
+            "participants": json.loads(run.participants),
+            "rounds": [
+                {
+                    "round": r["round"],
+                    "examples": {f["org"]: f["examples"] for f in r["train_factories"]},
+                    "train": r["train"],
+                    "evaluate": r["evaluate"],
+                    "refused": [f["org"] for f in r["refused"]],
+                }
+                for r in reports
+            ],
+            "strategy": {"name": settings["strategy"], "params": settings["strategy_params"]},
+            "model": settings["model"],
+            "training": settings["train"],
+            "weights": {"format": "safetensors", "sha256": weights_sha256},
+            "fedpark_version": __version__,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "ended_at": utcnow().isoformat(),
+            "summary": {k: v for k, v in summary.items() if isinstance(v, int | float | str)},
+        }
+
+    # -- models for partners --------------------------------------------------------------
+
+    def model_access(self, caller: Principal, experiment_id: str) -> TrainedModel:
+        """The model, if the contract's policy lets the caller's organization download it."""
+        with self.storage.unit_of_work() as uow:
+            run = uow.experiments.get(experiment_id)
+            model = uow.experiments.model(experiment_id) if run else None
+        if run is None or model is None:
+            raise NotFoundError(f"no model for experiment {experiment_id!r}")
+        _, contract = self.contracts.get(caller, run.contract_id, run.contract_version)
+        allowed = (
+            caller.org_id in contract.policy.model_download_orgs
+            or caller.org_id == run.org_id
+            or caller.is_park_admin
+        )
+        if not allowed:
+            raise NotFoundError(f"no model for experiment {experiment_id!r}")
+        return model
+
+    def model_bytes(self, caller: Principal, experiment_id: str, part: str) -> bytes:
+        model = self.model_access(caller, experiment_id)
+        return self.storage.objects.get_bytes(
+            self.bucket,
+            getattr(model, f"{part}_key"),
+            sha256=getattr(model, f"{part}_sha256"),
+            version_id=getattr(model, f"{part}_version_id"),
+        )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
