@@ -90,7 +90,7 @@ class ExperimentPublic(BaseModel):
     participants: list[str]
     rounds: int
     rounds_completed: int
-    flower_run_id: int | None
+    flower_run_id: str | None
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

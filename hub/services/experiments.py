@@ -108,20 +108,37 @@ class ExperimentService:
             token,
         )
         run_id = self.flower.start_run(spec)
+        try:
+            return self._record_launch(
+                caller, body, experiment_id, row.document_sha256, run_id, token
+            )
+        except Exception:
+            self.flower.stop(run_id)  # never leave a run the hub does not know about
+            raise
+
+    def _record_launch(
+        self,
+        caller: Principal,
+        body: ExperimentCreate,
+        experiment_id: str,
+        contract_sha256: str,
+        run_id: int,
+        token: str,
+    ) -> Experiment:
         with self.storage.unit_of_work() as uow:
             return uow.experiments.add(
                 Experiment(
                     id=experiment_id,
                     name=body.name,
-                    contract_id=row.contract_id,
-                    contract_version=row.version,
-                    contract_sha256=row.document_sha256,
+                    contract_id=body.contract_id,
+                    contract_version=body.contract_version,
+                    contract_sha256=contract_sha256,
                     org_id=caller.org_id,
                     created_by=caller.username,
                     status="pending",
                     settings=body.model_dump_json(),
                     participants=json.dumps(body.participants),
-                    flower_run_id=run_id,
+                    flower_run_id=str(run_id),
                     run_token_hash=hash_token(token),
                     started_at=utcnow(),
                 )
@@ -207,7 +224,7 @@ class ExperimentService:
         if row.status not in ACTIVE:
             raise ConflictError(f"experiment {experiment_id} is already {row.status}")
         if self.flower is not None and row.flower_run_id is not None:
-            self.flower.stop(row.flower_run_id)
+            self.flower.stop(int(row.flower_run_id))
         return self._set_status(experiment_id, "stopped", "stopped by " + caller.username)
 
     def _set_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
@@ -232,7 +249,7 @@ class ExperimentService:
             if row.flower_run_id is None:
                 continue
             try:
-                state = self.flower.status(row.flower_run_id)
+                state = self.flower.status(int(row.flower_run_id))
             except FlowerUnavailableError as exc:
                 log.warning("cannot watch %s: %s", row.id, exc)
                 continue

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -207,7 +206,8 @@ class Experiment(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     settings: Mapped[str] = mapped_column(Text)  # the launch request, JSON
     participants: Mapped[str] = mapped_column(Text)  # JSON list of organization ids
-    flower_run_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Flower run ids are unsigned 64-bit: wider than SQL BIGINT, so kept as text.
+    flower_run_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
     run_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     rounds_completed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("settings", sa.Text(), nullable=False),
         sa.Column("participants", sa.Text(), nullable=False),
-        sa.Column("flower_run_id", sa.BigInteger(), nullable=True),
+        sa.Column("flower_run_id", sa.String(length=20), nullable=True),
         sa.Column("run_token_hash", sa.String(length=64), nullable=False),
         sa.Column("rounds_completed", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),

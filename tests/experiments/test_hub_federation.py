@@ -1,0 +1,156 @@
+"""End to end: S3, hub, SuperLink and two factory SuperNodes; a researcher trains, a partner
+downloads the signed model, and nobody else sees it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from federation import Federation
+from harness import HubProcess, Member, add_member, add_org, hub_env, new_contract
+from samples import sensor_table
+
+from fedpark.contracts import Contract, validate_table
+from fedpark.contracts.signing import load_public_key, verify_document
+from fedpark.experiments.weights import from_safetensors
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+pytestmark = pytest.mark.integration
+
+
+def test_researcher_trains_partner_downloads_signed_model(
+    s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    federation = Federation(tmp_path / "flwr").start_superlink()
+    hub = HubProcess(
+        tmp_path / "hub", hub_env(s3_server, FEDPARK_SUPERLINK=f"127.0.0.1:{federation.port}")
+    )
+    try:
+        hub.start()
+        with hub.client(hub.admin_token) as admin:
+            for org, kind in (
+                ("acme", "factory"),
+                ("bravo", "factory"),
+                ("tu", "university"),
+                ("carmaker", "partner"),
+                ("rival", "partner"),
+            ):
+                add_org(admin, org, kind)
+            people: dict[str, Member] = {
+                name: add_member(admin, name, org, role)
+                for name, org, role in (
+                    ("acme-op", "acme", "factory"),
+                    ("bravo-op", "bravo", "factory"),
+                    ("steward", "park-operator", "steward"),
+                    ("alice", "tu", "researcher"),
+                    ("buyer", "carmaker", "partner"),
+                    ("spy", "rival", "partner"),
+                    ("mallory", "rival", "researcher"),
+                )
+            }
+        data = new_contract(
+            "acme",
+            policy={
+                "experiment_orgs": ["tu"],
+                "model_download_orgs": ["carmaker"],
+                "min_factories": 2,
+            },
+        )
+        base = f"/contracts/{data['id']}/versions/{data['version']}"
+        with hub.client(people["acme-op"].token) as acme:
+            assert acme.post("/contracts", json=data).status_code == 201
+            acme.post(f"{base}/submit")
+        with hub.client(people["steward"].token) as steward:
+            assert steward.post(f"{base}/approve").json()["status"] == "approved"
+        contract = Contract.model_validate(data)
+
+        for i, (name, org) in enumerate((("acme-op", "acme"), ("bravo-op", "bravo"))):
+            folder = tmp_path / org
+            folder.mkdir()
+            table = sensor_table(rows=1500, seed=10 + i)
+            pq.write_table(table, folder / "line.parquet")
+            result = validate_table(contract, table)
+            with hub.client(people[name].token) as factory:
+                for part, file in (("document", "contract.json"), ("signature", "signature.json")):
+                    (folder / file).write_bytes(factory.get(f"{base}/{part}").content)
+                (folder / "hub-key.pem").write_bytes(factory.get("/keys/hub").content)
+                declared = factory.post(
+                    f"{base}/datasets",
+                    json={
+                        "name": "line",
+                        "report": result.report.model_dump(mode="json"),
+                        "profile": result.profile.model_dump(mode="json"),
+                    },
+                )
+                assert declared.status_code == 201, declared.text
+            federation.add_node(
+                org,
+                {
+                    "data-path": str(folder / "line.parquet"),
+                    "contract-dir": str(folder),
+                    "org": org,
+                },
+            )
+
+        launch = {
+            "name": "press faults",
+            "contract_id": data["id"],
+            "contract_version": data["version"],
+            "participants": ["acme", "bravo"],
+            "model": {"kind": "mlp", "hidden": [16]},
+            "rounds": 2,
+            "min_factories": 2,
+            "round_timeout": 120,
+        }
+        with hub.client(people["mallory"].token) as mallory:
+            assert mallory.post("/experiments", json=launch).status_code == 403  # not in policy
+        with hub.client(people["alice"].token) as alice:
+            assert (
+                alice.post("/experiments", json={**launch, "min_factories": 1}).status_code == 422
+            )
+            created = alice.post("/experiments", json=launch)
+            assert created.status_code == 201, created.text
+            experiment = created.json()["id"]
+            deadline = time.monotonic() + 300
+            state = created.json()
+            while state["status"] in ("pending", "running") and time.monotonic() < deadline:
+                time.sleep(2)
+                state = alice.get(f"/experiments/{experiment}").json()
+            assert state["status"] == "finished", state
+            rounds = alice.get(f"/experiments/{experiment}/rounds").json()
+        assert [r["round"] for r in rounds] == [1, 2]
+        assert {f["org"] for f in rounds[1]["report"]["train_factories"]} == {"acme", "bravo"}
+        assert all(r["checkpoint_sha256"] for r in rounds)
+
+        with hub.client(people["buyer"].token) as buyer:
+            model = buyer.get(f"/models/{experiment}").json()
+            weights = buyer.get(f"/models/{experiment}/weights").content
+            manifest = buyer.get(f"/models/{experiment}/manifest").content
+            signature = buyer.get(f"/models/{experiment}/signature").json()
+            key = load_public_key(buyer.get("/keys/hub").content)
+        payload = verify_document(signature, key)
+        assert payload["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+        assert payload["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+        facts = json.loads(manifest)
+        assert facts["contract"] == {
+            "id": data["id"],
+            "version": "1.0.0",
+            "sha256": state["contract_sha256"],
+        }
+        assert [sorted(r["examples"]) for r in facts["rounds"]] == [["acme", "bravo"]] * 2
+        assert (
+            facts["strategy"]["name"] == "fedavg"
+            and model["weights_sha256"] == payload["weights_sha256"]
+        )
+        assert from_safetensors(weights)
+        for outsider in ("spy", "mallory"):
+            with hub.client(people[outsider].token) as other:
+                assert other.get(f"/models/{experiment}/weights").status_code == 404
+                assert other.get(f"/experiments/{experiment}").status_code == 404
+    finally:
+        hub.stop()
+        federation.stop()
