@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from fedpark.clients.cli import admin, contracts, demo
+from fedpark.clients.cli import admin, contracts, demo, experiments
 from fedpark.clients.errors import HubError
 
 err = Console(stderr=True)
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 admin.register(app)
 contracts.register(app)
+experiments.register(app)
 demo.register(app)
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from federation import Federation
-from harness import HubProcess, Member, add_member, add_org, hub_env, new_contract
+from harness import (
+    HubProcess,
+    Member,
+    add_member,
+    add_org,
+    clean_env,
+    fedpark_argv,
+    hub_env,
+    new_contract,
+)
 from samples import sensor_table
 
 from fedpark.contracts import Contract, validate_table
@@ -147,6 +157,7 @@ def test_researcher_trains_partner_downloads_signed_model(
             and model["weights_sha256"] == payload["weights_sha256"]
         )
         assert from_safetensors(weights)
+        _cli_checks(hub, people, experiment, tmp_path / "partner")
         for outsider in ("spy", "mallory"):
             with hub.client(people[outsider].token) as other:
                 assert other.get(f"/models/{experiment}/weights").status_code == 404
@@ -154,3 +165,48 @@ def test_researcher_trains_partner_downloads_signed_model(
     finally:
         hub.stop()
         federation.stop()
+
+
+def _cli(hub: HubProcess, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(
+        FEDPARK_HUB=hub.url, COLUMNS="200", **({"FEDPARK_TOKEN": token} if token else {})
+    )
+    return subprocess.run(
+        fedpark_argv(*args), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, folder: Path) -> None:
+    status = _cli(hub, people["alice"].token, "experiment", "status", experiment)
+    assert status.returncode == 0 and "finished" in status.stdout and "acme" in status.stdout
+    got = _cli(hub, people["buyer"].token, "model", "download", experiment, "-o", str(folder))
+    assert got.returncode == 0 and "verified" in got.stdout, got.stdout + got.stderr
+    offline = _cli(
+        hub,
+        None,
+        "model",
+        "verify",
+        str(folder / "model.safetensors"),
+        str(folder / "manifest.json"),
+        "--signature",
+        str(folder / "manifest.sig.json"),
+        "--key",
+        str(folder / "hub-key.pem"),
+    )
+    assert offline.returncode == 0 and "2 rounds" in offline.stdout
+    weights = bytearray((folder / "model.safetensors").read_bytes())
+    weights[-1] ^= 0x01
+    (folder / "model.safetensors").write_bytes(bytes(weights))
+    tampered = _cli(
+        hub,
+        None,
+        "model",
+        "verify",
+        str(folder / "model.safetensors"),
+        str(folder / "manifest.json"),
+        "--signature",
+        str(folder / "manifest.sig.json"),
+        "--key",
+        str(folder / "hub-key.pem"),
+    )
+    assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout

@@ -1,0 +1,281 @@
+"""``fedpark experiment`` and ``fedpark model``: train on approved contracts, fetch models."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fedpark.clients.api import HubClient
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+
+experiment_app = typer.Typer(
+    help="Federated experiments on approved contracts.", no_args_is_help=True
+)
+model_app = typer.Typer(
+    help="Trained models with signed provenance manifests.", no_args_is_help=True
+)
+
+COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "contract_id",
+    "contract_version",
+    "rounds_completed",
+    "rounds",
+    "org_id",
+)
+IdArg = Annotated[str, typer.Argument(help="Experiment id (exp-...).")]
+FINAL = ("finished", "failed", "stopped")
+
+
+def _params(values: list[str]) -> dict[str, float]:
+    params = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"--param takes NAME=NUMBER, not {item!r}") from None
+        if not sep:
+            raise typer.BadParameter(f"--param takes NAME=NUMBER, not {item!r}")
+    return params
+
+
+@experiment_app.command("launch")
+def launch(
+    contract: Annotated[str, typer.Option(help="Approved contract as ID@VERSION.")],
+    participants: Annotated[str, typer.Option(help="Factory organizations, comma-separated.")],
+    name: Annotated[str, typer.Option(help="A name for people.")] = "experiment",
+    model: Annotated[str, typer.Option(help="mlp or tcnn.")] = "mlp",
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    hidden: Annotated[
+        str, typer.Option(help="Layer widths (or CNN channels), e.g. 64,64.")
+    ] = "64,64",
+    window: Annotated[int, typer.Option(help="Rows per window (tcnn).")] = 32,
+    strategy: Annotated[
+        str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg or krum.")
+    ] = "fedavg",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Strategy parameter NAME=VALUE "
+            "(repeatable; noise_multiplier and "
+            "clipping_norm turn on DP)."
+        ),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1)] = 3,
+    min_factories: Annotated[int, typer.Option(min=1)] = 2,
+    round_timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 600,
+    epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    watch_it: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start federated training on an approved contract (researchers)."""
+    contract_id, _, version = contract.partition("@")
+    if not version:
+        raise typer.BadParameter("--contract takes ID@VERSION, e.g. press-sensors@1.0.0")
+    body = {
+        "name": name,
+        "contract_id": contract_id,
+        "contract_version": version,
+        "participants": [p.strip() for p in participants.split(",") if p.strip()],
+        "model": {
+            "kind": model,
+            "task": task,
+            "hidden": [int(h) for h in hidden.split(",")],
+            "window": window,
+        },
+        "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
+        "strategy": strategy,
+        "strategy_params": _params(param or []),
+        "rounds": rounds,
+        "min_factories": min_factories,
+        "round_timeout": round_timeout,
+    }
+    with client(hub, token) as api:
+        created = api.post("/experiments", body)
+        show(created, COLUMNS, as_json)
+        if watch_it:
+            _follow(api, created["id"])
+
+
+def _metrics_table(rounds: list[dict[str, Any]]) -> Table:
+    table = Table(title="Metrics per round (evaluation weighted by examples)")
+    keys = sorted({k for r in rounds for k in r["report"].get("evaluate", {})})
+    for col in ("round", "train_loss", *keys, "factories", "refused"):
+        table.add_column(col)
+    for r in rounds:
+        report = r["report"]
+        factories = ", ".join(f"{f['org']} ({f['examples']})" for f in report["train_factories"])
+        refused = ", ".join(f["org"] for f in report.get("refused", [])) or "-"
+        loss = report.get("train", {}).get("train_loss")
+        table.add_row(
+            str(r["round"]),
+            "-" if loss is None else f"{loss:.4f}",
+            *(f"{report['evaluate'].get(k, float('nan')):.4f}" for k in keys),
+            factories,
+            refused,
+        )
+    return table
+
+
+def _follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, Any]:
+    """A live progress bar over rounds with the latest metrics, until the run ends."""
+    state: dict[str, Any] = api.get(f"/experiments/{experiment_id}")
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
+    bar = progress.add_task(f"{experiment_id} {state['status']}", total=state["rounds"])
+    with Live(progress, console=out, refresh_per_second=4) as live:
+        while True:
+            rounds = [r for r in api.get(f"/experiments/{experiment_id}/rounds") if r["report"]]
+            progress.update(
+                bar, completed=len(rounds), description=f"{experiment_id} {state['status']}"
+            )
+            if rounds:
+                live.update(_grid(progress, rounds))
+            if state["status"] in FINAL:
+                break
+            time.sleep(poll)
+            state = api.get(f"/experiments/{experiment_id}")
+    if state["status"] != "finished":
+        out.print(f"[red]{state['status']}[/red]: {state.get('error') or ''}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]finished[/green]: {len(rounds)} rounds", highlight=False)
+    return state
+
+
+def _grid(progress: Progress, rounds: list[dict[str, Any]]) -> Table:
+    grid = Table.grid()
+    grid.add_row(progress)
+    grid.add_row(_metrics_table(rounds[-5:]))
+    return grid
+
+
+@experiment_app.command("watch")
+def watch(experiment_id: IdArg, hub: HubOpt = None, token: TokenOpt = None) -> None:
+    """Follow an experiment round by round; exits 1 if it fails or is stopped."""
+    with client(hub, token) as api:
+        _follow(api, experiment_id)
+
+
+@experiment_app.command("status")
+def status(
+    experiment_id: IdArg, hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """An experiment's state and its metrics per round."""
+    with client(hub, token) as api:
+        state = api.get(f"/experiments/{experiment_id}")
+        rounds = [r for r in api.get(f"/experiments/{experiment_id}/rounds") if r["report"]]
+    if as_json:
+        typer.echo(json.dumps({"experiment": state, "rounds": rounds}, indent=2))
+        return
+    show(state, COLUMNS, False)
+    if state.get("error"):
+        out.print(f"error: {state['error']}", highlight=False)
+    if rounds:
+        out.print(_metrics_table(rounds))
+
+
+@experiment_app.command("stop")
+def stop(
+    experiment_id: IdArg, hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Stop a running experiment (its researchers)."""
+    with client(hub, token) as api:
+        show(api.post(f"/experiments/{experiment_id}/stop", {}), COLUMNS, as_json)
+
+
+@experiment_app.command("list")
+def list_experiments(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Experiments you may see."""
+    with client(hub, token) as api:
+        show(api.get("/experiments", limit=500), COLUMNS, as_json)
+
+
+def _verify(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
+    from fedpark.contracts import ContractError
+    from fedpark.contracts.signing import load_public_key, verify_model
+
+    try:
+        return verify_model(
+            weights.read_bytes(),
+            manifest.read_bytes(),
+            json.loads(signature.read_text()),
+            load_public_key(key.read_bytes()),
+        )
+    except (OSError, ValueError) as exc:
+        out.print(f"[red]error:[/red] cannot read the files: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ContractError as exc:
+        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@model_app.command("download")
+def download(
+    experiment_id: IdArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")] = Path(),
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Download a model, its manifest and signature, and verify them (exit 1 if they fail)."""
+    output.mkdir(parents=True, exist_ok=True)
+    files = {
+        "model.safetensors": "weights",
+        "manifest.json": "manifest",
+        "manifest.sig.json": "signature",
+    }
+    with client(hub, token) as api:
+        for name, part in files.items():
+            (output / name).write_bytes(api.request_bytes("GET", f"/models/{experiment_id}/{part}"))
+        key = output / "hub-key.pem"
+        if not key.exists():  # pin the hub's key the first time; keep it after that
+            key.write_bytes(api.request_bytes("GET", "/keys/hub"))
+    payload = _verify(
+        output / "model.safetensors", output / "manifest.json", output / "manifest.sig.json", key
+    )
+    out.print(
+        f"[green]verified[/green] {experiment_id}: weights sha256 "
+        f"{payload['weights_sha256'][:16]}…, signed by hub key "
+        f"{json.loads((output / 'manifest.sig.json').read_text())['key_id']}",
+        highlight=False,
+    )
+    out.print(f"files in {output}")
+
+
+@model_app.command("verify")
+def verify(
+    model: Annotated[Path, typer.Argument(help="model.safetensors")],
+    manifest: Annotated[Path, typer.Argument(help="manifest.json")],
+    signature: Annotated[Path, typer.Option(help="manifest.sig.json")] = Path("manifest.sig.json"),
+    key: Annotated[Path, typer.Option(help="The hub's public key (PEM), pinned.")] = Path(
+        "hub-key.pem"
+    ),
+) -> None:
+    """Check offline that the hub signed this manifest and that it names these weights."""
+    payload = _verify(model, manifest, signature, key)
+    facts = json.loads(manifest.read_text())
+    out.print(
+        f"[green]verified[/green]: experiment {payload['experiment_id']} on contract "
+        f"{facts['contract']['id']} {facts['contract']['version']}, "
+        f"{len(facts['rounds'])} rounds, participants {', '.join(facts['participants'])}",
+        highlight=False,
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(experiment_app, name="experiment")
+    root.add_typer(model_app, name="model")
