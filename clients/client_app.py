@@ -8,8 +8,11 @@ refused with rule counts only. Nothing but model weights and aggregate metrics i
 Node config (``flower-supernode --node-config``):
 
 - ``data-path``: the local Parquet, Arrow IPC/Feather or CSV file;
-- ``contract-dir``: ``contract.json``, ``signature.json`` and ``hub-key.pem`` as written by
-  ``fedpark contract download``;
+- ``hub-url``, ``token-file`` and ``hub-key``: the hub, a file holding the factory's API token,
+  and the hub's public key pinned when the factory joined (``fedpark factory join`` sets
+  these); the contract and its signature are fetched from the hub and cached; or, without a
+  hub, ``contract-dir`` holding ``contract.json``, ``signature.json`` and ``hub-key.pem`` as
+  written by ``fedpark contract download``;
 - ``org``: the factory's organization id (reported with its results);
 - ``work-dir`` (optional): where validation results are cached (default: beside the data).
 """
@@ -21,6 +24,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
@@ -56,16 +60,46 @@ class LocalData:
     eval_y: np.ndarray
 
 
-def _verified_contract(contract_dir: Path) -> Contract:
+def _verified_contract(contract_dir: Path, key_file: Path | None = None) -> Contract:
     try:
         document = json.loads((contract_dir / "contract.json").read_text())
         contract = Contract.model_validate(document)
         signature = json.loads((contract_dir / "signature.json").read_text())
-        key = load_public_key((contract_dir / "hub-key.pem").read_bytes())
+        key = load_public_key((key_file or contract_dir / "hub-key.pem").read_bytes())
         verify_contract(contract, signature, key)
     except (OSError, ValueError, ContractError) as exc:
         raise RefusedError(f"contract not verified: {exc}") from None
     return contract
+
+
+def _contract_from_hub(config: dict[str, object], spec: RunSpec, work_dir: Path) -> Contract:
+    """Fetch (once) the run's contract and the hub's signature; verify with the pinned key."""
+    contract_id, version = str(spec.contract["id"]), str(spec.contract["version"])
+    folder = work_dir / "contracts" / contract_id / version
+    if not (folder / "signature.json").exists():
+        token = Path(str(config["token-file"])).read_text().strip()
+        hub = str(config["hub-url"]).rstrip("/")
+        base = f"{hub}/api/v1/contracts/{contract_id}/versions/{version}"
+        try:
+            with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                parts = {
+                    name: http.get(f"{base}/{part}")
+                    for name, part in (
+                        ("contract.json", "document"),
+                        ("signature.json", "signature"),
+                    )
+                }
+        except httpx.TransportError as exc:
+            raise RefusedError(f"cannot reach the hub for the contract: {exc}") from None
+        for response in parts.values():
+            if response.status_code != 200:
+                raise RefusedError(
+                    f"the hub refused the contract download ({response.status_code})"
+                )
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, response in parts.items():
+            (folder / name).write_bytes(response.content)
+    return _verified_contract(folder, Path(str(config["hub-key"])))
 
 
 def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
@@ -94,12 +128,15 @@ def _load(msg: Message, context: Context) -> LocalData:
     config = context.node_config
     org = str(config.get("org", "unknown"))
     data = Path(str(config["data-path"]))
-    contract = _verified_contract(Path(str(config["contract-dir"])))
+    work_dir = Path(str(config.get("work-dir", data.parent / ".fedpark")))
+    if "contract-dir" in config:
+        contract = _verified_contract(Path(str(config["contract-dir"])))
+    else:
+        contract = _contract_from_hub(dict(config), spec, work_dir)
     if contract_sha256(contract) != spec.contract_sha256:
         raise RefusedError(
             "the run asks for a contract other than the approved one this node holds"
         )
-    work_dir = Path(str(config.get("work-dir", data.parent / ".fedpark")))
     _validated(contract, data, work_dir)
     plan = plan_from_contract(contract, spec.model.task)
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})

@@ -109,5 +109,6 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
     api.include_router(experiments.router)
     api.include_router(experiments.runs)
     api.include_router(experiments.models)
+    api.include_router(experiments.federation)
     app.include_router(api)
     return app

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from fedpark.clients.cli import admin, contracts, demo, experiments
+from fedpark.clients.cli import admin, contracts, demo, experiments, factory
 from fedpark.clients.errors import HubError
 
 err = Console(stderr=True)
@@ -31,6 +31,7 @@ app = typer.Typer(
 admin.register(app)
 contracts.register(app)
 experiments.register(app)
+factory.register(app)
 demo.register(app)
 
 

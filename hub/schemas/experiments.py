@@ -130,3 +130,11 @@ class ModelPublic(BaseModel):
     weights_sha256: str
     manifest: dict[str, Any]
     created_at: datetime
+
+
+class FederationPublic(BaseModel):
+    fleet_address: str = Field(description="host:port of the SuperLink's Fleet API")
+    org_id: str
+    hub_url: str
+    hub_key_pem: str
+    hub_key_id: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from harness import (
 )
 from samples import sensor_table
 
+from fedpark.clients.processes import ChildProcess
 from fedpark.contracts import Contract, validate_table
 from fedpark.contracts.signing import load_public_key, verify_document
 from fedpark.experiments.weights import from_safetensors
@@ -36,6 +39,7 @@ def test_researcher_trains_partner_downloads_signed_model(
     s3_server: EmbeddedS3, tmp_path: Path
 ) -> None:
     federation = Federation(tmp_path / "flwr").start_superlink()
+    joins: list[ChildProcess] = []
     hub = HubProcess(
         tmp_path / "hub", hub_env(s3_server, FEDPARK_SUPERLINK=f"127.0.0.1:{federation.port}")
     )
@@ -85,9 +89,6 @@ def test_researcher_trains_partner_downloads_signed_model(
             pq.write_table(table, folder / "line.parquet")
             result = validate_table(contract, table)
             with hub.client(people[name].token) as factory:
-                for part, file in (("document", "contract.json"), ("signature", "signature.json")):
-                    (folder / file).write_bytes(factory.get(f"{base}/{part}").content)
-                (folder / "hub-key.pem").write_bytes(factory.get("/keys/hub").content)
                 declared = factory.post(
                     f"{base}/datasets",
                     json={
@@ -97,14 +98,24 @@ def test_researcher_trains_partner_downloads_signed_model(
                     },
                 )
                 assert declared.status_code == 201, declared.text
-            federation.add_node(
-                org,
-                {
-                    "data-path": str(folder / "line.parquet"),
-                    "contract-dir": str(folder),
-                    "org": org,
-                },
+            joins.append(
+                ChildProcess(
+                    fedpark_argv(
+                        "factory",
+                        "join",
+                        "--data",
+                        str(folder / "line.parquet"),
+                        "--work-dir",
+                        str(folder / "node"),
+                    ),
+                    folder / "join.log",
+                    env=clean_env(FEDPARK_HUB=hub.url, FEDPARK_TOKEN=people[name].token),
+                ).start()
             )
+        # A SuperNode that dies is brought back by `fedpark factory join`.
+        first = _wait_for_supernode(tmp_path / "acme" / "node", avoid=None)
+        os.kill(first, signal.SIGKILL)
+        _wait_for_supernode(tmp_path / "acme" / "node", avoid=first)
 
         launch = {
             "name": "press faults",
@@ -163,6 +174,8 @@ def test_researcher_trains_partner_downloads_signed_model(
                 assert other.get(f"/models/{experiment}/weights").status_code == 404
                 assert other.get(f"/experiments/{experiment}").status_code == 404
     finally:
+        for process in joins:
+            process.stop()
         hub.stop()
         federation.stop()
 
@@ -210,3 +223,20 @@ def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, fol
         str(folder / "hub-key.pem"),
     )
     assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout
+
+
+def _wait_for_supernode(work_dir: Path, avoid: int | None, timeout: float = 30) -> int:
+    """The pid of the SuperNode started for ``work_dir`` (other than ``avoid``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == avoid:
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"flower-supernode" in cmdline and str(work_dir).encode() in cmdline:
+                return int(proc.name)
+        time.sleep(0.2)
+    raise AssertionError(f"no SuperNode for {work_dir} within {timeout}s")

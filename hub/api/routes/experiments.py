@@ -10,10 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
-from fedpark.hub.errors import AuthenticationError
+from fedpark.hub.domain import Role
+from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
+from fedpark.hub.flower import FlowerUnavailableError
 from fedpark.hub.schemas.experiments import (
     ExperimentCreate,
     ExperimentPublic,
+    FederationPublic,
     ModelPublic,
     RoundPublic,
     RoundReportCreate,
@@ -198,3 +201,24 @@ def _model_download(part: str, media_type: str, doc: str) -> None:
 _model_download("weights", "application/octet-stream", "The weights (safetensors).")
 _model_download("manifest", "application/json", "The provenance manifest, byte for byte.")
 _model_download("signature", "application/json", "The hub's signature of the manifest.")
+
+
+federation = APIRouter(prefix="/federation", tags=["factories"])
+
+
+@federation.get("", response_model=FederationPublic)
+def federation_settings(runtime: RuntimeDep, caller: CurrentPrincipal) -> FederationPublic:
+    """Where a factory's SuperNode connects, and the hub key to pin (factories)."""
+    if caller.role is not Role.FACTORY:
+        raise PermissionDeniedError("only factories join the federation")
+    settings = runtime.settings
+    address = settings.fleet_address or settings.superlink
+    if address is None:
+        raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
+    return FederationPublic(
+        fleet_address=address,
+        org_id=caller.org_id,
+        hub_url=settings.base_url,
+        hub_key_pem=runtime.key.public_pem.decode(),
+        hub_key_id=runtime.key.key_id,
+    )

@@ -354,6 +354,14 @@ MATRIX.update(
 )
 
 
+MATRIX[("GET", "/api/v1/federation")] = (
+    # The session hub has no SuperLink: a factory passes the role check and gets 503.
+    lambda p, w: _as(p, w).get("/federation"),
+    {**dict.fromkeys(CALLERS, 403), "acme-factory": 503},
+    401,
+)
+
+
 def test_matrix_covers_every_endpoint(park: Park) -> None:
     spec = httpx.get(f"{park.hub.url}/openapi.json").json()
     endpoints = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
