@@ -1,13 +1,21 @@
-"""``fedpark demo``: a whole park on this machine, started for real."""
+"""``fedpark demo``: a whole industrial park on this machine, every component started for real.
+
+Embedded S3 storage and the hub, a Flower SuperLink, and one SuperNode per factory, each
+factory with its own generated press-line data. A steward approves a contract, the factories
+declare their data and join, a researcher trains a fault classifier for a few rounds, and a
+partner downloads the model and verifies its signed provenance. Everything it started is
+stopped at the end, also on Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,19 +26,7 @@ from fedpark.clients.errors import HubError, HubUnreachableError
 from fedpark.clients.processes import ChildProcess
 
 MARKER = ".fedpark-demo"
-
-# The sample park: organizations, and one member with a role in each.
-SAMPLE_ORGS = (
-    ("rhine-steel", "Rhine Steel Works", "factory"),
-    ("delta-polymers", "Delta Polymers", "factory"),
-    ("tu-lab", "University Process Lab", "university"),
-)
-SAMPLE_USERS = (
-    ("steward", "park-operator", "steward"),
-    ("rhine-ops", "rhine-steel", "factory"),
-    ("delta-ops", "delta-polymers", "factory"),
-    ("researcher", "tu-lab", "researcher"),
-)
+RESEARCH_ORG, PARTNER_ORG = "tu-lab", "carmaker"
 
 
 def _free_port() -> int:
@@ -49,6 +45,10 @@ def _prepare(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("made by `fedpark demo`; deleted by the next run\n")
 
 
+def _fedpark(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fedpark.clients.cli", *args]
+
+
 def _wait_healthy(api: HubClient, hub: ChildProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,89 +63,240 @@ def _wait_healthy(api: HubClient, hub: ChildProcess, timeout: float) -> None:
     raise HubError(f"the hub did not become healthy in {timeout:.0f}s:\n{hub.log_tail()}")
 
 
-def _populate(api: HubClient) -> dict[str, str]:
-    """Create the sample park; return each sample user's token."""
-    for org_id, name, kind in SAMPLE_ORGS:
-        api.post("/organizations", {"id": org_id, "name": name, "kind": kind})
-    tokens = {}
-    for username, org_id, role in SAMPLE_USERS:
-        user = api.post("/users", {"username": username, "org_id": org_id, "role": role})
-        created = api.post("/tokens", {"name": "demo", "user_id": user["id"]})
-        tokens[username] = created["token"]
-    return tokens
+class Park:
+    """The demo's processes and people; stops every process it started."""
+
+    def __init__(self, data_dir: Path, factories: int) -> None:
+        from fedpark.datasets.synthetic import plants
+
+        self.dir = data_dir
+        self.plants = plants(factories)
+        self.processes: list[ChildProcess] = []
+        self.tokens: dict[str, str] = {}
+        self.url = ""
+
+    def start(self, hub_port: int | None) -> None:
+        from fedpark.clients.supernode import flower_env
+
+        link = _free_port()
+        self.processes.append(
+            ChildProcess(
+                [
+                    str(Path(sys.executable).parent / "flower-superlink"),
+                    "--insecure",
+                    "--disable-runtime-dependency-installation",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(link),
+                ],
+                self.dir / "logs" / "superlink.log",
+                env=flower_env(self.dir / "superlink"),
+            ).start()
+        )
+        port = hub_port or _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        hub = ChildProcess(
+            _fedpark("hub", "serve", "--port", str(port), "--data-dir", str(self.dir / "hub")),
+            self.dir / "logs" / "hub.log",
+            env={**flower_env(self.dir / "hub-flwr"), "FEDPARK_SUPERLINK": f"127.0.0.1:{link}"},
+        ).start()
+        self.processes.append(hub)
+        with HubClient(self.url) as anonymous:
+            _wait_healthy(anonymous, hub, timeout=120)
+        self.tokens["admin"] = (self.dir / "hub" / "bootstrap-admin-token").read_text().strip()
+
+    def api(self, who: str) -> HubClient:
+        return HubClient(self.url, self.tokens[who])
+
+    def populate(self) -> None:
+        orgs = [(p.name, p.name.replace("-", " ").title(), "factory") for p in self.plants]
+        orgs += [
+            (RESEARCH_ORG, "University Process Lab", "university"),
+            (PARTNER_ORG, "Carmaker (model consumer)", "partner"),
+        ]
+        people = [
+            ("steward", "park-operator", "steward"),
+            ("researcher", RESEARCH_ORG, "researcher"),
+            ("partner", PARTNER_ORG, "partner"),
+        ]
+        people += [(f"{p.name}-ops", p.name, "factory") for p in self.plants]
+        with self.api("admin") as admin:
+            for org_id, name, kind in orgs:
+                admin.post("/organizations", {"id": org_id, "name": name, "kind": kind})
+            for username, org_id, role in people:
+                user = admin.post("/users", {"username": username, "org_id": org_id, "role": role})
+                self.tokens[username] = admin.post(
+                    "/tokens", {"name": "demo", "user_id": user["id"]}
+                )["token"]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def _contract(park: Park) -> dict[str, Any]:
+    from fedpark.datasets.synthetic import press_line_contract
+
+    owner = park.plants[0].name
+    document = press_line_contract(
+        owner,
+        experiment_orgs=[RESEARCH_ORG],
+        model_download_orgs=[PARTNER_ORG, *(p.name for p in park.plants)],
+    )
+    base = f"/contracts/{document['id']}/versions/{document['version']}"
+    with park.api(f"{owner}-ops") as author:
+        author.post("/contracts", document)
+        author.post(f"{base}/submit", {})
+    with park.api("steward") as steward:
+        approved = steward.post(f"{base}/approve", {})
+    out.print(
+        f"contract {document['id']} {document['version']} drafted by {owner}, approved and "
+        f"signed by the steward (sha256 {approved['document_sha256'][:12]}…)"
+    )
+    return document
+
+
+def _factories(park: Park, document: dict[str, Any], rows: int) -> None:
+    import pyarrow.parquet as pq
+
+    from fedpark.contracts import Contract, validate_file
+    from fedpark.datasets.synthetic import press_line
+
+    contract = Contract.model_validate(document)
+    base = f"/contracts/{contract.id}/versions/{contract.version}"
+    for plant in park.plants:
+        folder = park.dir / plant.name
+        folder.mkdir()
+        data = folder / "press-line.parquet"
+        pq.write_table(press_line(plant, rows), data)
+        result = validate_file(contract, data)
+        with park.api(f"{plant.name}-ops") as factory:
+            factory.post(
+                f"{base}/datasets",
+                {
+                    "name": "press-line",
+                    "report": result.report.model_dump(mode="json"),
+                    "profile": result.profile.model_dump(mode="json"),
+                },
+            )
+        park.processes.append(
+            ChildProcess(
+                _fedpark(
+                    "factory", "join", "--data", str(data), "--work-dir", str(folder / "node")
+                ),
+                park.dir / "logs" / f"{plant.name}.log",
+                env={
+                    **os.environ,
+                    "FEDPARK_HUB": park.url,
+                    "FEDPARK_TOKEN": park.tokens[f"{plant.name}-ops"],
+                },
+            ).start()
+        )
+        out.print(
+            f"{plant.name}: {rows} rows in {data.name}, faults seen {list(plant.faults)}, "
+            f"validated ({result.report.rules_checked} rules) and declared; joined"
+        )
 
 
 def demo(
     data_dir: Annotated[
-        Path, typer.Option(help="Folder for the demo's hub and storage (wiped on each run).")
+        Path, typer.Option(help="Folder for the demo's hub, data and results (wiped each run).")
     ] = Path("fedpark-demo"),
+    factories: Annotated[int, typer.Option(min=2, max=12, help="Factories in the park.")] = 3,
+    rounds: Annotated[int, typer.Option(min=1, max=50, help="Federated rounds.")] = 3,
+    rows: Annotated[int, typer.Option(min=500, help="Rows of data per factory.")] = 4000,
     port: Annotated[int | None, typer.Option(help="Hub port [default: a free one].")] = None,
     keep_running: Annotated[
-        bool, typer.Option(help="Keep the hub up until Ctrl-C (else stop after the setup).")
-    ] = True,
+        bool, typer.Option(help="Keep everything up at the end until Ctrl-C.")
+    ] = False,
 ) -> None:
-    """Start a hub with embedded storage, create a sample park and show how to reach it."""
+    """Run a whole park on this machine: contract, factories, federated training, signed model."""
+    from fedpark.clients.cli.experiments import follow
+
     started = time.perf_counter()
     data_dir = data_dir.resolve()
     _prepare(data_dir)
-    port = port or _free_port()
-    url = f"http://127.0.0.1:{port}"
-    hub = ChildProcess(
-        [
-            sys.executable,
-            "-m",
-            "fedpark.clients.cli",
-            "hub",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        data_dir / "logs" / "hub.log",
-    )
-    out.print(f"Starting the FedPark hub and its embedded S3 storage in {data_dir} ...")
-    hub.start()
+    park = Park(data_dir, factories)
+    out.print(f"Starting embedded S3, the hub and a Flower SuperLink in {data_dir} ...")
     try:
-        with HubClient(url) as anonymous:
-            _wait_healthy(anonymous, hub, timeout=90)
-        admin_token = (data_dir / "bootstrap-admin-token").read_text().strip()
-        with HubClient(url, admin_token) as api:
-            tokens = _populate(api)
-            health = api.health()
-        _report(url, data_dir, health, tokens, time.perf_counter() - started)
+        park.start(port)
+        park.populate()
+        document = _contract(park)
+        _factories(park, document, rows)
+        launch = {
+            "name": "press fault diagnosis",
+            "contract_id": document["id"],
+            "contract_version": document["version"],
+            "participants": [p.name for p in park.plants],
+            "model": {"kind": "mlp", "task": "classification", "hidden": [64, 64]},
+            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
+            "strategy": "fedavg",
+            "rounds": rounds,
+            "min_factories": 2,
+            "round_timeout": 300,
+        }
+        with park.api("researcher") as researcher:
+            experiment = researcher.post("/experiments", launch)["id"]
+            out.print(
+                f"researcher launched {experiment}: FedAvg, {rounds} rounds, {factories} factories"
+            )
+            follow(researcher, experiment)
+            rounds_done = [
+                r for r in researcher.get(f"/experiments/{experiment}/rounds") if r["report"]
+            ]
+        _results(park, experiment, rounds_done, time.perf_counter() - started)
         if keep_running:
-            out.print("\nThe hub runs until you press Ctrl-C.")
-            while hub.alive():
+            out.print(f"\nEverything keeps running (hub {park.url}) until you press Ctrl-C.")
+            while all(p.alive() for p in park.processes):
                 time.sleep(0.5)
-            raise HubError(f"the hub stopped unexpectedly:\n{hub.log_tail()}")
     except KeyboardInterrupt:
         out.print("\nStopping ...")
     finally:
-        hub.stop()
-        out.print(f"Hub and storage stopped. Logs and data stay in {data_dir}.")
+        park.stop()
+        out.print(f"Everything the demo started is stopped. Results and logs: {data_dir}")
 
 
-def _report(
-    url: str, data_dir: Path, health: dict[str, object], tokens: dict[str, str], took: float
-) -> None:
-    out.print(f"\n[bold green]FedPark hub is up[/bold green] at {url} ({took:.1f}s)")
-    out.print(f"health: {health}", highlight=False)
-    table = Table(title="Sample park: users and their API tokens")
-    for column in ("user", "organization", "role", "token"):
-        table.add_column(column, overflow="fold")
-    for username, org_id, role in SAMPLE_USERS:
-        table.add_row(username, org_id, role, tokens[username])
-    table.add_row("admin", "park-operator", "admin", f"in {data_dir / 'bootstrap-admin-token'}")
-    out.print(table)
-    out.print(
-        "\nTry it:\n"
-        f"  export FEDPARK_HUB={url}\n"
-        f"  export FEDPARK_TOKEN=$(cat {data_dir / 'bootstrap-admin-token'})\n"
-        "  fedpark org list\n"
-        "  fedpark audit verify\n"
-        f"  open {url}/docs for the API"
+def _results(park: Park, experiment: str, rounds: list[dict[str, Any]], took: float) -> None:
+    from fedpark.clients.cli.experiments import metrics_table, verify_files
+    from fedpark.clients.plots import plot_rounds
+
+    folder = park.dir / "model"
+    folder.mkdir()
+    with park.api("partner") as partner:
+        for name, part in (
+            ("model.safetensors", "weights"),
+            ("manifest.json", "manifest"),
+            ("manifest.sig.json", "signature"),
+        ):
+            (folder / name).write_bytes(
+                partner.request_bytes("GET", f"/models/{experiment}/{part}")
+            )
+        (folder / "hub-key.pem").write_bytes(partner.request_bytes("GET", "/keys/hub"))
+    payload = verify_files(
+        folder / "model.safetensors",
+        folder / "manifest.json",
+        folder / "manifest.sig.json",
+        folder / "hub-key.pem",
     )
+    out.print(
+        f"partner {PARTNER_ORG} downloaded the model and verified the hub's signature "
+        f"(weights sha256 {payload['weights_sha256'][:12]}…)"
+    )
+    out.print(metrics_table(rounds))
+    plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: press fault diagnosis")
+    table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
+    table.add_row("hub", park.url)
+    table.add_row("model, manifest, signature", str(folder))
+    table.add_row("metrics plot", str(plot))
+    table.add_row(
+        "verify offline",
+        f"fedpark model verify {folder / 'model.safetensors'} "
+        f"{folder / 'manifest.json'} --signature "
+        f"{folder / 'manifest.sig.json'} --key {folder / 'hub-key.pem'}",
+    )
+    table.add_row("logs", str(park.dir / "logs"))
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -108,17 +108,18 @@ def launch(
         created = api.post("/experiments", body)
         show(created, COLUMNS, as_json)
         if watch_it:
-            _follow(api, created["id"])
+            follow(api, created["id"])
 
 
-def _metrics_table(rounds: list[dict[str, Any]]) -> Table:
+def metrics_table(rounds: list[dict[str, Any]]) -> Table:
     table = Table(title="Metrics per round (evaluation weighted by examples)")
     keys = sorted({k for r in rounds for k in r["report"].get("evaluate", {})})
     for col in ("round", "train_loss", *keys, "factories", "refused"):
         table.add_column(col)
     for r in rounds:
         report = r["report"]
-        factories = ", ".join(f"{f['org']} ({f['examples']})" for f in report["train_factories"])
+        trained = report["train_factories"]
+        factories = f"{len(trained)} ({sum(f['examples'] for f in trained)} examples)"
         refused = ", ".join(f["org"] for f in report.get("refused", [])) or "-"
         loss = report.get("train", {}).get("train_loss")
         table.add_row(
@@ -131,7 +132,7 @@ def _metrics_table(rounds: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, Any]:
+def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, Any]:
     """A live progress bar over rounds with the latest metrics, until the run ends."""
     state: dict[str, Any] = api.get(f"/experiments/{experiment_id}")
     progress = Progress(
@@ -160,7 +161,7 @@ def _follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, 
 def _grid(progress: Progress, rounds: list[dict[str, Any]]) -> Table:
     grid = Table.grid()
     grid.add_row(progress)
-    grid.add_row(_metrics_table(rounds[-5:]))
+    grid.add_row(metrics_table(rounds[-5:]))
     return grid
 
 
@@ -168,7 +169,7 @@ def _grid(progress: Progress, rounds: list[dict[str, Any]]) -> Table:
 def watch(experiment_id: IdArg, hub: HubOpt = None, token: TokenOpt = None) -> None:
     """Follow an experiment round by round; exits 1 if it fails or is stopped."""
     with client(hub, token) as api:
-        _follow(api, experiment_id)
+        follow(api, experiment_id)
 
 
 @experiment_app.command("status")
@@ -186,7 +187,7 @@ def status(
     if state.get("error"):
         out.print(f"error: {state['error']}", highlight=False)
     if rounds:
-        out.print(_metrics_table(rounds))
+        out.print(metrics_table(rounds))
 
 
 @experiment_app.command("stop")
@@ -205,7 +206,7 @@ def list_experiments(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOp
         show(api.get("/experiments", limit=500), COLUMNS, as_json)
 
 
-def _verify(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
+def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
     from fedpark.contracts import ContractError
     from fedpark.contracts.signing import load_public_key, verify_model
 
@@ -244,7 +245,7 @@ def download(
         key = output / "hub-key.pem"
         if not key.exists():  # pin the hub's key the first time; keep it after that
             key.write_bytes(api.request_bytes("GET", "/keys/hub"))
-    payload = _verify(
+    payload = verify_files(
         output / "model.safetensors", output / "manifest.json", output / "manifest.sig.json", key
     )
     out.print(
@@ -266,7 +267,7 @@ def verify(
     ),
 ) -> None:
     """Check offline that the hub signed this manifest and that it names these weights."""
-    payload = _verify(model, manifest, signature, key)
+    payload = verify_files(model, manifest, signature, key)
     facts = json.loads(manifest.read_text())
     out.print(
         f"[green]verified[/green]: experiment {payload['experiment_id']} on contract "

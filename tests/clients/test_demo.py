@@ -1,7 +1,8 @@
-"""``fedpark demo``: the README's main job, on real components."""
+"""``fedpark demo``: the README's main job, every component started for real."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -11,36 +12,62 @@ from harness import clean_env, fedpark_argv
 pytestmark = pytest.mark.integration
 
 
-def test_demo_starts_a_park_and_stops_it(tmp_path: Path) -> None:
-    data_dir = tmp_path / "demo"
+def _flower_processes(folder: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(folder).encode() in cmdline:
+                found.append(cmdline.decode(errors="replace"))
+    return found
+
+
+def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
     result = subprocess.run(
-        fedpark_argv("demo", "--no-keep-running", "--data-dir", str(data_dir)),
-        env=clean_env(COLUMNS="200"),
+        fedpark_argv(
+            "demo", "--data-dir", str(folder), "--factories", "2", "--rounds", "2", "--rows", "800"
+        ),
+        env=clean_env(COLUMNS="160"),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=420,
         check=False,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "FedPark hub is up" in result.stdout
-    assert "rhine-steel" in result.stdout and "researcher" in result.stdout
-    assert "Hub and storage stopped" in result.stdout
-    assert (data_dir / "bootstrap-admin-token").exists()
-    # A second run starts afresh in the same folder; a foreign folder is refused.
-    again = subprocess.run(
-        fedpark_argv("demo", "--no-keep-running", "--data-dir", str(data_dir)),
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "approved and signed by the steward" in result.stdout
+    assert "verified the hub's signature" in result.stdout
+    assert "FedPark demo finished" in result.stdout
+    manifest = json.loads((folder / "model" / "manifest.json").read_text())
+    assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
+    assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
+    assert _flower_processes(folder) == []  # hub, storage, SuperLink and SuperNodes all gone
+    verify = subprocess.run(
+        fedpark_argv(
+            "model",
+            "verify",
+            str(folder / "model" / "model.safetensors"),
+            str(folder / "model" / "manifest.json"),
+            "--signature",
+            str(folder / "model" / "manifest.sig.json"),
+            "--key",
+            str(folder / "model" / "hub-key.pem"),
+        ),
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=180,
         check=False,
     )
-    assert again.returncode == 0, again.stderr
+    assert verify.returncode == 0 and "verified" in verify.stdout
+
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "precious.txt").write_text("keep me")
     refused = subprocess.run(
-        fedpark_argv("demo", "--no-keep-running", "--data-dir", str(foreign)),
+        fedpark_argv("demo", "--data-dir", str(foreign)),
         env=clean_env(),
         capture_output=True,
         text=True,
