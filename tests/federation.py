@@ -11,17 +11,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
 from flwr.supercore.control import ControlHttpClient
 from flwr.supercore.fab import Fab
-from harness import clean_env, free_port
+from harness import (
+    HubProcess,
+    Member,
+    add_member,
+    add_org,
+    clean_env,
+    fedpark_argv,
+    free_port,
+    hub_env,
+    new_contract,
+)
+from samples import sensor_table
 
 from fedpark.clients.processes import ChildProcess
-from fedpark.contracts import Contract, canonical_json
+from fedpark.contracts import Contract, canonical_json, validate_table
 from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
 from fedpark.hub.flower import SPEC_KEY, build_fab
+from fedpark.hub.storage.embedded import EmbeddedS3
 
 BIN = Path(sys.executable).parent
 
@@ -116,3 +130,122 @@ class Federation:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+@dataclass
+class ParkSetup:
+    """A hub driving a SuperLink, with factories joined through `fedpark factory join`."""
+
+    hub: HubProcess
+    federation: Federation
+    people: dict[str, Member]
+    contract: dict[str, Any]
+    joins: dict[str, ChildProcess] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for process in self.joins.values():
+            process.stop()
+        self.hub.stop()
+        self.federation.stop()
+
+
+def start_park(
+    tmp: Path, s3: EmbeddedS3, factories: tuple[str, ...] = ("acme", "bravo"), rows: int = 1500
+) -> ParkSetup:
+    """Orgs, people, an approved contract owned by the first factory, declared data, joins.
+
+    People: ``<factory>-op`` (factory), ``steward``, ``alice`` (researcher at tu, allowed by
+    the policy), ``buyer`` (partner at carmaker, allowed), ``spy`` and ``mallory`` (rival).
+    """
+    federation = Federation(tmp / "flwr").start_superlink()
+    hub = HubProcess(tmp / "hub", hub_env(s3, FEDPARK_SUPERLINK=f"127.0.0.1:{federation.port}"))
+    park = ParkSetup(hub, federation, {}, {})
+    try:
+        hub.start()
+        orgs = [(f, "factory") for f in factories]
+        orgs += [("tu", "university"), ("carmaker", "partner"), ("rival", "partner")]
+        roles = [(f"{f}-op", f, "factory") for f in factories] + [
+            ("steward", "park-operator", "steward"),
+            ("alice", "tu", "researcher"),
+            ("buyer", "carmaker", "partner"),
+            ("spy", "rival", "partner"),
+            ("mallory", "rival", "researcher"),
+        ]
+        with hub.client(hub.admin_token) as admin:
+            for org, kind in orgs:
+                add_org(admin, org, kind)
+            park.people = {name: add_member(admin, name, org, role) for name, org, role in roles}
+        data = new_contract(
+            factories[0],
+            policy={
+                "experiment_orgs": ["tu"],
+                "model_download_orgs": ["carmaker"],
+                "min_factories": 2,
+            },
+        )
+        park.contract = data
+        base = f"/contracts/{data['id']}/versions/{data['version']}"
+        with hub.client(park.people[f"{factories[0]}-op"].token) as owner:
+            assert owner.post("/contracts", json=data).status_code == 201
+            owner.post(f"{base}/submit")
+        with hub.client(park.people["steward"].token) as steward:
+            assert steward.post(f"{base}/approve").json()["status"] == "approved"
+        contract = Contract.model_validate(data)
+        for i, org in enumerate(factories):
+            folder = tmp / org
+            folder.mkdir()
+            table = sensor_table(rows=rows, seed=10 + i)
+            pq.write_table(table, folder / "line.parquet")
+            result = validate_table(contract, table)
+            with hub.client(park.people[f"{org}-op"].token) as factory:
+                declared = factory.post(
+                    f"{base}/datasets",
+                    json={
+                        "name": "line",
+                        "report": result.report.model_dump(mode="json"),
+                        "profile": result.profile.model_dump(mode="json"),
+                    },
+                )
+                assert declared.status_code == 201, declared.text
+            park.joins[org] = ChildProcess(
+                fedpark_argv(
+                    "factory",
+                    "join",
+                    "--data",
+                    str(folder / "line.parquet"),
+                    "--work-dir",
+                    str(folder / "node"),
+                ),
+                folder / "join.log",
+                env=clean_env(FEDPARK_HUB=hub.url, FEDPARK_TOKEN=park.people[f"{org}-op"].token),
+            ).start()
+    except BaseException:
+        park.stop()
+        raise
+    return park
+
+
+def supernode_pid(work_dir: Path, avoid: int | None = None, timeout: float = 30) -> int:
+    """The pid of the SuperNode started for ``work_dir`` (other than ``avoid``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == avoid:
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"flower-supernode" in cmdline and str(work_dir).encode() in cmdline:
+                return int(proc.name)
+        time.sleep(0.2)
+    raise AssertionError(f"no SuperNode for {work_dir} within {timeout}s")
+
+
+def wait_for_experiment(client: httpx.Client, experiment: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = client.get(f"/experiments/{experiment}").json()
+    while state["status"] in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(2)
+        state = client.get(f"/experiments/{experiment}").json()
+    return state

@@ -38,6 +38,7 @@ from fedpark.hub.version import __version__
 log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "running")
+STALL_MARGIN_SECONDS = 30.0
 RUN_TOKEN_PREFIX = "fprun_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -253,13 +254,40 @@ class ExperimentService:
             except FlowerUnavailableError as exc:
                 log.warning("cannot watch %s: %s", row.id, exc)
                 continue
+            if state.status == "finished" and state.sub_status != "completed":
+                reason = state.details or f"Flower reports the run {state.sub_status}"
+                self._set_status(row.id, "failed" if state.sub_status == "failed" else "stopped",
+                                 reason)
+                continue
             if state.status == "running" and row.status == "pending":
                 self._set_status(row.id, "running")
-            elif state.status == "finished" and state.sub_status != "completed":
-                reason = state.details or f"Flower reports the run {state.sub_status}"
-                self._set_status(
-                    row.id, "failed" if state.sub_status == "failed" else "stopped", reason
-                )
+            self._check_stall(row)
+
+    def _check_stall(self, row: Experiment) -> None:
+        """A run with no round for too long is stopped with a clear reason, never left hanging.
+
+        Flower waits without limit for ``min_available_nodes`` to connect; when a factory dies
+        and too few remain, no round ever completes. The limit: two round timeouts plus a
+        margin for process start-up, counted from the launch or the last round.
+        """
+        settings = json.loads(row.settings)
+        limit = 2 * float(settings["round_timeout"]) + STALL_MARGIN_SECONDS
+        with self.storage.unit_of_work() as uow:
+            rounds = uow.experiments.rounds(row.id)
+        last = max([r.created_at for r in rounds] + [row.started_at or row.created_at])
+        idle = (utcnow() - last).total_seconds()
+        if idle <= limit:
+            return
+        if self.flower is not None and row.flower_run_id is not None:
+            try:
+                self.flower.stop(int(row.flower_run_id))
+            except FlowerUnavailableError as exc:
+                log.warning("cannot stop stalled run %s: %s", row.id, exc)
+        self._set_status(
+            row.id, "failed",
+            f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
+            f"fewer than {settings['min_factories']} factories are reachable",
+        )
 
     # -- what the ServerApp reports (authenticated with the run token) ----------------------
 

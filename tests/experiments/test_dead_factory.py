@@ -1,0 +1,48 @@
+"""A factory that dies mid-run: the run never hangs; it fails with a clear status."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from federation import start_park, wait_for_experiment
+
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_with_too_few_factories_left_fails_clearly(
+    s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    park = start_park(tmp_path, s3_server, rows=600)
+    contract = park.contract
+    try:
+        launch = {
+            "name": "doomed",
+            "contract_id": contract["id"],
+            "contract_version": contract["version"],
+            "participants": ["acme", "bravo"],
+            "model": {"kind": "mlp", "hidden": [8]},
+            "rounds": 20,
+            "min_factories": 2,
+            "round_timeout": 10,
+        }
+        with park.hub.client(park.people["alice"].token) as alice:
+            experiment = alice.post("/experiments", json=launch).json()["id"]
+            deadline = time.monotonic() + 120
+            while not alice.get(f"/experiments/{experiment}/rounds").json():
+                assert time.monotonic() < deadline, "no round finished"
+                time.sleep(1)
+            # Bravo leaves for good: `factory join` stops and takes its SuperNode with it.
+            park.joins["bravo"].stop()
+            started = time.monotonic()
+            state = wait_for_experiment(alice, experiment, timeout=180)
+            waited = time.monotonic() - started
+        assert state["status"] == "failed", state
+        assert "fewer than 2 factories are reachable" in state["error"]
+        assert waited < 2 * 10 + 30 + 30  # two round timeouts, the margin, one watch cycle
+        assert state["rounds_completed"] < 20
+    finally:
+        park.stop()
