@@ -135,7 +135,7 @@ class Park:
             process.stop()
 
 
-def _contract(park: Park) -> dict[str, Any]:
+def approve_contract(park: Park) -> dict[str, Any]:
     from fedpark.datasets.synthetic import press_line_contract
 
     owner = park.plants[0].name
@@ -157,7 +157,7 @@ def _contract(park: Park) -> dict[str, Any]:
     return document
 
 
-def _factories(park: Park, document: dict[str, Any], rows: int) -> None:
+def join_factories(park: Park, document: dict[str, Any], rows: int) -> None:
     import pyarrow.parquet as pq
 
     from fedpark.contracts import Contract, validate_file
@@ -222,8 +222,8 @@ def demo(
     try:
         park.start(port)
         park.populate()
-        document = _contract(park)
-        _factories(park, document, rows)
+        document = approve_contract(park)
+        join_factories(park, document, rows)
         launch = {
             "name": "press fault diagnosis",
             "contract_id": document["id"],

@@ -1,0 +1,171 @@
+"""Per-round wall time of a FedPark experiment against a bare Flower app.
+
+Same machine, same factories' data files, same MLP, same FedAvg, same local training; the
+peer (``benchmarks/bare_flower_app``) has no hub, no contract checks, no reporting. Both run on
+Flower's deployment engine (a SuperLink and one SuperNode per factory). Round 1 includes
+process start-up; the overhead is the median of the later rounds.
+
+    python benchmarks/federated_round.py --factories 3 --rounds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flwr.cli.build import build_fab_from_disk
+from flwr.common.serde import fab_to_proto, user_config_to_proto
+from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest
+from flwr.supercore.control import ControlHttpClient
+from flwr.supercore.fab import Fab
+
+from fedpark.clients.cli.demo import Park, _free_port, approve_contract, join_factories
+from fedpark.clients.processes import ChildProcess
+from fedpark.clients.supernode import flower_env, supernode_argv
+from fedpark.contracts import Contract
+from fedpark.experiments.features import plan_from_contract
+
+BARE_APP = Path(__file__).parent / "bare_flower_app"
+
+
+def fedpark_rounds(work: Path, factories: int, rounds: int, rows: int) -> tuple[list[float], dict]:
+    park = Park(work, factories)
+    try:
+        park.start(None)
+        park.populate()
+        document = approve_contract(park)
+        join_factories(park, document, rows)
+        launch = {
+            "name": "bench",
+            "contract_id": document["id"],
+            "contract_version": document["version"],
+            "participants": [p.name for p in park.plants],
+            "model": {"kind": "mlp", "hidden": [64, 64]},
+            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
+            "rounds": rounds,
+            "min_factories": 2,
+            "round_timeout": 300,
+        }
+        with park.api("researcher") as researcher:
+            experiment = researcher.post("/experiments", launch)["id"]
+            while researcher.get(f"/experiments/{experiment}")["status"] in ("pending", "running"):
+                time.sleep(1)
+            state = researcher.get(f"/experiments/{experiment}")
+            done = researcher.get(f"/experiments/{experiment}/rounds")
+    finally:
+        park.stop()
+    if state["status"] != "finished":
+        raise SystemExit(f"FedPark run ended {state['status']}: {state['error']}")
+    stamps = [_seconds(state["started_at"])] + [_seconds(r["created_at"]) for r in done]
+    return [b - a for a, b in itertools.pairwise(stamps)], document
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> list[float]:
+    contract = Contract.model_validate(document)
+    plan = plan_from_contract(contract, "classification")
+    (work / "contract.json").write_text(json.dumps(document))
+    link = _free_port()
+    processes = [
+        ChildProcess(
+            [
+                str(Path(sys.executable).parent / "flower-superlink"),
+                "--insecure",
+                "--disable-runtime-dependency-installation",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(link),
+            ],
+            work / "superlink.log",
+            env=flower_env(work / "superlink"),
+        ).start()
+    ]
+    try:
+        for i, path in enumerate(data):
+            config = {"data-path": str(path), "contract": str(work / "contract.json")}
+            processes.append(
+                ChildProcess(
+                    supernode_argv(f"127.0.0.1:{link}", _free_port(), config),
+                    work / f"node{i}.log",
+                    env=flower_env(work / f"node{i}"),
+                ).start()
+            )
+        fab = build_fab_from_disk(BARE_APP)
+        request = StartRunRequest(
+            fab=fab_to_proto(Fab(hashlib.sha256(fab).hexdigest(), fab, {})),
+            override_config=user_config_to_proto(
+                {
+                    "rounds": rounds,
+                    "hidden": 64,
+                    "features": plan.n_features,
+                    "classes": len(plan.classes or ()),
+                    "timings": str(work / "timings.json"),
+                }
+            ),
+        )
+        control = ControlHttpClient.from_server_address(
+            server_address=f"127.0.0.1:{link}",
+            insecure=True,
+            root_certificates=None,
+            interceptors=[],
+        )
+        for _ in range(60):  # the SuperLink may still be starting
+            try:
+                run_id = control.StartRun(request).run_id
+                break
+            except Exception:
+                time.sleep(0.5)
+        while _status(control, run_id) != "finished":
+            time.sleep(1)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+    stamps = json.loads((work / "timings.json").read_text())
+    return [b - a for a, b in itertools.pairwise(stamps)]
+
+
+def _status(control: ControlHttpClient, run_id: int) -> str:
+    return str(control.ListRuns(ListRunsRequest(run_id=run_id)).run_dict[run_id].status.status)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factories", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=4000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fedpark-rounds-"))
+    fedpark, document = fedpark_rounds(work / "fedpark", args.factories, args.rounds, args.rows)
+    data = sorted((work / "fedpark").glob("plant-*/press-line.parquet"))
+    (work / "bare").mkdir()
+    bare = bare_rounds(work / "bare", document, data, args.rounds)
+    print(
+        f"\n{args.factories} factories x {args.rows} rows, MLP 64x64, FedAvg, 2 local epochs, "
+        f"{args.rounds} rounds (work dir {work})"
+    )
+    print(f"{'app':<28}{'round 1 s':>11}{'median later s':>16}{'later rounds s'}")
+    for name, times in (("bare Flower app", bare), ("FedPark (hub, contracts)", fedpark)):
+        later = times[1:]
+        print(
+            f"{name:<28}{times[0]:>11.2f}{statistics.median(later):>16.2f}   "
+            f"{', '.join(f'{t:.1f}' for t in later)}"
+        )
+    overhead = statistics.median(fedpark[1:]) / statistics.median(bare[1:]) - 1
+    print(f"FedPark overhead per round (median of later rounds): {overhead:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
