@@ -29,7 +29,7 @@ from fedpark.experiments.reporting import (
 )
 from fedpark.experiments.run_spec import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
-from fedpark.experiments.weights import to_safetensors, weights_sha256
+from fedpark.experiments.weights import numpy_to_safetensors, to_safetensors, weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class RoundRecorder:
             return None
         report = self.current
         report.round = server_round
-        self.reporter.round(report, to_safetensors(arrays.to_torch_state_dict()))
+        checkpoint = numpy_to_safetensors({k: v.numpy() for k, v in arrays.items()})
+        self.reporter.round(report, checkpoint)
         self.history.append(report)
         return None
 

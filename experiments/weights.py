@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import torch
+from safetensors.numpy import save as save_numpy
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
@@ -22,3 +24,12 @@ def from_safetensors(data: bytes) -> dict[str, torch.Tensor]:
 
 def weights_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def numpy_to_safetensors(
+    arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> bytes:
+    """Serialize numpy arrays (e.g. an ArrayRecord's) without a round trip through torch."""
+    return save_numpy(
+        {name: np.ascontiguousarray(a) for name, a in arrays.items()}, metadata=metadata
+    )

@@ -256,8 +256,9 @@ class ExperimentService:
                 continue
             if state.status == "finished" and state.sub_status != "completed":
                 reason = state.details or f"Flower reports the run {state.sub_status}"
-                self._set_status(row.id, "failed" if state.sub_status == "failed" else "stopped",
-                                 reason)
+                self._set_status(
+                    row.id, "failed" if state.sub_status == "failed" else "stopped", reason
+                )
                 continue
             if state.status == "running" and row.status == "pending":
                 self._set_status(row.id, "running")
@@ -284,7 +285,8 @@ class ExperimentService:
             except FlowerUnavailableError as exc:
                 log.warning("cannot stop stalled run %s: %s", row.id, exc)
         self._set_status(
-            row.id, "failed",
+            row.id,
+            "failed",
             f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
             f"fewer than {settings['min_factories']} factories are reachable",
         )

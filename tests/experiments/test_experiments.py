@@ -117,3 +117,14 @@ def test_weights_round_trip_as_safetensors() -> None:
     assert all(torch.equal(restored[k], v) for k, v in model.state_dict().items())
     assert len(weights_sha256(data)) == 64
     assert not data.startswith(b"\x80")  # not a pickle stream
+
+
+def test_checkpoints_from_arrays_load_as_torch_weights() -> None:
+    from flwr.app import ArrayRecord
+
+    from fedpark.experiments.weights import numpy_to_safetensors
+
+    model = build_model(ModelSpec("tcnn", "regression", window=8), n_features=3, n_classes=None)
+    record = ArrayRecord(model.state_dict())
+    restored = from_safetensors(numpy_to_safetensors({k: v.numpy() for k, v in record.items()}))
+    assert all(torch.equal(restored[k], v) for k, v in model.state_dict().items())
