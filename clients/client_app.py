@@ -29,6 +29,9 @@ import numpy as np
 import pyarrow as pa
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
@@ -161,7 +164,20 @@ def _model(local: LocalData, arrays: ArrayRecord) -> nn.Module:
     return model
 
 
-@app.train()
+def dp_clipping_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's client-side fixed clipping, for runs whose strategy asks for it.
+
+    ``DifferentialPrivacyClientSideFixedClipping`` sends a clipping norm with each training
+    message; Flower's ``fixedclipping_mod`` then clips this factory's update before it leaves.
+    Runs without DP send no norm and pass straight through.
+    """
+    config = msg.content.config_records
+    if any(KEY_CLIPPING_NORM in record for record in config.values()):
+        return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
+@app.train(mods=[dp_clipping_mod])
 def train_fn(msg: Message, context: Context) -> Message:
     try:
         local = _load(msg, context)

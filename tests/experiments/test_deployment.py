@@ -38,7 +38,8 @@ def _spec(contract: Contract, tables: list[pa.Table], out: Path) -> dict[str, An
         "contract_sha256": contract_sha256(contract),
         "model": {"kind": "mlp", "task": "classification", "hidden": [16]},
         "train": {"epochs": 1, "batch_size": 128},
-        "strategy": "fedavg",
+        "strategy": "fedavg",  # with client-side DP: the ClientApp's clipping mod runs
+        "strategy_params": {"noise_multiplier": 0.01, "clipping_norm": 5.0},
         "rounds": 2,
         "min_factories": 2,
         "round_timeout": 120,
