@@ -156,7 +156,7 @@ def main() -> None:
         f"\n{args.factories} factories x {args.rows} rows, MLP 64x64, FedAvg, 2 local epochs, "
         f"{args.rounds} rounds (work dir {work})"
     )
-    print(f"{'app':<28}{'round 1 s':>11}{'median later s':>16}{'later rounds s'}")
+    print(f"{'app':<28}{'round 1 s':>11}{'median later s':>16}   {'later rounds s'}")
     for name, times in (("bare Flower app", bare), ("FedPark (hub, contracts)", fedpark)):
         later = times[1:]
         print(
