@@ -28,6 +28,7 @@ from harness import (
     free_port,
     hub_env,
     new_contract,
+    pids_mentioning,
 )
 from samples import sensor_table
 
@@ -229,15 +230,9 @@ def supernode_pid(work_dir: Path, avoid: int | None = None, timeout: float = 30)
     """The pid of the SuperNode started for ``work_dir`` (other than ``avoid``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == avoid:
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"flower-supernode" in cmdline and str(work_dir).encode() in cmdline:
-                return int(proc.name)
+        found = [p for p in pids_mentioning("flower-supernode", str(work_dir)) if p != avoid]
+        if found:
+            return found[0]
         time.sleep(0.2)
     raise AssertionError(f"no SuperNode for {work_dir} within {timeout}s")
 

@@ -166,3 +166,18 @@ def contract_in_state(park: Park, state: str, owner: str = "acme") -> dict[str, 
         with park.client(who) as client:
             _ok(client.post(f"{path}/{action}"))
     return data
+
+
+def pids_mentioning(*needles: str) -> list[int]:
+    """Live processes whose command line contains every one of ``needles``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if all(n.encode() in cmdline for n in needles):
+            pids.append(int(proc.name))
+    return pids

@@ -7,22 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import clean_env, fedpark_argv
+from harness import clean_env, fedpark_argv, pids_mentioning
 
 pytestmark = pytest.mark.integration
-
-
-def _flower_processes(folder: Path) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(folder).encode() in cmdline:
-                found.append(cmdline.decode(errors="replace"))
-    return found
 
 
 def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) -> None:
@@ -44,7 +31,7 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     manifest = json.loads((folder / "model" / "manifest.json").read_text())
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
-    assert _flower_processes(folder) == []  # hub, storage, SuperLink and SuperNodes all gone
+    assert pids_mentioning(str(folder)) == []  # hub, storage, SuperLink and SuperNodes all gone
     verify = subprocess.run(
         fedpark_argv(
             "model",

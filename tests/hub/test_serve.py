@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import HubProcess, clean_env, fedpark_argv, free_port
+from harness import HubProcess, clean_env, fedpark_argv, free_port, pids_mentioning
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
@@ -17,16 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _weed_pids(data_dir: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"weed" in cmdline and str(data_dir).encode() in cmdline:
-                pids.append(int(proc.name))
-    return pids
+    return pids_mentioning("weed", str(data_dir))
 
 
 def test_serve_with_no_configuration(tmp_path: Path) -> None:
