@@ -27,7 +27,7 @@ from fedpark.experiments.reporting import (
     RoundReport,
     factory_results,
 )
-from fedpark.experiments.run_spec import SPEC_KEY, HubOutput, RunSpec
+from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import numpy_to_safetensors, to_safetensors, weights_sha256
 
@@ -52,7 +52,7 @@ class RoundRecorder:
             done, refused, failures = factory_results(replies)
             self.current.train_factories, self.current.refused = done, refused
             self.current.failures += failures
-            arrays, metrics = train(server_round, replies)
+            arrays, metrics = train(server_round, without_refusals(replies))
             self.current.train = _floats(metrics)
             return arrays, metrics
 
@@ -63,7 +63,7 @@ class RoundRecorder:
             self.current.failures += failures
             known = {r["org"] for r in self.current.refused}
             self.current.refused += [r for r in refused if r["org"] not in known]
-            metrics = evaluate(server_round, replies)
+            metrics = evaluate(server_round, without_refusals(replies))
             self.current.evaluate = _floats(metrics)
             return metrics
 
@@ -81,6 +81,18 @@ class RoundRecorder:
         self.reporter.round(report, checkpoint)
         self.history.append(report)
         return None
+
+
+def without_refusals(replies: list[Message]) -> list[Message]:
+    """Replies minus the factories that refused the contract: they are not participants.
+
+    Flower's strategies skip error replies anyway, but its DP wrappers refuse to aggregate a
+    round with any error in it; a factory whose data breaks the contract must not be able to
+    stop everyone else's round.
+    """
+    return [
+        r for r in replies if not (r.has_error() and (r.error.reason or "").startswith(REFUSED))
+    ]
 
 
 def _floats(metrics: MetricRecord | None) -> dict[str, float]:
