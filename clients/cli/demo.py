@@ -286,6 +286,8 @@ def _results(park: Park, experiment: str, rounds: list[dict[str, Any]], took: fl
     out.print(metrics_table(rounds))
     plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: press fault diagnosis")
     table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("where", overflow="fold")  # paths and commands stay whole, to copy
     table.add_row("hub", park.url)
     table.add_row("model, manifest, signature", str(folder))
     table.add_row("metrics plot", str(plot))
