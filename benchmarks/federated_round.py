@@ -42,17 +42,7 @@ def fedpark_rounds(work: Path, factories: int, rounds: int, rows: int) -> tuple[
         park.populate()
         document = approve_contract(park)
         join_factories(park, document, rows)
-        launch = {
-            "name": "bench",
-            "contract_id": document["id"],
-            "contract_version": document["version"],
-            "participants": [p.name for p in park.plants],
-            "model": {"kind": "mlp", "hidden": [64, 64]},
-            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
-            "rounds": rounds,
-            "min_factories": 2,
-            "round_timeout": 300,
-        }
+        launch = park.launch_body(document, rounds, "bench")
         with park.api("researcher") as researcher:
             experiment = researcher.post("/experiments", launch)["id"]
             while researcher.get(f"/experiments/{experiment}")["status"] in ("pending", "running"):

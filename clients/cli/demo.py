@@ -130,6 +130,21 @@ class Park:
                     "/tokens", {"name": "demo", "user_id": user["id"]}
                 )["token"]
 
+    def launch_body(self, document: dict[str, Any], rounds: int, name: str) -> dict[str, Any]:
+        """The experiment the demo runs (the round benchmark runs the same one)."""
+        return {
+            "name": name,
+            "contract_id": document["id"],
+            "contract_version": document["version"],
+            "participants": [p.name for p in self.plants],
+            "model": {"kind": "mlp", "task": "classification", "hidden": [64, 64]},
+            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
+            "strategy": "fedavg",
+            "rounds": rounds,
+            "min_factories": 2,
+            "round_timeout": 300,
+        }
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
@@ -224,18 +239,7 @@ def demo(
         park.populate()
         document = approve_contract(park)
         join_factories(park, document, rows)
-        launch = {
-            "name": "press fault diagnosis",
-            "contract_id": document["id"],
-            "contract_version": document["version"],
-            "participants": [p.name for p in park.plants],
-            "model": {"kind": "mlp", "task": "classification", "hidden": [64, 64]},
-            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
-            "strategy": "fedavg",
-            "rounds": rounds,
-            "min_factories": 2,
-            "round_timeout": 300,
-        }
+        launch = park.launch_body(document, rounds, "press fault diagnosis")
         with park.api("researcher") as researcher:
             experiment = researcher.post("/experiments", launch)["id"]
             out.print(

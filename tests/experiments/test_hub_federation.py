@@ -108,32 +108,25 @@ def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, fol
     assert "2 (2400 examples)" in status.stdout  # both factories trained every round
     got = _cli(hub, people["buyer"].token, "model", "download", experiment, "-o", str(folder))
     assert got.returncode == 0 and "verified" in got.stdout, got.stdout + got.stderr
-    offline = _cli(
-        hub,
-        None,
-        "model",
-        "verify",
-        str(folder / "model.safetensors"),
-        str(folder / "manifest.json"),
-        "--signature",
-        str(folder / "manifest.sig.json"),
-        "--key",
-        str(folder / "hub-key.pem"),
-    )
+
+    def verify() -> subprocess.CompletedProcess[str]:  # offline: no token
+        return _cli(
+            hub,
+            None,
+            "model",
+            "verify",
+            str(folder / "model.safetensors"),
+            str(folder / "manifest.json"),
+            "--signature",
+            str(folder / "manifest.sig.json"),
+            "--key",
+            str(folder / "hub-key.pem"),
+        )
+
+    offline = verify()
     assert offline.returncode == 0 and "2 rounds" in offline.stdout
     weights = bytearray((folder / "model.safetensors").read_bytes())
     weights[-1] ^= 0x01
     (folder / "model.safetensors").write_bytes(bytes(weights))
-    tampered = _cli(
-        hub,
-        None,
-        "model",
-        "verify",
-        str(folder / "model.safetensors"),
-        str(folder / "manifest.json"),
-        "--signature",
-        str(folder / "manifest.sig.json"),
-        "--key",
-        str(folder / "hub-key.pem"),
-    )
+    tampered = verify()
     assert tampered.returncode == 1 and "NOT VERIFIED" in tampered.stdout
