@@ -50,6 +50,8 @@ class Domain(StrEnum):
     MOBILITY = "mobility"
     SEMICONDUCTOR = "semiconductor"
     HEALTHCARE = "healthcare"
+    PROCESS_INDUSTRY = "process-industry"
+    ENERGY = "energy"
     OTHER = "other"
 
 

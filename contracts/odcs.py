@@ -15,7 +15,7 @@ from pyarrow import types as pat
 
 from fedpark.contracts.document import contract_from_data, contract_to_data, parse_document
 from fedpark.contracts.errors import ContractFormatError
-from fedpark.contracts.model import Column, ColumnRole, Contract
+from fedpark.contracts.model import Column, ColumnRole, Contract, Domain
 from fedpark.contracts.types import TypeSpecError, normalize_type, parse_type
 
 API_VERSION = "v3.0.2"
@@ -215,7 +215,7 @@ def from_odcs(document: dict[str, Any], owner: str | None = None) -> Contract:
         "title": document.get("name") or document.get("id"),
         "description": description.get("purpose", "") if isinstance(description, dict) else "",
         "domain": document.get("domain")
-        if document.get("domain") in ("smart-factory", "mobility", "semiconductor", "healthcare")
+        if document.get("domain") in {d.value for d in Domain}
         else "other",
         "owner": custom.get("fedpark.owner") or owner,
         "columns": [_column(p) for p in table.get("properties") or []],

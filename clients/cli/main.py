@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from fedpark.clients.cli import admin, contracts, demo, experiments, factory
+from fedpark.clients.cli import admin, contracts, data, data_sources, demo, experiments, factory
 from fedpark.clients.errors import HubError
 
 err = Console(stderr=True)
@@ -32,6 +32,8 @@ admin.register(app)
 contracts.register(app)
 experiments.register(app)
 factory.register(app)
+data.register(app)
+data_sources.register(data.app)
 demo.register(app)
 
 
