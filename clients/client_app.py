@@ -38,7 +38,12 @@ from fedpark.contracts import Contract, DataError, contract_sha256, validate_fil
 from fedpark.contracts.errors import ContractError
 from fedpark.contracts.reader import open_source
 from fedpark.contracts.signing import load_public_key, verify_contract
-from fedpark.experiments.features import FeaturePlan, Normalization, encode, plan_from_contract
+from fedpark.experiments.features import (
+    FeaturePlan,
+    Normalization,
+    encode_series,
+    plan_from_contract,
+)
 from fedpark.experiments.features import windows as make_windows
 from fedpark.experiments.models import build_model
 from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, RunSpec
@@ -141,13 +146,13 @@ def _load(msg: Message, context: Context) -> LocalData:
             "the run asks for a contract other than the approved one this node holds"
         )
     _validated(contract, data, work_dir)
-    plan = plan_from_contract(contract, spec.model.task)
+    plan = plan_from_contract(contract, spec.model.task, spec.model.series)
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
     norm = Normalization(spec.normalization.mean, spec.normalization.std)
-    x, y = encode(table, plan, norm)
+    x, y, series = encode_series(table, plan, norm)
     if spec.model.kind == "tcnn":
-        x, y = make_windows(x, y, spec.model.window)
+        x, y = make_windows(x, y, spec.model.window, series=series)
     cut = int(len(x) * (1 - spec.train.eval_fraction))  # the most recent rows evaluate
     return LocalData(spec, plan, org, x[:cut], y[:cut], x[cut:], y[cut:])
 

@@ -3,7 +3,9 @@
 Features are the contract's ``feature`` columns: numbers and flags are standardized with
 statistics pooled from the factories' DataProfiles (combined by the hub; no rows move), and
 strings with ``allowed_values`` are one-hot encoded. The ``label`` column is the target; a
-``time`` column only orders rows for windows.
+``time`` column only orders rows for windows. A ``series`` column, an ``id`` column the run
+names (an engine, a batch, a production run), only keeps each series' rows together so that no
+window spans two of them; its values never reach the model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class FeaturePlan:
     label: str
     classes: tuple[Any, ...] | None
     time: str | None
+    series: str | None = None
 
     @property
     def n_features(self) -> int:
@@ -40,7 +43,7 @@ class FeaturePlan:
     def columns(self) -> list[str]:
         """Every column the model pipeline reads (features, label, time)."""
         names = [*self.numeric, *(name for name, _ in self.categorical), self.label]
-        return [*names, self.time] if self.time else names
+        return names + [c for c in (self.time, self.series) if c]
 
 
 def _scalar_number(column: Column) -> bool:
@@ -48,8 +51,12 @@ def _scalar_number(column: Column) -> bool:
     return is_numeric(dtype) or pa.types.is_boolean(dtype)
 
 
-def plan_from_contract(contract: Contract, task: str) -> FeaturePlan:
+def plan_from_contract(contract: Contract, task: str, series: str | None = None) -> FeaturePlan:
     """Build the plan; raises ValueError when the contract cannot feed this task."""
+    if series is not None:
+        roles = {c.name: c.role for c in contract.columns}
+        if roles.get(series) is not ColumnRole.ID:
+            raise ValueError(f"series must name an id column of the contract, not {series!r}")
     numeric, categorical, skipped = [], [], []
     for column in contract.columns:
         if column.role is not ColumnRole.FEATURE:
@@ -76,6 +83,7 @@ def plan_from_contract(contract: Contract, task: str) -> FeaturePlan:
         label=label.name,
         classes=classes,
         time=times[0] if times else None,
+        series=series,
     )
 
 
@@ -111,10 +119,19 @@ def encode(
     """Model inputs ``X`` (float32, rows by n_features) and targets ``y``.
 
     Rows without a label are dropped; missing or non-finite feature values become 0 (the
-    pooled mean after standardization). Rows are sorted by the time column if there is one.
+    pooled mean after standardization). Rows are sorted by series, then time.
     """
-    if plan.time is not None:
-        table = table.sort_by(plan.time)
+    x, y, _ = encode_series(table, plan, norm)
+    return x, y
+
+
+def encode_series(
+    table: pa.Table, plan: FeaturePlan, norm: Normalization
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``encode``, plus each row's series number (all 0 without a series column)."""
+    order = [(c, "ascending") for c in (plan.series, plan.time) if c]
+    if order:
+        table = table.sort_by(order)
     labels = table[plan.label]
     keep = pc.is_valid(labels)
     if pc.sum(pc.invert(keep)).as_py():
@@ -130,22 +147,36 @@ def encode(
         values = table[name].cast(pa.string()).to_numpy(zero_copy_only=False)
         parts.append(np.stack([values == v for v in allowed], axis=1).astype(np.float32))
     x = np.concatenate(parts, axis=1) if parts else np.zeros((table.num_rows, 0), np.float32)
+    series = np.zeros(len(x), np.int64)
+    if plan.series:  # sorted by series: a new number wherever the value changes
+        values = table[plan.series].to_numpy(zero_copy_only=False)
+        series[1:] = np.cumsum(values[1:] != values[:-1])
     y_raw = table[plan.label].to_numpy(zero_copy_only=False)
     if plan.classes is None:
-        return x, y_raw.astype(np.float32)
+        return x, y_raw.astype(np.float32), series
     index = {str(c): i for i, c in enumerate(plan.classes)}
     y = np.fromiter((index.get(str(v), -1) for v in y_raw), dtype=np.int64, count=len(y_raw))
-    if (y < 0).any():  # a label outside the contract's classes: the validator should stop it
-        x, y = x[y >= 0], y[y >= 0]
-    return x, y
+    known = y >= 0  # a label outside the contract's classes: the validator should stop it
+    return x[known], y[known], series[known]
 
 
 def windows(
-    x: np.ndarray, y: np.ndarray, window: int, stride: int = 1
+    x: np.ndarray,
+    y: np.ndarray,
+    window: int,
+    stride: int = 1,
+    series: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sliding windows over time: ``(n, window, features)`` labelled by their last row."""
-    if len(x) < window:
-        return np.zeros((0, window, x.shape[1]), np.float32), y[:0]
-    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n, f, window)
+    """Sliding windows over time: ``(n, window, features)`` labelled by their last row.
+
+    With ``series`` (from ``encode_series``) no window spans two series.
+    """
+    view = (
+        np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n, f, window)
+        if len(x) >= window
+        else np.zeros((0, x.shape[1], window), np.float32)
+    )
     starts = np.arange(0, len(x) - window + 1, stride)
+    if series is not None and len(starts):
+        starts = starts[series[starts] == series[starts + window - 1]]
     return np.ascontiguousarray(view[starts].transpose(0, 2, 1)), y[starts + window - 1]

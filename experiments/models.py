@@ -1,7 +1,9 @@
-"""Torch models for factory data: an MLP for tabular rows and a 1-D temporal CNN over windows.
+"""Torch models for factory data: an MLP for tabular rows and a 1-D temporal CNN over windows,
+plus NIID-Bench's simple CNN for images (the reference model of federated benchmarks).
 
-Both avoid batch normalization: its running statistics would be averaged across factories
-whose data differ, which hurts federated training; layer normalization has no such state.
+The factory models avoid batch normalization: its running statistics would be averaged across
+factories whose data differ, which hurts federated training; layer normalization has no such
+state. The simple CNN has no normalization at all, as in the paper.
 """
 
 from __future__ import annotations
@@ -107,6 +109,41 @@ class TemporalCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x.transpose(1, 2))  # (batch, features, time)
         out: torch.Tensor = self.head(h.mean(dim=2))
+        return out
+
+
+class SimpleCNN(nn.Module):
+    """NIID-Bench's "simple CNN" for 28x28 grey images (``SimpleCNNMNIST`` in its code).
+
+    Two 5x5 convolutions with 6 and 16 channels, each followed by ReLU and 2x2 max-pooling,
+    then fully connected layers 256 → 120 → 84 → ``n_classes`` with ReLU between them
+    (Li et al., "Federated Learning on Non-IID Data Silos: An Experimental Study", ICDE 2022).
+    Input ``(batch, 1, 28, 28)``; a ``(batch, 28, 28)`` or ``(batch, 784)`` input is reshaped.
+    """
+
+    def __init__(self, n_classes: int = 10, channels: int = 1, side: int = 28) -> None:
+        super().__init__()
+        self.channels, self.side = channels, side
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+        )
+        flat = 16 * ((((side - 4) // 2) - 4) // 2) ** 2  # 16 * 4 * 4 for 28x28
+        self.classifier = nn.Sequential(
+            nn.Linear(flat, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, self.channels, self.side, self.side)
+        out: torch.Tensor = self.classifier(self.features(x).flatten(1))
         return out
 
 

@@ -27,9 +27,12 @@ class ModelSettings(_Model):
     window: int = Field(default=32, ge=2, le=4096)
     kernel_size: int = Field(default=5, ge=1, le=64)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    series: str | None = Field(
+        default=None, description="An id column whose series no window may span"
+    )
 
     def spec(self) -> ModelSpec:
-        return ModelSpec(**self.model_dump())
+        return ModelSpec(**self.model_dump(exclude={"series"}))
 
 
 class TrainSettings(_Model):

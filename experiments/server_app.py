@@ -121,7 +121,7 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
     started = time.time()
     contract = Contract.model_validate(spec.contract)
     model_spec = spec.model.spec()
-    plan = plan_from_contract(contract, model_spec.task)
+    plan = plan_from_contract(contract, model_spec.task, spec.model.series)
     torch.manual_seed(spec.seed)
     model = build_model(model_spec, plan.n_features, len(plan.classes) if plan.classes else None)
     strategy = build_strategy(spec.strategy, spec.strategy_params, min_factories=spec.min_factories)

@@ -32,6 +32,12 @@ class ModelSettings(_Strict):
     window: int = Field(default=32, ge=2, le=4096)
     kernel_size: int = Field(default=5, ge=1, le=64)
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    series: str | None = Field(
+        default=None,
+        max_length=200,
+        description="An id column of the contract (an engine, a production run): windows "
+        "never span two of its series; its values never reach the model",
+    )
 
     @model_validator(mode="after")
     def _widths(self) -> ModelSettings:

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from fedpark.contracts.model import ColumnRole
 from fedpark.contracts.report import DataProfile, pooled_moments
 from fedpark.contracts.signing import canonical, sign_document
 from fedpark.hub.domain import Principal, Role
@@ -94,6 +95,14 @@ class ExperimentService:
             raise InvalidInputError(
                 f"min_factories must be at least the contract's k = {policy.min_factories}",
                 field="min_factories",
+            )
+        series = body.model.series
+        if series is not None and series not in {
+            c.name for c in contract.columns if c.role is ColumnRole.ID
+        }:
+            raise InvalidInputError(
+                f"series must name an id column of the contract, not {series!r}",
+                field="model.series",
             )
         profiles = self._participant_profiles(caller, body)
         if self.flower is None:

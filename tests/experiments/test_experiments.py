@@ -14,7 +14,13 @@ from flwr.serverapp.strategy import (
 from samples import contract_data, sensor_table
 
 from fedpark.contracts import Contract, validate_table
-from fedpark.experiments.features import encode, plan_from_contract, pooled_normalization, windows
+from fedpark.experiments.features import (
+    encode,
+    encode_series,
+    plan_from_contract,
+    pooled_normalization,
+    windows,
+)
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.training import TrainConfig, evaluate, macro_f1, train
@@ -128,3 +134,21 @@ def test_checkpoints_from_arrays_load_as_torch_weights() -> None:
     record = ArrayRecord(model.state_dict())
     restored = from_safetensors(numpy_to_safetensors({k: v.numpy() for k, v in record.items()}))
     assert all(torch.equal(restored[k], v) for k, v in model.state_dict().items())
+
+
+def test_series_keep_windows_inside_one_engine(contract: Contract) -> None:
+    """Rows are ordered by series then time, and no window spans two series."""
+    plan = plan_from_contract(contract, "classification", series="serial")
+    assert "serial" in plan.columns and plan.n_features == 5  # read to segment, never a feature
+    table = sensor_table(rows=60)
+    # Two interleaved series with their own clocks: sorting by time alone would mix them.
+    serial = pa.array([f"engine-{i % 2}" for i in range(60)])
+    table = table.set_column(table.schema.get_field_index("serial"), "serial", serial)
+    profile = validate_table(contract, sensor_table(rows=60)).profile
+    x, y, series = encode_series(table, plan, pooled_normalization([profile], plan.numeric))
+    assert (series[:30] == 0).all() and (series[30:] == 1).all()
+    xw, _ = windows(x, y, window=10, series=series)
+    assert len(xw) == 2 * (30 - 10 + 1)  # 21 windows per series, none across the boundary
+    assert len(windows(x, y, window=10)[0]) == 60 - 10 + 1
+    with pytest.raises(ValueError, match="id column"):
+        plan_from_contract(contract, "classification", series="temp")
