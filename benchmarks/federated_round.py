@@ -35,13 +35,15 @@ from fedpark.experiments.features import plan_from_contract
 BARE_APP = Path(__file__).parent / "bare_flower_app"
 
 
-def fedpark_rounds(work: Path, factories: int, rounds: int, rows: int) -> tuple[list[float], dict]:
+def fedpark_rounds(
+    work: Path, factories: int, rounds: int, hours: float
+) -> tuple[list[float], dict]:
     park = Park(work, factories)
     try:
         park.start(None)
         park.populate()
         document = approve_contract(park)
-        join_factories(park, document, rows)
+        join_factories(park, document, hours)
         launch = park.launch_body(document, rounds, "bench")
         with park.api("researcher") as researcher:
             experiment = researcher.post("/experiments", launch)["id"]
@@ -135,15 +137,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factories", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--hours", type=float, default=12.0, help="length of each TEP run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fedpark-rounds-"))
-    fedpark, document = fedpark_rounds(work / "fedpark", args.factories, args.rounds, args.rows)
-    data = sorted((work / "fedpark").glob("plant-*/press-line.parquet"))
+    fedpark, document = fedpark_rounds(work / "fedpark", args.factories, args.rounds, args.hours)
+    data = sorted((work / "fedpark").glob("plants/plant-*/tep.parquet"))
     (work / "bare").mkdir()
     bare = bare_rounds(work / "bare", document, data, args.rounds)
     print(
-        f"\n{args.factories} factories x {args.rows} rows, MLP 64x64, FedAvg, 2 local epochs, "
+        f"\n{args.factories} TEP plants x {args.hours} h runs, MLP 64x64, FedAvg, 2 local epochs, "
         f"{args.rounds} rounds (work dir {work})"
     )
     print(f"{'app':<28}{'round 1 s':>11}{'median later s':>16}   {'later rounds s'}")

@@ -1,8 +1,9 @@
 """``fedpark demo``: a whole industrial park on this machine, every component started for real.
 
 Embedded S3 storage and the hub, a Flower SuperLink, and one SuperNode per factory, each
-factory with its own generated press-line data. A steward approves a contract, the factories
-declare their data and join, a researcher trains a fault classifier for a few rounds, and a
+factory a simulated Tennessee Eastman plant with its own operating mode and its own subset of
+faults. A steward approves a contract, the factories validate and declare their data and join,
+a researcher trains a fault classifier for a few rounds, and a
 partner downloads the model and verifies its signed provenance. Everything it started is
 stopped at the end, also on Ctrl-C.
 """
@@ -67,10 +68,11 @@ class Park:
     """The demo's processes and people; stops every process it started."""
 
     def __init__(self, data_dir: Path, factories: int) -> None:
-        from fedpark.datasets.synthetic import plants
+        from fedpark.datasets.tep import MODES, plants
 
         self.dir = data_dir
-        self.plants = plants(factories)
+        # Each plant its own operating mode and its own subset of the TEP's faults.
+        self.plants = plants(factories, modes=MODES[:factories])
         self.processes: list[ChildProcess] = []
         self.tokens: dict[str, str] = {}
         self.url = ""
@@ -151,10 +153,10 @@ class Park:
 
 
 def approve_contract(park: Park) -> dict[str, Any]:
-    from fedpark.datasets.synthetic import press_line_contract
+    from fedpark.datasets.tep import contract_document
 
     owner = park.plants[0].name
-    document = press_line_contract(
+    document = contract_document(
         owner,
         experiment_orgs=[RESEARCH_ORG],
         model_download_orgs=[PARTNER_ORG, *(p.name for p in park.plants)],
@@ -172,25 +174,45 @@ def approve_contract(park: Park) -> dict[str, Any]:
     return document
 
 
-def join_factories(park: Park, document: dict[str, Any], rows: int) -> None:
+def plant_data(park: Park, hours: float) -> dict[str, Path]:
+    """Simulate each plant's Tennessee Eastman history (a progress bar: it takes a while)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from fedpark.datasets import tep
+
+    with Progress(
+        TextColumn("simulating the plants' TEP runs"), BarColumn(), MofNCompleteColumn()
+    ) as progress:
+        task = progress.add_task("runs", total=tep.runs_needed(park.plants, test=False))
+        generated = tep.generate(
+            park.dir / "plants",
+            park.plants,
+            hours=hours,
+            test=False,
+            progress=lambda n: progress.advance(task, n),
+        )
+    return generated.plant_files
+
+
+def join_factories(park: Park, document: dict[str, Any], hours: float) -> None:
     import pyarrow.parquet as pq
 
     from fedpark.contracts import Contract, validate_file
-    from fedpark.datasets.synthetic import press_line
 
     contract = Contract.model_validate(document)
     base = f"/contracts/{contract.id}/versions/{contract.version}"
+    files = plant_data(park, hours)
     for plant in park.plants:
         folder = park.dir / plant.name
         folder.mkdir()
-        data = folder / "press-line.parquet"
-        pq.write_table(press_line(plant, rows), data)
+        data = files[plant.name]
+        rows = pq.ParquetFile(data).metadata.num_rows
         result = validate_file(contract, data)
         with park.api(f"{plant.name}-ops") as factory:
             factory.post(
                 f"{base}/datasets",
                 {
-                    "name": "press-line",
+                    "name": "tep-history",
                     "report": result.report.model_dump(mode="json"),
                     "profile": result.profile.model_dump(mode="json"),
                 },
@@ -209,7 +231,7 @@ def join_factories(park: Park, document: dict[str, Any], rows: int) -> None:
             ).start()
         )
         out.print(
-            f"{plant.name}: {rows} rows in {data.name}, faults seen {list(plant.faults)}, "
+            f"{plant.name} ({plant.mode}): {rows} rows, faults seen {list(plant.faults)}, "
             f"validated ({result.report.rules_checked} rules) and declared; joined"
         )
 
@@ -220,7 +242,9 @@ def demo(
     ] = Path("fedpark-demo"),
     factories: Annotated[int, typer.Option(min=2, max=12, help="Factories in the park.")] = 3,
     rounds: Annotated[int, typer.Option(min=1, max=50, help="Federated rounds.")] = 3,
-    rows: Annotated[int, typer.Option(min=500, help="Rows of data per factory.")] = 4000,
+    hours: Annotated[
+        float, typer.Option(min=2.0, max=100.0, help="Length of each simulated plant run.")
+    ] = 12.0,
     port: Annotated[int | None, typer.Option(help="Hub port [default: a free one].")] = None,
     keep_running: Annotated[
         bool, typer.Option(help="Keep everything up at the end until Ctrl-C.")
@@ -238,8 +262,8 @@ def demo(
         park.start(port)
         park.populate()
         document = approve_contract(park)
-        join_factories(park, document, rows)
-        launch = park.launch_body(document, rounds, "press fault diagnosis")
+        join_factories(park, document, hours)
+        launch = park.launch_body(document, rounds, "TEP fault diagnosis")
         with park.api("researcher") as researcher:
             experiment = researcher.post("/experiments", launch)["id"]
             out.print(
@@ -288,7 +312,7 @@ def _results(park: Park, experiment: str, rounds: list[dict[str, Any]], took: fl
         f"(weights sha256 {payload['weights_sha256'][:12]}…)"
     )
     out.print(metrics_table(rounds))
-    plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: press fault diagnosis")
+    plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: TEP fault diagnosis")
     table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
     table.add_column("what", no_wrap=True)
     table.add_column("where", overflow="fold")  # paths and commands stay whole, to copy

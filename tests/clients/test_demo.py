@@ -16,7 +16,7 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     folder = tmp_path / "demo"
     result = subprocess.run(
         fedpark_argv(
-            "demo", "--data-dir", str(folder), "--factories", "2", "--rounds", "2", "--rows", "800"
+            "demo", "--data-dir", str(folder), "--factories", "2", "--rounds", "2", "--hours", "3"
         ),
         env=clean_env(COLUMNS="160"),
         capture_output=True,
