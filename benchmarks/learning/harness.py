@@ -1,0 +1,409 @@
+"""Shared by the learning benchmarks: FedPark's apps under Flower's simulation engine, and
+the local-only and centralized baselines trained with the very same model and training code.
+
+The federated arm runs FedPark's own ServerApp logic (``fedpark.experiments.server_app.run``:
+Flower's strategy, round recording, a checkpoint per round) and FedPark's own ClientApp
+functions (contract signature check, validation of the local file, training). Only the
+transport differs from a deployment: Flower's simulation engine instead of SuperLink and
+SuperNodes over gRPC, whose per-round overhead is measured on its own in
+``benchmarks/federated_round.py`` and does not change what is learned.
+
+Every arm is scored the same way: the model after each round (federated) or each epoch-block
+(baselines) on the held-out test file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+
+from fedpark.contracts import Contract, contract_sha256, validate_file
+from fedpark.contracts.reader import open_source
+from fedpark.experiments.features import (
+    FeaturePlan,
+    Normalization,
+    encode_series,
+    plan_from_contract,
+    pooled_normalization,
+)
+from fedpark.experiments.features import windows as make_windows
+from fedpark.experiments.models import build_model
+from fedpark.experiments.run_spec import (
+    SPEC_KEY,
+    DirectoryOutput,
+    ModelSettings,
+    RunSpec,
+    TrainSettings,
+)
+from fedpark.experiments.run_spec import Normalization as SpecNormalization
+from fedpark.experiments.training import TrainConfig, evaluate, train
+from fedpark.experiments.weights import from_safetensors
+
+Metrics = dict[str, float]
+
+
+@dataclass
+class Study:
+    """A contract, its factories' files, a held-out test file, and how to model them."""
+
+    contract: Contract
+    factories: dict[str, Path]
+    test_file: Path
+    model: ModelSettings
+    train: TrainSettings
+    plan: FeaturePlan
+    norm: Normalization
+
+    @classmethod
+    def open(
+        cls,
+        contract_file: Path,
+        factories: dict[str, Path],
+        test_file: Path,
+        model: ModelSettings,
+        train: TrainSettings,
+    ) -> Study:
+        """Validate every factory file and pool normalization from their profiles (as the
+        hub does from declared datasets: no rows are pooled)."""
+        contract = Contract.model_validate(json.loads(contract_file.read_text()))
+        plan = plan_from_contract(contract, model.task, model.series)
+        profiles = []
+        for name, path in factories.items():
+            result = validate_file(contract, path)
+            if not result.report.passed:
+                raise SystemExit(f"{name}: {path} breaks the contract: {result.report}")
+            profiles.append(result.profile)
+        norm = pooled_normalization(profiles, plan.numeric)
+        return cls(contract, factories, test_file, model, train, plan, norm)
+
+    @property
+    def classes(self) -> int | None:
+        return len(self.plan.classes) if self.plan.classes else None
+
+    def arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs and targets of one file, encoded exactly as a factory encodes them."""
+        types = {c.name: c.arrow_type for c in self.contract.columns}
+        source = open_source(path, csv_types=types)
+        table = pa.Table.from_batches(list(source.batches(self.plan.columns, 1 << 16)))
+        x, y, series = encode_series(table, self.plan, self.norm)
+        if self.model.kind == "tcnn":
+            x, y = make_windows(x, y, self.model.window, series=series)
+        return x, y
+
+    def new_model(self, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return build_model(self.model.spec(), self.plan.n_features, self.classes)
+
+    def score(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> Metrics:
+        return evaluate(model, x, y, self.model.task, self.classes)
+
+
+def train_alone(
+    study: Study,
+    x: np.ndarray,
+    y: np.ndarray,
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    blocks: int,
+    seed: int,
+) -> list[Metrics]:
+    """One model on ``x, y`` only: ``blocks`` blocks of ``train.epochs`` epochs each (the
+    same local work a factory does per round), scored on ``test`` after every block."""
+    model = study.new_model(seed)
+    config = TrainConfig(
+        epochs=study.train.epochs,
+        batch_size=study.train.batch_size,
+        learning_rate=study.train.learning_rate,
+    )
+    history = []
+    for block in range(blocks):
+        train(model, x, y, study.model.task, _reseeded(config, seed + block))
+        history.append(study.score(model, *test))
+    return history
+
+
+def _reseeded(config: TrainConfig, seed: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        proximal_mu=config.proximal_mu,
+        seed=seed,
+    )
+
+
+def run_fedpark(
+    study: Study,
+    *,
+    strategy: str,
+    strategy_params: dict[str, float],
+    rounds: int,
+    seed: int,
+    work: Path,
+    on_round: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Train with FedPark's apps on Flower's simulation engine; the per-round checkpoints."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from flwr.app import Context, Message
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.simulation import run_simulation
+
+    from fedpark.clients import client_app as fedpark_client
+    from fedpark.experiments import server_app as fedpark_server
+    from fedpark.experiments.reporting import DirectoryReporter
+
+    out = work / "rounds"
+    contract_dir = _approved_contract_dir(study.contract, Ed25519PrivateKey.generate(), work)
+    spec = RunSpec(
+        experiment_id="learning-benchmark",
+        contract=study.contract.model_dump(mode="json"),
+        contract_sha256=contract_sha256(study.contract),
+        model=study.model,
+        train=study.train,
+        strategy=strategy,
+        strategy_params=strategy_params,
+        rounds=rounds,
+        min_factories=len(study.factories),
+        round_timeout=3600,
+        normalization=SpecNormalization(mean=study.norm.mean, std=study.norm.std),
+        seed=seed,
+        output=DirectoryOutput(directory=str(out)),
+    )
+    spec_json = spec.model_dump_json()
+    nodes = [
+        {
+            "org": name,
+            "data-path": str(path),
+            "contract-dir": str(contract_dir),
+            "work-dir": str(work / "nodes" / name),
+        }
+        for name, path in study.factories.items()
+    ]
+
+    class Reporter(DirectoryReporter):
+        def round(self, report: Any, checkpoint: bytes) -> None:
+            super().round(report, checkpoint)
+            if on_round:
+                on_round(report.round)
+
+    server = ServerApp()
+
+    @server.main()
+    def _server(grid: Grid, context: Context) -> None:
+        fedpark_server.run(grid, spec, Reporter(out))
+
+    client = ClientApp()
+
+    def _as_factory(context: Context) -> Context:
+        # A virtual node knows only its partition id: give it the factory's node config,
+        # as `fedpark factory join` gives a real SuperNode.
+        # (Flower forbids changing the run's own config: the app gets a copy.)
+        torch.set_num_threads(1)
+        return Context(
+            run_id=context.run_id,
+            node_id=context.node_id,
+            node_config={**nodes[int(context.node_config["partition-id"])]},
+            state=context.state,
+            run_config={**context.run_config, SPEC_KEY: spec_json},
+        )
+
+    @client.train()
+    def _train(msg: Message, context: Context) -> Message:
+        return fedpark_client.train_fn(msg, _as_factory(context))
+
+    @client.evaluate()
+    def _evaluate(msg: Message, context: Context) -> Message:
+        return fedpark_client.evaluate_fn(msg, _as_factory(context))
+
+    with _Quiet():
+        run_simulation(
+            server_app=server,
+            client_app=client,
+            num_supernodes=len(nodes),
+            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        )
+    failure = out / "failure.json"
+    if failure.exists():
+        raise RuntimeError(f"the federated run failed: {failure.read_text()}")
+    checkpoints = sorted(out.glob("checkpoint-*.safetensors"))
+    if len(checkpoints) != rounds:
+        raise RuntimeError(f"expected {rounds} checkpoints, found {len(checkpoints)} in {out}")
+    return checkpoints
+
+
+def _approved_contract_dir(contract: Contract, key: Any, work: Path) -> Path:
+    """What ``fedpark contract download`` writes for an approved contract."""
+    from datetime import UTC, datetime
+
+    from fedpark.contracts import canonical_json
+    from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
+
+    folder = work / "contract"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "contract.json").write_bytes(canonical_json(contract))
+    payload = approval_payload(contract, "benchmark", "park-operator", datetime.now(UTC), "bench")
+    (folder / "signature.json").write_text(json.dumps(sign_document(payload, key)))
+    (folder / "hub-key.pem").write_bytes(public_key_pem(key.public_key()))
+    return folder
+
+
+def score_checkpoints(
+    study: Study, checkpoints: Sequence[Path], test: tuple[np.ndarray, np.ndarray]
+) -> list[Metrics]:
+    """The global model after each round, on the held-out test set."""
+    history = []
+    for path in checkpoints:
+        model = study.new_model(0)
+        model.load_state_dict(from_safetensors(path.read_bytes()))
+        history.append(study.score(model, *test))
+    return history
+
+
+class _Quiet:
+    """Keep Flower's and Ray's per-round logging off the benchmark's table."""
+
+    def __enter__(self) -> None:
+        os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore")
+
+    def __exit__(self, *_: object) -> None:
+        logging.getLogger("flwr").setLevel(logging.INFO)
+
+
+def scratch(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def run_arms(
+    study: Study,
+    *,
+    rounds: int,
+    seed: int,
+    strategies: dict[str, dict[str, float]],
+    progress: Any,
+) -> dict[str, list[Metrics]]:
+    """Every arm for one seed: each factory alone, centralized, and FedPark per strategy."""
+    test = study.arrays(study.test_file)
+    curves: dict[str, list[Metrics]] = {}
+    task = progress.add_task(
+        f"seed {seed}", total=rounds * (len(study.factories) + 1 + len(strategies))
+    )
+    for name, path in study.factories.items():
+        x, y = study.arrays(path)
+        curves[f"local {name}"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
+        progress.advance(task, rounds)
+    pooled = [study.arrays(path) for path in study.factories.values()]
+    x = np.concatenate([p[0] for p in pooled])
+    y = np.concatenate([p[1] for p in pooled])
+    curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
+    progress.advance(task, rounds)
+    for strategy, params in strategies.items():
+        checkpoints = run_fedpark(
+            study,
+            strategy=strategy,
+            strategy_params=params,
+            rounds=rounds,
+            seed=seed,
+            work=scratch(f"fedpark-{strategy}-"),
+            on_round=lambda _: progress.advance(task),
+        )
+        curves[f"FedPark {strategy}"] = score_checkpoints(study, checkpoints, test)
+    progress.remove_task(task)
+    return curves
+
+
+LOCAL_MEAN = "local-only (mean of factories)"
+
+
+def summarize(runs: list[dict[str, list[Metrics]]], metrics: Sequence[str]) -> dict[str, Metrics]:
+    """Median over seeds of each arm's final metrics, plus the mean local-only factory."""
+    import statistics
+
+    table = {
+        arm: {m: statistics.median(r[arm][-1][m] for r in runs) for m in metrics} for arm in runs[0]
+    }
+    local = [v for arm, v in table.items() if arm.startswith("local")]
+    table[LOCAL_MEAN] = {m: float(np.mean([v[m] for v in local])) for m in metrics}
+    return table
+
+
+def plot_curves(
+    runs: list[dict[str, list[Metrics]]],
+    metric: str,
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+    scale: float = 1.0,
+) -> None:
+    """The metric after each round, median over seeds: one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    first = runs[0]
+    rounds = np.arange(1, len(first["centralized"]) + 1)
+    for arm in first:
+        curve = np.median([[m[metric] * scale for m in r[arm]] for r in runs], axis=0)
+        style: dict[str, Any] = {"linewidth": 2}
+        if arm.startswith("local"):
+            style = {"linewidth": 1, "alpha": 0.6, "linestyle": ":"}
+        elif arm == "centralized":
+            style = {"linewidth": 2, "color": "black", "linestyle": "--"}
+        ax.plot(rounds, curve, label=arm, **style)
+    ax.set_xlabel("round (local-only and centralized: the same local epochs per round)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_repeats(
+    study: Study,
+    *,
+    rounds: int,
+    repeats: int,
+    strategies: dict[str, dict[str, float]],
+    console: Any,
+) -> list[dict[str, list[Metrics]]]:
+    """``run_arms`` for seeds 0 .. repeats-1, with a progress bar."""
+    from rich.progress import Progress
+
+    runs = []
+    with Progress(console=console, transient=True) as progress:
+        for seed in range(repeats):
+            runs.append(
+                run_arms(study, rounds=rounds, seed=seed, strategies=strategies, progress=progress)
+            )
+    return runs
+
+
+def save_results(
+    out: Path, name: str, args: Any, table: dict[str, Metrics], runs: list[dict[str, Any]]
+) -> Path:
+    """``out/name.json``: the settings, the summary table and every round of every arm."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"args": {k: str(v) for k, v in vars(args).items()}, "table": table, "runs": runs}
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1))
+    return path
