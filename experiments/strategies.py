@@ -13,6 +13,7 @@ from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     FedAdam,
     FedAvg,
+    FedAvgM,
     FedMedian,
     FedProx,
     FedTrimmedAvg,
@@ -24,6 +25,7 @@ from flwr.serverapp.strategy import (
 STRATEGIES: dict[str, tuple[Callable[..., Strategy], frozenset[str]]] = {
     "fedavg": (FedAvg, frozenset()),
     "fedprox": (FedProx, frozenset({"proximal_mu"})),
+    "fedavgm": (FedAvgM, frozenset({"server_learning_rate", "server_momentum"})),
     "fedadam": (FedAdam, frozenset({"eta", "eta_l", "beta_1", "beta_2", "tau"})),
     "fedmedian": (FedMedian, frozenset()),
     "fedtrimmedavg": (FedTrimmedAvg, frozenset({"beta"})),
@@ -45,7 +47,7 @@ def build_strategy(
     Parameters
     ----------
     name
-        fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg or krum.
+        fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum.
     params
         The strategy's own parameters (e.g. ``proximal_mu``), plus optionally
         ``noise_multiplier`` and ``clipping_norm`` to wrap it in client-side DP with fixed

@@ -24,6 +24,7 @@ from harness import (
     LOCAL_MEAN,
     Metrics,
     Study,
+    parse_strategies,
     plot_curves,
     run_repeats,
     save_results,
@@ -37,6 +38,7 @@ from fedpark.datasets.cmapss import write_factories
 from fedpark.experiments.run_spec import ModelSettings, TrainSettings
 
 console = Console()
+DEFAULT_STRATEGIES = ["fedavg", "fedprox:proximal_mu=0.01"]
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +48,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--mu", type=float, default=0.01, help="FedProx proximal term")
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        dest="strategies",
+        help="NAME[:param=value,...], repeatable [fedavg and fedprox:proximal_mu=0.01]",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="seeds; medians are reported")
     parser.add_argument("--out", type=Path, help="folder for cmapss_rul.json and .png")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI")
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         TrainSettings(epochs=args.local_epochs, batch_size=64, learning_rate=args.lr),
     )
-    strategies = {"fedavg": {}, "fedprox": {"proximal_mu": args.mu}}
+    strategies = parse_strategies(args.strategies or DEFAULT_STRATEGIES)
     runs = run_repeats(
         study, rounds=args.rounds, repeats=args.repeats, strategies=strategies, console=console
     )

@@ -52,6 +52,8 @@ from fedpark.experiments.training import TrainConfig, evaluate, train
 from fedpark.experiments.weights import from_safetensors
 
 Metrics = dict[str, float]
+# Before Flower is first imported (in run_fedpark): its logger reads this once.
+os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
 
 
 @dataclass
@@ -152,6 +154,7 @@ def run_fedpark(
     rounds: int,
     seed: int,
     work: Path,
+    threads: int = 1,
     on_round: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Train with FedPark's apps on Flower's simulation engine; the per-round checkpoints."""
@@ -228,13 +231,27 @@ def run_fedpark(
     def _evaluate(msg: Message, context: Context) -> Message:
         return fedpark_client.evaluate_fn(msg, _as_factory(context))
 
+    import ray
+
     with _Quiet():
-        run_simulation(
-            server_app=server,
-            client_app=client,
-            num_supernodes=len(nodes),
-            backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+        # Started here so the clients' logs stay off the table; Flower reuses and stops it.
+        ray.init(
+            num_cpus=threads,
+            num_gpus=0,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
         )
+        try:
+            run_simulation(
+                server_app=server,
+                client_app=client,
+                num_supernodes=len(nodes),
+                backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+            )
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
     failure = out / "failure.json"
     if failure.exists():
         raise RuntimeError(f"the federated run failed: {failure.read_text()}")
@@ -277,7 +294,6 @@ class _Quiet:
 
     def __enter__(self) -> None:
         os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
-        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         logging.getLogger("flwr").setLevel(logging.WARNING)
         warnings.filterwarnings("ignore")
 
@@ -407,3 +423,16 @@ def save_results(
     path = out / f"{name}.json"
     path.write_text(json.dumps(result, indent=1))
     return path
+
+
+def parse_strategies(specs: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``["fedavg", "fedprox:proximal_mu=0.1"]`` → ``{"fedavg": {}, "fedprox": {...}}``."""
+    strategies: dict[str, dict[str, float]] = {}
+    for spec in specs:
+        name, _, rest = spec.partition(":")
+        params = {}
+        for pair in filter(None, rest.split(",")):
+            key, _, value = pair.partition("=")
+            params[key.strip()] = float(value)
+        strategies[name.strip()] = params
+    return strategies

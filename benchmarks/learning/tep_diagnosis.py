@@ -29,6 +29,7 @@ from harness import (
     LOCAL_MEAN,
     Metrics,
     Study,
+    parse_strategies,
     plot_curves,
     run_repeats,
     save_results,
@@ -43,7 +44,7 @@ from fedpark.datasets import tep
 from fedpark.experiments.run_spec import ModelSettings, TrainSettings
 
 console = Console()
-STRATEGIES = ("fedavg", "fedprox")
+DEFAULT_STRATEGIES = ["fedavg", "fedprox:proximal_mu=0.01"]
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,7 +56,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--hidden", default="128,128")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--mu", type=float, default=0.01, help="FedProx proximal term")
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        dest="strategies",
+        help="NAME[:param=value,...], repeatable [fedavg and fedprox:proximal_mu=0.01]",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="seeds; medians are reported")
     parser.add_argument("--out", type=Path, help="folder for tep_diagnosis.json and .png")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI")
@@ -83,10 +89,10 @@ def print_table(table: dict[str, Metrics]) -> None:
     console.print(out)
     central = 100 * table["centralized"]["macro_f1"]
     local = 100 * table[LOCAL_MEAN]["macro_f1"]
-    for strategy in STRATEGIES:
-        fed = 100 * table[f"FedPark {strategy}"]["macro_f1"]
+    for arm in (a for a in table if a.startswith("FedPark")):
+        fed = 100 * table[arm]["macro_f1"]
         console.print(
-            f"FedPark {strategy}: {fed - central:+.1f} points vs centralized (target >= -2.0: "
+            f"{arm}: {fed - central:+.1f} points vs centralized (target >= -2.0: "
             f"{'met' if fed - central >= -2 else 'NOT met'}), {fed - local:+.1f} vs mean "
             f"local-only (target >= +15: {'met' if fed - local >= 15 else 'NOT met'})"
         )
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         ModelSettings(kind="mlp", hidden=tuple(int(h) for h in args.hidden.split(","))),
         TrainSettings(epochs=args.local_epochs, batch_size=64, learning_rate=args.lr),
     )
-    strategies = {"fedavg": {}, "fedprox": {"proximal_mu": args.mu}}
+    strategies = parse_strategies(args.strategies or DEFAULT_STRATEGIES)
     runs = run_repeats(
         study, rounds=args.rounds, repeats=args.repeats, strategies=strategies, console=console
     )

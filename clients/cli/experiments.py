@@ -60,8 +60,12 @@ def launch(
         str, typer.Option(help="Layer widths (or CNN channels), e.g. 64,64.")
     ] = "64,64",
     window: Annotated[int, typer.Option(help="Rows per window (tcnn).")] = 32,
+    series: Annotated[
+        str | None,
+        typer.Option(help="An id column (engine, run): no window spans two of its series."),
+    ] = None,
     strategy: Annotated[
-        str, typer.Option(help="fedavg, fedprox, fedadam, fedmedian, fedtrimmedavg or krum.")
+        str, typer.Option(help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum.")
     ] = "fedavg",
     param: Annotated[
         list[str] | None,
@@ -96,6 +100,7 @@ def launch(
             "task": task,
             "hidden": [int(h) for h in hidden.split(",")],
             "window": window,
+            "series": series,
         },
         "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
         "strategy": strategy,

@@ -13,6 +13,7 @@ Slug = Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$
 STRATEGY_PARAMS: dict[str, frozenset[str]] = {
     "fedavg": frozenset(),
     "fedprox": frozenset({"proximal_mu"}),
+    "fedavgm": frozenset({"server_learning_rate", "server_momentum"}),
     "fedadam": frozenset({"eta", "eta_l", "beta_1", "beta_2", "tau"}),
     "fedmedian": frozenset(),
     "fedtrimmedavg": frozenset({"beta"}),
