@@ -52,7 +52,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--strategy",
         action="append",
         dest="strategies",
-        help="NAME[:param=value,...], repeatable [fedavg and fedprox:proximal_mu=0.01]",
+        help="NAME[:param=value,...], repeatable [FedAvg, FedProx mu 0.01]",
     )
     parser.add_argument("--repeats", type=int, default=3, help="seeds; medians are reported")
     parser.add_argument("--out", type=Path, help="folder for cmapss_rul.json and .png")

@@ -5,8 +5,9 @@ held-out test set, which holds every fault in every plant's operating mode. Arms
 the same MLP, optimizer and local work per round:
 
 - local-only: each plant trains alone (the mean over plants is the factory's outlook alone);
-- FedPark with FedAvg and with FedProx (FedPark's ServerApp and ClientApp on Flower's
-  simulation engine, contract check and validation included);
+- FedPark with FedAvg, FedProx (mu 0.01) and FedAvgM (server momentum 0.9, server learning
+  rate 0.3): FedPark's ServerApp and ClientApp on Flower's simulation engine, contract check
+  and validation included;
 - centralized: one model on the pooled rows of every plant (the upper bound no factory
   would agree to, since it needs their data in one place).
 
@@ -14,8 +15,9 @@ Targets (issue 5): federated within 2 macro-F1 points of centralized, and at lea
 above the mean local-only plant. Prints a table of medians over ``--repeats`` seeds and
 writes ``tep_diagnosis.json`` and ``tep_diagnosis.png`` (macro-F1 per round).
 
-    python benchmarks/learning/tep_diagnosis.py --out docs/results          # ~15 min, 2 cores
-    python benchmarks/learning/tep_diagnosis.py --quick                     # seconds; CI
+    fedpark data tep --plants 5 --modes mode1,mode2,mode3,mode4,mode5 --out plants/
+    python benchmarks/learning/tep_diagnosis.py --data plants/ --out docs/results
+    python benchmarks/learning/tep_diagnosis.py --quick                     # CI smoke run
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ from fedpark.datasets import tep
 from fedpark.experiments.run_spec import ModelSettings, TrainSettings
 
 console = Console()
-DEFAULT_STRATEGIES = ["fedavg", "fedprox:proximal_mu=0.01"]
+DEFAULT_STRATEGIES = [
+    "fedavg",
+    "fedprox:proximal_mu=0.01",
+    "fedavgm:server_momentum=0.9,server_learning_rate=0.3",
+]
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,15 +58,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="output of `fedpark data tep` (else generated)")
     parser.add_argument("--plants", type=int, default=5)
     parser.add_argument("--hours", type=float, default=24.0)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--local-epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--hidden", default="128,128")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument(
         "--strategy",
         action="append",
         dest="strategies",
-        help="NAME[:param=value,...], repeatable [fedavg and fedprox:proximal_mu=0.01]",
+        help="NAME[:param=value,...], repeatable [FedAvg, FedProx mu 0.01, FedAvgM]",
     )
     parser.add_argument("--repeats", type=int, default=3, help="seeds; medians are reported")
     parser.add_argument("--out", type=Path, help="folder for tep_diagnosis.json and .png")
