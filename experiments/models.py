@@ -147,17 +147,51 @@ class SimpleCNN(nn.Module):
         return out
 
 
-def build_model(spec: ModelSpec, n_features: int, n_classes: int | None) -> nn.Module:
-    """The model for ``spec``; ``n_classes`` is required for classification."""
+class InLabelUnits(nn.Module):
+    """A regression model whose output is in the label's units: ``mean + std * inner(x)``.
+
+    ``mean`` and ``std`` are the label's statistics pooled from the factories' profiles,
+    kept as buffers so they travel with the weights (every factory holds the same values, so
+    averaging leaves them alone). Without them a network starting near 0 needs thousands of
+    steps just to reach the label's scale (remaining life in cycles, say).
+    """
+
+    def __init__(self, inner: nn.Module, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        self.inner = inner
+        # Shape (1,), not a scalar: Flower's arrays and safetensors keep 1-d tensors as is.
+        self.register_buffer("target_mean", torch.tensor([float(mean)]))
+        self.register_buffer("target_std", torch.tensor([float(std) or 1.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x) * self.target_std + self.target_mean
+        return out
+
+
+def build_model(
+    spec: ModelSpec,
+    n_features: int,
+    n_classes: int | None,
+    target: tuple[float, float] | None = None,
+) -> nn.Module:
+    """The model for ``spec``; ``n_classes`` is required for classification.
+
+    ``target`` (mean, std) puts a regression model's output in the label's units.
+    """
     if spec.task == "classification":
         if not n_classes or n_classes < 2:
             raise ValueError("classification needs at least 2 classes")
         outputs = n_classes
     else:
         outputs = 1
+    inner: nn.Module
     if spec.kind == "mlp":
-        return MLP(n_features, outputs, spec.hidden, spec.dropout)
-    return TemporalCNN(n_features, outputs, spec.hidden, spec.kernel_size, spec.dropout)
+        inner = MLP(n_features, outputs, spec.hidden, spec.dropout)
+    else:
+        inner = TemporalCNN(n_features, outputs, spec.hidden, spec.kernel_size, spec.dropout)
+    if spec.task == "regression":
+        return InLabelUnits(inner, *(target or (0.0, 1.0)))
+    return inner
 
 
 def loss_function(task: Task) -> nn.Module:

@@ -123,7 +123,15 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
     model_spec = spec.model.spec()
     plan = plan_from_contract(contract, model_spec.task, spec.model.series)
     torch.manual_seed(spec.seed)
-    model = build_model(model_spec, plan.n_features, len(plan.classes) if plan.classes else None)
+    norm = spec.normalization
+    target = (
+        (norm.mean[plan.label], norm.std[plan.label])
+        if model_spec.task == "regression" and plan.label in norm.mean
+        else None
+    )
+    model = build_model(
+        model_spec, plan.n_features, len(plan.classes) if plan.classes else None, target
+    )
     strategy = build_strategy(spec.strategy, spec.strategy_params, min_factories=spec.min_factories)
     recorder = RoundRecorder(strategy, reporter, list(model.state_dict()))
     result = strategy.start(

@@ -87,7 +87,8 @@ class Study:
             if not result.report.passed:
                 raise SystemExit(f"{name}: {path} breaks the contract: {result.report}")
             profiles.append(result.profile)
-        norm = pooled_normalization(profiles, plan.numeric)
+        pooled = [*plan.numeric, plan.label] if model.task == "regression" else plan.numeric
+        norm = pooled_normalization(profiles, pooled)
         return cls(contract, factories, test_file, model, train, plan, norm)
 
     @property
@@ -106,7 +107,10 @@ class Study:
 
     def new_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
-        return build_model(self.model.spec(), self.plan.n_features, self.classes)
+        target = None
+        if self.model.task == "regression":
+            target = (self.norm.mean[self.plan.label], self.norm.std[self.plan.label])
+        return build_model(self.model.spec(), self.plan.n_features, self.classes, target)
 
     def score(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> Metrics:
         return evaluate(model, x, y, self.model.task, self.classes)

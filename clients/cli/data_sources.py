@@ -56,8 +56,9 @@ def tep_plants(
     """Simulate Tennessee Eastman plants, each with its own mode and faults.
 
     Writes one Parquet file per plant, a held-out test set with every fault in every plant's
-    mode, and the contract the files meet. Each plant has its own seed, operating mode and subset of faults (a plant has only ever
-    seen some). Faults 3, 9 and 15 are left out by default: unobservable in these variables.
+    mode, and the contract the files meet. Each plant has its own seed, operating mode and
+    subset of faults (a plant has only ever seen some). Faults 3, 9 and 15 are left out by
+    default: unobservable in these variables.
     """
     from fedpark.datasets import tep
 

@@ -65,7 +65,8 @@ def launch(
         typer.Option(help="An id column (engine, run): no window spans two of its series."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum.")
+        str,
+        typer.Option(help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum."),
     ] = "fedavg",
     param: Annotated[
         list[str] | None,

@@ -189,6 +189,9 @@ class ExperimentService:
             if c["role"] == "feature"
             and c["type"].startswith(("int", "uint", "float", "bool", "decimal"))
         ]
+        label = next(c for c in contract["columns"] if c["role"] == "label")
+        if body.model.task == "regression":  # the model's output scale (in label units)
+            numeric.append(label["name"])
         pooled = pooled_moments(profiles, numeric)
         return {
             "experiment_id": experiment_id,

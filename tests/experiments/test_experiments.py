@@ -155,3 +155,20 @@ def test_series_keep_windows_inside_one_engine(contract: Contract) -> None:
     assert len(windows(x, y, window=10)[0]) == 60 - 10 + 1
     with pytest.raises(ValueError, match="id column"):
         plan_from_contract(contract, "classification", series="temp")
+
+
+def test_regression_output_is_in_the_label_units_and_travels_with_the_weights() -> None:
+    spec = ModelSpec("mlp", "regression", hidden=(8,))
+    model = build_model(spec, n_features=3, n_classes=None, target=(120.0, 40.0))
+    state = model.state_dict()
+    assert float(state["target_mean"]) == 120.0 and float(state["target_std"]) == 40.0
+    with torch.no_grad():
+        start = model(torch.zeros(256, 3)).mean().item()
+    assert 60 < start < 180  # starts near the label's mean, not near 0
+    # A factory builds the model without the statistics and gets them with the weights.
+    factory = build_model(spec, n_features=3, n_classes=None)
+    factory.load_state_dict(state)
+    model.eval(), factory.eval()
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        assert torch.equal(factory(x), model(x))
