@@ -70,6 +70,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=3, help="seeds; medians are reported")
     parser.add_argument("--out", type=Path, help="folder for tep_diagnosis.json and .png")
+    parser.add_argument(
+        "--iid-control",
+        action="store_true",
+        help="deal the plants' pooled rows IID to the factories first (the control arm)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny run for CI")
     args = parser.parse_args(argv)
     if args.quick:
@@ -85,6 +90,35 @@ def _data(args: argparse.Namespace) -> Path:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("simulating TEP runs", total=tep.runs_needed(plants))
         tep.generate(folder, plants, hours=args.hours, progress=lambda n: progress.advance(task, n))
+    return folder
+
+
+def iid_control(data: Path, plants: list[str]) -> Path:
+    """The same rows dealt IID to as many factories (NIID-Bench's ``iid``): the control that
+    separates what the plants' heterogeneity costs from what federation itself costs.
+
+    Each part keeps every row's plant clock, shifted by a year per plant, so that its time
+    column stays strictly increasing as the contract demands.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fedpark.datasets.partition import iid
+
+    tables = []
+    for index, name in enumerate(plants):
+        table = pq.read_table(data / name / "tep.parquet")
+        shift = pa.scalar(index * 366 * 86_400_000, pa.duration("ms"))
+        tables.append(table.set_column(0, "time", pc.add(table["time"], shift)))
+    pooled = pa.concat_tables(tables)
+    folder = scratch("fedpark-tep-iid-")
+    for name, rows in zip(plants, iid(pooled.num_rows, len(plants), seed=0), strict=True):
+        (folder / name).mkdir()
+        part = pooled.take(pa.array(rows)).sort_by("time")
+        pq.write_table(part, folder / name / "tep.parquet")
+    for shared in ("test", "contract.json"):
+        (folder / shared).symlink_to((data / shared).resolve())
     return folder
 
 
@@ -111,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     plants = sorted(
         p.name for p in data.iterdir() if (p / "tep.parquet").exists() and p.name != "test"
     )
+    if args.iid_control:
+        data = iid_control(data, plants)
     study = Study.open(
         data / "contract.json",
         {name: data / name / "tep.parquet" for name in plants},
