@@ -44,7 +44,7 @@ DEFAULT_STRATEGIES = ["fedavg", "fedprox:proximal_mu=0.01"]
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--factories", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--lr", type=float, default=3e-3)
