@@ -105,6 +105,13 @@ class Study:
             x, y = make_windows(x, y, self.model.window, series=series)
         return x, y
 
+    def train_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The rows a factory trains on: FedPark's ClientApp keeps its most recent
+        ``eval_fraction`` for local evaluation, so the baselines leave them out too."""
+        x, y = self.arrays(path)
+        cut = int(len(x) * (1 - self.train.eval_fraction))
+        return x[:cut], y[:cut]
+
     def new_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
         target = None
@@ -324,10 +331,10 @@ def run_arms(
         f"seed {seed}", total=rounds * (len(study.factories) + 1 + len(strategies))
     )
     for name, path in study.factories.items():
-        x, y = study.arrays(path)
+        x, y = study.train_arrays(path)
         curves[f"local {name}"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
         progress.advance(task, rounds)
-    pooled = [study.arrays(path) for path in study.factories.values()]
+    pooled = [study.train_arrays(path) for path in study.factories.values()]
     x = np.concatenate([p[0] for p in pooled])
     y = np.concatenate([p[1] for p in pooled])
     curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
