@@ -43,6 +43,7 @@ from fedpark.experiments.features import (
     Normalization,
     encode_series,
     plan_from_contract,
+    recent_split,
 )
 from fedpark.experiments.features import windows as make_windows
 from fedpark.experiments.models import build_model
@@ -153,8 +154,8 @@ def _load(msg: Message, context: Context) -> LocalData:
     x, y, series = encode_series(table, plan, norm)
     if spec.model.kind == "tcnn":
         x, y = make_windows(x, y, spec.model.window, series=series)
-    cut = int(len(x) * (1 - spec.train.eval_fraction))  # the most recent rows evaluate
-    return LocalData(spec, plan, org, x[:cut], y[:cut], x[cut:], y[cut:])
+    (train_x, train_y), (eval_x, eval_y) = recent_split(x, y, spec.train.eval_fraction)
+    return LocalData(spec, plan, org, train_x, train_y, eval_x, eval_y)
 
 
 def _refuse(msg: Message, context: Context, reason: str) -> Message:

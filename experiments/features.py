@@ -160,6 +160,15 @@ def encode_series(
     return x[known], y[known], series[known]
 
 
+def recent_split(
+    x: np.ndarray, y: np.ndarray, eval_fraction: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``(train, eval)``: a factory trains on its older rows and evaluates on the most recent
+    ``eval_fraction`` (rows are in time order), so evaluation never looks back in time."""
+    cut = int(len(x) * (1 - eval_fraction))
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
 def windows(
     x: np.ndarray,
     y: np.ndarray,

@@ -37,6 +37,7 @@ from fedpark.experiments.features import (
     encode_series,
     plan_from_contract,
     pooled_normalization,
+    recent_split,
 )
 from fedpark.experiments.features import windows as make_windows
 from fedpark.experiments.models import build_model
@@ -108,9 +109,8 @@ class Study:
     def train_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """The rows a factory trains on: FedPark's ClientApp keeps its most recent
         ``eval_fraction`` for local evaluation, so the baselines leave them out too."""
-        x, y = self.arrays(path)
-        cut = int(len(x) * (1 - self.train.eval_fraction))
-        return x[:cut], y[:cut]
+        train, _ = recent_split(*self.arrays(path), self.train.eval_fraction)
+        return train
 
     def new_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fedpark.clients.cli.common import out
+from fedpark.clients.cli.data import _fail
 
 # IDV(1)..IDV(21) without 3, 9 and 15 (kept here so `--help` needs no simulator import).
 DEFAULT_FAULTS = "1,2,4,5,6,7,8,10,11,12,13,14,16,17,18,19,20,21"
@@ -134,8 +135,7 @@ def cmapss(
             out_dir, factories, seed=seed, rul_cap=rul_cap or None, owner=owner
         )
     except (CmapssDataError, FileExistsError, ValueError) as exc:
-        out.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
     for path, engines, rows in zip(written.factories, written.engines, written.rows, strict=True):
         out.print(f"{path.parent.name}: {len(engines)} engines, {rows} rows -> {path}")
     out.print(f"test: 20 engines, {written.test_rows} rows -> {written.test}")

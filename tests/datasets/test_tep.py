@@ -32,6 +32,13 @@ def test_every_fault_is_seen_somewhere_and_no_plant_sees_them_all() -> None:
     assert tep.plants(5, modes=tep.MODES, seed=1) != plants
 
 
+def test_the_cli_default_faults_are_the_observable_ones() -> None:
+    """The CLI spells the list out so that `--help` needs no simulator import."""
+    from fedpark.clients.cli.data_sources import DEFAULT_FAULTS
+
+    assert ",".join(map(str, tep.OBSERVABLE_FAULTS)) == DEFAULT_FAULTS
+
+
 def test_three_plants_see_disjoint_faults() -> None:
     seen = [set(p.faults) for p in tep.plants(3)]
     assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
