@@ -41,11 +41,10 @@ from fedpark.contracts.signing import load_public_key, verify_contract
 from fedpark.experiments.features import (
     FeaturePlan,
     Normalization,
-    encode_series,
+    model_arrays,
     plan_from_contract,
     recent_split,
 )
-from fedpark.experiments.features import windows as make_windows
 from fedpark.experiments.models import build_model
 from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, RunSpec
 from fedpark.experiments.training import TrainConfig, evaluate, train
@@ -151,10 +150,9 @@ def _load(msg: Message, context: Context) -> LocalData:
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
     norm = Normalization(spec.normalization.mean, spec.normalization.std)
-    x, y, series = encode_series(table, plan, norm)
-    if spec.model.kind == "tcnn":
-        x, y = make_windows(x, y, spec.model.window, series=series)
-    (train_x, train_y), (eval_x, eval_y) = recent_split(x, y, spec.train.eval_fraction)
+    window = spec.model.window if spec.model.kind == "tcnn" else None
+    x, y, series = model_arrays(table, plan, norm, window)
+    (train_x, train_y), (eval_x, eval_y) = recent_split(x, y, spec.train.eval_fraction, series)
     return LocalData(spec, plan, org, train_x, train_y, eval_x, eval_y)
 
 

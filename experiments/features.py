@@ -161,12 +161,35 @@ def encode_series(
 
 
 def recent_split(
-    x: np.ndarray, y: np.ndarray, eval_fraction: float
+    x: np.ndarray, y: np.ndarray, eval_fraction: float, series: np.ndarray | None = None
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``(train, eval)``: a factory trains on its older rows and evaluates on the most recent
-    ``eval_fraction`` (rows are in time order), so evaluation never looks back in time."""
-    cut = int(len(x) * (1 - eval_fraction))
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+    ``eval_fraction`` (rows are in time order), so evaluation never looks back in time.
+
+    With ``series`` (non-decreasing, as ``model_arrays`` returns it) the most recent rows of
+    *every* series are held out: a plant history ends with whole production runs, and holding
+    out the last runs would evaluate on conditions the factory never trained on.
+    """
+    if series is None or not len(series):
+        cut = int(len(x) * (1 - eval_fraction))
+        return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+    _, first, counts = np.unique(series, return_index=True, return_counts=True)
+    position = np.arange(len(series)) - np.repeat(first, counts)
+    held = position >= np.repeat((counts * (1 - eval_fraction)).astype(np.int64), counts)
+    return (x[~held], y[~held]), (x[held], y[held])
+
+
+def model_arrays(
+    table: pa.Table, plan: FeaturePlan, norm: Normalization, window: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, targets and series numbers of a table, windowed when ``window`` is given:
+    the one path from a factory's rows to a model's inputs (the ClientApp and the learning
+    baselines both take it)."""
+    x, y, series = encode_series(table, plan, norm)
+    if window is None:
+        return x, y, series
+    starts = _window_starts(len(x), window, 1, series)
+    return _windowed(x, window, starts), y[starts + window - 1], series[starts + window - 1]
 
 
 def windows(
@@ -180,12 +203,21 @@ def windows(
 
     With ``series`` (from ``encode_series``) no window spans two series.
     """
+    starts = _window_starts(len(x), window, stride, series)
+    return _windowed(x, window, starts), y[starts + window - 1]
+
+
+def _window_starts(n: int, window: int, stride: int, series: np.ndarray | None) -> np.ndarray:
+    starts = np.arange(0, max(n - window + 1, 0), stride)
+    if series is not None and len(starts):
+        starts = starts[series[starts] == series[starts + window - 1]]
+    return starts
+
+
+def _windowed(x: np.ndarray, window: int, starts: np.ndarray) -> np.ndarray:
     view = (
         np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (n, f, window)
         if len(x) >= window
         else np.zeros((0, x.shape[1], window), np.float32)
     )
-    starts = np.arange(0, len(x) - window + 1, stride)
-    if series is not None and len(starts):
-        starts = starts[series[starts] == series[starts + window - 1]]
-    return np.ascontiguousarray(view[starts].transpose(0, 2, 1)), y[starts + window - 1]
+    return np.ascontiguousarray(view[starts].transpose(0, 2, 1))

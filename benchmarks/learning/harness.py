@@ -34,12 +34,11 @@ from fedpark.contracts.reader import open_source
 from fedpark.experiments.features import (
     FeaturePlan,
     Normalization,
-    encode_series,
+    model_arrays,
     plan_from_contract,
     pooled_normalization,
     recent_split,
 )
-from fedpark.experiments.features import windows as make_windows
 from fedpark.experiments.models import build_model
 from fedpark.experiments.run_spec import (
     SPEC_KEY,
@@ -96,20 +95,21 @@ class Study:
     def classes(self) -> int | None:
         return len(self.plan.classes) if self.plan.classes else None
 
-    def arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        """Model inputs and targets of one file, encoded exactly as a factory encodes them."""
+    def arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Model inputs, targets and series of one file, encoded exactly as a factory
+        encodes them."""
         types = {c.name: c.arrow_type for c in self.contract.columns}
         source = open_source(path, csv_types=types)
         table = pa.Table.from_batches(list(source.batches(self.plan.columns, 1 << 16)))
-        x, y, series = encode_series(table, self.plan, self.norm)
-        if self.model.kind == "tcnn":
-            x, y = make_windows(x, y, self.model.window, series=series)
-        return x, y
+        window = self.model.window if self.model.kind == "tcnn" else None
+        return model_arrays(table, self.plan, self.norm, window)
 
     def train_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        """The rows a factory trains on: FedPark's ClientApp keeps its most recent
-        ``eval_fraction`` for local evaluation, so the baselines leave them out too."""
-        train, _ = recent_split(*self.arrays(path), self.train.eval_fraction)
+        """The rows a factory trains on: FedPark's ClientApp keeps the most recent
+        ``eval_fraction`` (of every series) for local evaluation, so the baselines leave them
+        out too."""
+        x, y, series = self.arrays(path)
+        train, _ = recent_split(x, y, self.train.eval_fraction, series)
         return train
 
     def new_model(self, seed: int) -> nn.Module:
@@ -325,7 +325,7 @@ def run_arms(
     progress: Any,
 ) -> dict[str, list[Metrics]]:
     """Every arm for one seed: each factory alone, centralized, and FedPark per strategy."""
-    test = study.arrays(study.test_file)
+    test = study.arrays(study.test_file)[:2]
     curves: dict[str, list[Metrics]] = {}
     task = progress.add_task(
         f"seed {seed}", total=rounds * (len(study.factories) + 1 + len(strategies))

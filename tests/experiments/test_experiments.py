@@ -18,8 +18,10 @@ from fedpark.contracts import Contract, validate_table
 from fedpark.experiments.features import (
     encode,
     encode_series,
+    model_arrays,
     plan_from_contract,
     pooled_normalization,
+    recent_split,
     windows,
 )
 from fedpark.experiments.models import ModelSpec, build_model
@@ -155,6 +157,29 @@ def test_series_keep_windows_inside_one_engine(contract: Contract) -> None:
     assert len(windows(x, y, window=10)[0]) == 60 - 10 + 1
     with pytest.raises(ValueError, match="id column"):
         plan_from_contract(contract, "classification", series="temp")
+
+
+def test_recent_split_holds_out_the_tail_of_every_series(contract: Contract) -> None:
+    """A history ending with whole runs must not evaluate on runs nobody trained on."""
+    plan = plan_from_contract(contract, "classification", series="serial")
+    table = sensor_table(rows=100)
+    serial = pa.array([f"run-{i // 50}" for i in range(100)])  # run-0 then run-1
+    table = table.set_column(table.schema.get_field_index("serial"), "serial", serial)
+    norm = pooled_normalization([validate_table(contract, table).profile], plan.numeric)
+    x, y, series = model_arrays(table, plan, norm)
+    (train_x, _), (eval_x, _) = recent_split(x, y, 0.2, series)
+    assert len(train_x) == 80 and len(eval_x) == 20
+    # 10 rows held out of each run: the last 10 of run-0 and the last 10 of run-1.
+    np.testing.assert_array_equal(eval_x[:10], x[40:50])
+    np.testing.assert_array_equal(eval_x[10:], x[90:])
+    # Without a series the last 20 % of the history is held out, as before.
+    (_, _), (tail_x, _) = recent_split(x, y, 0.2)
+    np.testing.assert_array_equal(tail_x, x[80:])
+    # Windows keep their series number, so the split works on windows too.
+    xw, yw, sw = model_arrays(table, plan, norm, window=10)
+    assert len(xw) == len(yw) == len(sw) == 2 * (50 - 10 + 1)
+    (_, _), (eval_w, _) = recent_split(xw, yw, 0.25, sw)
+    assert len(eval_w) == 2 * (41 - int(41 * 0.75))
 
 
 def test_regression_output_is_in_the_label_units_and_travels_with_the_weights() -> None:
