@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from fedpark.hub import console
 from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
 from fedpark.hub.api.limits import BodySizeLimit
@@ -111,4 +112,5 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
     api.include_router(experiments.models)
     api.include_router(experiments.federation)
     app.include_router(api)
+    console.install(app)
     return app

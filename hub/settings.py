@@ -38,6 +38,8 @@ class Settings(BaseSettings):
 
     token_ttl_days: int = Field(default=30, ge=1)
     token_max_ttl_days: int = Field(default=365, ge=1)
+    console_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    """How long a console sign-in lasts (never longer than the token it signed in with)."""
     audit_key: SecretStr | None = None
     """HMAC key of the audit chain; a generated key in the data dir when unset."""
 

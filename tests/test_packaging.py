@@ -52,3 +52,6 @@ def test_wheel_holds_only_the_fedpark_namespace(tmp_path: Path) -> None:
             relative = source.relative_to(REPO).as_posix()
             assert f"fedpark/{relative}" in shipped, f"{relative} is missing from the wheel"
     assert "fedpark/hub/storage/migrations/script.py.mako" in names
+    console = REPO / "hub" / "console"  # the console's pages, style sheet and script
+    for asset in [*console.glob("templates/*.html"), *console.glob("static/*")]:
+        assert f"fedpark/{asset.relative_to(REPO).as_posix()}" in names, asset.name

@@ -7,14 +7,20 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fedpark.hub.console.views import error_page
 from fedpark.hub.errors import DomainError, FedparkError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+def _console(request: Request) -> bool:
+    path = request.url.path
+    return path == "/console" or path.startswith("/console/")
 
 
 def problem(
@@ -25,7 +31,9 @@ def problem(
     detail: str,
     headers: dict[str, str] | None = None,
     **extra: Any,
-) -> JSONResponse:
+) -> Response:
+    if _console(request):  # people, not programs: a page (or the sign-in form for 401)
+        return error_page(request, status, title, detail)
     body: dict[str, Any] = {
         "type": f"urn:fedpark:problem:{code}",
         "title": title,
@@ -45,14 +53,14 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     extra = {"field": exc.field} if exc.field else {}
     return problem(request, exc.status, exc.code, exc.title, exc.message, headers, **extra)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [{"field": _location(e["loc"]), "message": e["msg"]} for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
@@ -64,7 +72,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
     title = titles.get(exc.status_code, "Error")
@@ -79,7 +87,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, FedparkError):  # storage or catalog trouble: the service is degraded
         log.error("request failed: %s", exc)
         return problem(request, 503, "unavailable", "Service unavailable", str(exc))

@@ -61,9 +61,9 @@ class ExperimentCreate(_Strict):
     participants: list[str] = Field(min_length=1, max_length=200, description="Factory orgs")
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
-    strategy: Literal["fedavg", "fedprox", "fedadam", "fedmedian", "fedtrimmedavg", "krum"] = (
-        "fedavg"
-    )
+    strategy: Literal[
+        "fedavg", "fedprox", "fedavgm", "fedadam", "fedmedian", "fedtrimmedavg", "krum"
+    ] = "fedavg"
     strategy_params: dict[str, float] = Field(default_factory=dict, max_length=10)
     rounds: int = Field(default=3, ge=1, le=1000)
     min_factories: int = Field(default=2, ge=1, le=200)

@@ -103,6 +103,14 @@ class AuditService:
                 continue
         raise ConflictError("the audit log is too busy: could not append a record")
 
+    def newest(self, caller: Principal, limit: int) -> list[AuditRecord]:
+        """The most recent records first, with the same visibility as :meth:`list`."""
+        if caller.role is not Role.ADMIN:
+            raise PermissionDeniedError("only admins read the audit log")
+        org = None if caller.is_park_admin else caller.org_id
+        with self.catalog.unit_of_work() as uow:
+            return uow.audit.newest(limit=limit, org_id=org)
+
     def list(self, caller: Principal, *, after_seq: int, limit: int) -> list[AuditRecord]:
         """Park admins read the whole log; organization admins their organization's part."""
         if caller.role is not Role.ADMIN:

@@ -62,6 +62,14 @@ class DatasetService:
             dataset.report, dataset.profile = report.model_dump_json(), profile.model_dump_json()
             return dataset if existing else uow.datasets.add(dataset)
 
+    def of_org(self, caller: Principal, page: Page) -> list[DeclaredDataset]:
+        """The caller's organization's declarations, newest first (its factory users and
+        admins); the last validation report of each comes with it."""
+        if caller.role not in (Role.FACTORY, Role.ADMIN):
+            raise PermissionDeniedError("a factory's users and admins see its declarations")
+        with self.storage.unit_of_work() as uow:
+            return uow.datasets.of_org(caller.org_id, offset=page.offset, limit=page.limit)
+
     def list(
         self, caller: Principal, contract_id: str, version: str, page: Page
     ) -> list[DeclaredDataset]:

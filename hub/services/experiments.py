@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fedpark.contracts.model import ColumnRole
+from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile, pooled_moments
 from fedpark.contracts.signing import canonical, sign_document
 from fedpark.hub.domain import Principal, Role
@@ -450,14 +450,35 @@ class ExperimentService:
         if run is None or model is None:
             raise NotFoundError(f"no model for experiment {experiment_id!r}")
         _, contract = self.contracts.get(caller, run.contract_id, run.contract_version)
-        allowed = (
+        if not self._may_download(caller, run, contract):
+            raise NotFoundError(f"no model for experiment {experiment_id!r}")
+        return model
+
+    @staticmethod
+    def _may_download(caller: Principal, run: Experiment, contract: Contract) -> bool:
+        return (
             caller.org_id in contract.policy.model_download_orgs
             or caller.org_id == run.org_id
             or caller.is_park_admin
         )
-        if not allowed:
-            raise NotFoundError(f"no model for experiment {experiment_id!r}")
-        return model
+
+    def downloadable(self, caller: Principal, page: Page) -> list[tuple[Experiment, TrainedModel]]:
+        """The models the caller's organization may download, newest first."""
+        with self.storage.unit_of_work() as uow:
+            rows = uow.experiments.models(offset=0, limit=10_000)
+        contracts: dict[tuple[str, str], Contract | None] = {}
+        allowed = []
+        for run, model in rows:
+            key = (run.contract_id, run.contract_version)
+            if key not in contracts:
+                try:
+                    contracts[key] = self.contracts.get(caller, *key)[1]
+                except NotFoundError:
+                    contracts[key] = None
+            contract = contracts[key]
+            if contract is not None and self._may_download(caller, run, contract):
+                allowed.append((run, model))
+        return allowed[page.offset : page.offset + page.limit]
 
     def model_bytes(self, caller: Principal, experiment_id: str, part: str) -> bytes:
         model = self.model_access(caller, experiment_id)

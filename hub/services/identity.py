@@ -6,9 +6,10 @@ does not leak.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fedpark.hub.domain import OrgKind, Principal, Role
 from fedpark.hub.errors import (
@@ -20,7 +21,7 @@ from fedpark.hub.errors import (
 )
 from fedpark.hub.services.tokens import hash_token, new_token
 from fedpark.hub.storage import Storage
-from fedpark.hub.storage.models import ApiToken, Organization, User, utcnow
+from fedpark.hub.storage.models import ApiToken, ConsoleSession, Organization, User, utcnow
 
 
 @dataclass(frozen=True)
@@ -47,29 +48,69 @@ class IdentityService:
 
     def authenticate(self, secret: str) -> Principal:
         """Resolve a bearer token; 401 for an unknown, expired or revoked one."""
-        now = utcnow()
         with self.storage.unit_of_work() as uow:
             token = uow.tokens.by_hash(hash_token(secret))
             if token is None:
                 raise AuthenticationError("unknown API token")
-            if token.revoked_at is not None:
-                raise AuthenticationError("this API token was revoked")
-            if token.expires_at <= now:
-                raise AuthenticationError("this API token has expired")
-            user = token.user
-            if not user.active:
-                raise AuthenticationError("this user is deactivated")
-            # Minute resolution is enough and spares a write on every request.
-            if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-                token.last_used_at = now
-            return Principal(
-                user_id=user.id,
-                username=user.username,
-                org_id=user.org_id,
-                org_kind=OrgKind(user.organization.kind),
-                role=Role(user.role),
-                token_id=token.id,
+            return self._principal(token, utcnow())
+
+    @staticmethod
+    def _principal(token: ApiToken, now: datetime) -> Principal:
+        if token.revoked_at is not None:
+            raise AuthenticationError("this API token was revoked")
+        if token.expires_at <= now:
+            raise AuthenticationError("this API token has expired")
+        user = token.user
+        if not user.active:
+            raise AuthenticationError("this user is deactivated")
+        # Minute resolution is enough and spares a write on every request.
+        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+            token.last_used_at = now
+        return Principal(
+            user_id=user.id,
+            username=user.username,
+            org_id=user.org_id,
+            org_kind=OrgKind(user.organization.kind),
+            role=Role(user.role),
+            token_id=token.id,
+        )
+
+    # -- console sessions -----------------------------------------------------------------
+
+    def open_session(self, secret: str, ttl: timedelta) -> tuple[Principal, str]:
+        """Sign a browser in with an API token: ``(principal, cookie secret)``.
+
+        The session lives at most ``ttl`` and never longer than its token.
+        """
+        principal = self.authenticate(secret)
+        cookie = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.storage.unit_of_work() as uow:
+            token = uow.tokens.get(principal.token_id)
+            assert token is not None
+            uow.console_sessions.purge_expired(now)
+            uow.console_sessions.add(
+                ConsoleSession(
+                    id=hash_token(cookie),
+                    token_id=token.id,
+                    created_at=now,
+                    expires_at=min(now + ttl, token.expires_at),
+                )
             )
+        return principal, cookie
+
+    def session_principal(self, cookie: str) -> Principal:
+        """The caller behind a console cookie; 401 once it or its token no longer holds."""
+        now = utcnow()
+        with self.storage.unit_of_work() as uow:
+            row = uow.console_sessions.get(hash_token(cookie))
+            if row is None or row.expires_at <= now:
+                raise AuthenticationError("your console session has ended: sign in again")
+            return self._principal(row.token, now)
+
+    def close_session(self, cookie: str) -> None:
+        with self.storage.unit_of_work() as uow:
+            uow.console_sessions.remove(hash_token(cookie))
 
     # -- organizations --------------------------------------------------------------------
 

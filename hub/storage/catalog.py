@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fedpark.hub.errors import CatalogError, ConfigurationError, ConflictError
 from fedpark.hub.storage.repositories import (
     AuditRepo,
+    ConsoleSessionRepo,
     ContractRepo,
     DatasetRepo,
     ExperimentRepo,
@@ -46,6 +47,7 @@ class UnitOfWork:
     orgs: OrganizationRepo
     users: UserRepo
     tokens: TokenRepo
+    console_sessions: ConsoleSessionRepo
     audit: AuditRepo
     contracts: ContractRepo
     datasets: DatasetRepo
@@ -94,6 +96,7 @@ class Catalog:
                     orgs=OrganizationRepo(session),
                     users=UserRepo(session),
                     tokens=TokenRepo(session),
+                    console_sessions=ConsoleSessionRepo(session),
                     audit=AuditRepo(session),
                     contracts=ContractRepo(session),
                     datasets=DatasetRepo(session),

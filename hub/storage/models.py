@@ -100,6 +100,21 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+class ConsoleSession(Base):
+    """A signed-in browser: the console's cookie resolves to the API token it signed in with,
+    so revoking the token, expiring it or deactivating the user ends the session too."""
+
+    __tablename__ = "console_sessions"
+
+    # sha256 of the cookie's random secret: a database reader cannot sign in with it.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    token: Mapped[ApiToken] = relationship()
+
+
 class AuditRecord(Base):
     """One state-changing request. Append-only; each record's hash covers the previous one."""
 

@@ -12,6 +12,7 @@ from fedpark.hub.storage.models import (
     ApiToken,
     AuditHead,
     AuditRecord,
+    ConsoleSession,
     ContractColumnIndex,
     ContractVersion,
     DeclaredDataset,
@@ -99,6 +100,25 @@ class TokenRepo:
             token.revoked_at = token.revoked_at or at
 
 
+class ConsoleSessionRepo:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, session_hash: str) -> ConsoleSession | None:
+        return self.session.get(ConsoleSession, session_hash)
+
+    def add(self, row: ConsoleSession) -> ConsoleSession:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def remove(self, session_hash: str) -> None:
+        self.session.execute(delete(ConsoleSession).where(ConsoleSession.id == session_hash))
+
+    def purge_expired(self, now: datetime) -> None:
+        self.session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
+
+
 class AuditRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -115,6 +135,12 @@ class AuditRepo:
         else:
             head.seq, head.hash = record.seq, record.hash
         self.session.flush()
+
+    def newest(self, *, limit: int, org_id: str | None = None) -> list[AuditRecord]:
+        query = select(AuditRecord)
+        if org_id is not None:
+            query = query.where(AuditRecord.actor_org == org_id)
+        return list(self.session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit)))
 
     def list(
         self, *, after_seq: int = 0, limit: int, org_id: str | None = None
@@ -227,6 +253,14 @@ class DatasetRepo:
         self.session.flush()
         return row
 
+    def of_org(self, org_id: str, *, offset: int, limit: int) -> list[DeclaredDataset]:
+        query = (
+            select(DeclaredDataset)
+            .where(DeclaredDataset.org_id == org_id)
+            .order_by(DeclaredDataset.declared_at.desc(), DeclaredDataset.id)
+        )
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
     def list(
         self, contract_id: str, version: str, *, org_id: str | None, offset: int, limit: int
     ) -> list[DeclaredDataset]:
@@ -289,6 +323,15 @@ class ExperimentRepo:
 
     def model(self, experiment_id: str) -> TrainedModel | None:
         return self.session.get(TrainedModel, experiment_id)
+
+    def models(self, *, offset: int, limit: int) -> list[tuple[Experiment, TrainedModel]]:
+        query = (
+            select(Experiment, TrainedModel)
+            .join(TrainedModel, TrainedModel.experiment_id == Experiment.id)
+            .order_by(TrainedModel.created_at.desc(), Experiment.id)
+        )
+        rows = self.session.execute(query.offset(offset).limit(limit))
+        return [(run, model) for run, model in rows.tuples()]
 
     def add_model(self, row: TrainedModel) -> TrainedModel:
         self.session.add(row)

@@ -1,0 +1,180 @@
+"""The console in a real browser: headless Chromium driven by Playwright against a real hub,
+a real Flower SuperLink and two factories joined with `fedpark factory join`.
+
+Each step saves a screenshot under test-artifacts/console/ (what a first-time user sees).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from federation import ParkSetup, start_park
+from harness import fedpark_argv
+from playwright.sync_api import Page, expect
+
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def setup(s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParkSetup]:
+    park = start_park(tmp_path_factory.mktemp("console-park"), s3_server, rows=600)
+    yield park
+    park.stop()
+
+
+def sign_in(page: Page, park: ParkSetup, who: str) -> None:
+    page.context.clear_cookies()
+    page.goto(f"{park.hub.url}/console/sign-in")
+    page.get_by_label("API token").fill(park.people[who].token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in as {who}")).to_be_visible()
+
+
+def test_steward_approves_a_submitted_contract(
+    page: Page, setup: ParkSetup, screenshots: Path
+) -> None:
+    # Version 1.1.0 of the park's contract: a wider temperature range (a compatible change).
+    data = copy.deepcopy(setup.contract) | {"version": "1.1.0"}
+    temp = next(c for c in data["columns"] if c["name"] == "temp")
+    temp["rules"]["max"] = 150
+    base = f"/contracts/{data['id']}/versions/{data['version']}"
+    with setup.hub.client(setup.people["acme-op"].token) as owner:
+        assert owner.post("/contracts", json=data).status_code == 201
+        assert owner.post(f"{base}/submit").status_code == 200
+
+    page.goto(f"{setup.hub.url}/console/review")  # not signed in: the sign-in form, then back
+    expect(page.get_by_role("heading", name="Sign in to FedPark")).to_be_visible()
+    page.screenshot(path=screenshots / "01-sign-in.png", full_page=True)
+    page.get_by_label("API token").fill(setup.people["steward"].token)
+    page.get_by_label("API token").press("Enter")  # the keyboard is enough
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    page.screenshot(path=screenshots / "02-steward-review-queue.png", full_page=True)
+
+    page.get_by_role("row", name=data["id"]).get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Columns")).to_be_visible()
+    expect(page.get_by_role("cell", name="temp", exact=True)).to_be_visible()
+    changes = page.get_by_role("table").filter(has_text="Change").first
+    expect(changes).to_contain_text("columns.temp")  # the difference from 1.0.0
+    expect(page.get_by_text("backward compatible")).to_be_visible()
+    declared = page.get_by_role("heading", name="Factories that declared data under version 1.0.0")
+    expect(declared).to_be_visible()
+    expect(page.get_by_role("cell", name="bravo", exact=True)).to_be_visible()
+    page.get_by_text("columns (k =").first.click()  # a factory's profile opens in place
+    expect(page.get_by_role("cell", name="pressure", exact=True).first).to_be_visible()
+    page.screenshot(path=screenshots / "03-steward-contract.png", full_page=True)
+    page.get_by_role("button", name="Approve and sign").click()
+    expect(page.get_by_text("Approved and signed.")).to_be_visible()
+    expect(page.locator("#contract-status")).to_have_text("approved")
+    page.screenshot(path=screenshots / "04-steward-approved.png", full_page=True)
+    with setup.hub.client(setup.people["steward"].token) as api:
+        row = api.get(base).json()
+    assert row["status"] == "approved" and row["signed"] and row["decided_by"] == "steward"
+
+
+def test_researcher_launches_and_watches_then_partner_downloads_the_model(
+    page: Page, setup: ParkSetup, screenshots: Path, tmp_path: Path
+) -> None:
+    contract = f"{setup.contract['id']}@{setup.contract['version']}"
+    sign_in(page, setup, "alice")
+    page.goto(f"{setup.hub.url}/console/experiments/new?contract={contract}")
+    expect(page.get_by_role("heading", name="Launch a federated experiment")).to_be_visible()
+    page.get_by_label("Name", exact=True).fill("line temperature")
+    page.get_by_label("Rounds").fill("0")
+    page.get_by_role("button", name="Launch").click()  # the browser refuses 0 (min=1) ...
+    expect(page.get_by_role("heading", name="Launch a federated experiment")).to_be_visible()
+    page.get_by_label("Rounds").fill("2")
+    page.get_by_label("Minimum factories per round").fill("1")  # ... the hub refuses k=1
+    page.get_by_role("button", name="Launch").click()
+    expect(page.locator("#form-errors")).to_contain_text("min_factories must be at least")
+    page.screenshot(path=screenshots / "05-researcher-launch-refused.png", full_page=True)
+    page.get_by_label("Minimum factories per round").fill("2")
+    page.get_by_role("button", name="Launch").click()
+
+    expect(page.get_by_role("heading", name="line temperature")).to_be_visible()
+    experiment = page.url.rsplit("/", 1)[-1]
+    page.screenshot(path=screenshots / "06-researcher-experiment-started.png", full_page=True)
+    # The page refreshes itself: the first round's metrics and chart points appear.
+    expect(page.locator("#metrics-table tbody tr")).to_have_count(1, timeout=180_000)
+    expect(page.locator("svg.chart polyline").first).to_be_attached()
+    expect(page.locator("table.participation td.cell-trained").first).to_be_visible()
+    page.screenshot(path=screenshots / "07-researcher-round-1.png", full_page=True)
+    expect(page.locator("#run-status")).to_have_text("finished", timeout=180_000)
+    expect(page.locator("#metrics-table tbody tr")).to_have_count(2)
+    expect(page.locator("td.cell-trained")).to_have_count(4)  # 2 factories, 2 rounds
+    page.screenshot(path=screenshots / "08-researcher-finished.png", full_page=True)
+
+    sign_in(page, setup, "buyer")
+    expect(page.get_by_role("heading", name="Models you may download")).to_be_visible()
+    page.screenshot(path=screenshots / "09-partner-models.png", full_page=True)
+    page.get_by_role("link", name=experiment).click()
+    expect(page.get_by_role("heading", name="Provenance")).to_be_visible()
+    expect(page.locator("#verify-command")).to_contain_text("fedpark model verify")
+    page.screenshot(path=screenshots / "10-partner-model.png", full_page=True)
+    files = {}
+    for part in ("weights", "manifest", "signature"):
+        with page.expect_download() as download:
+            page.locator(f"#download-{part}").click()
+        files[part] = tmp_path / download.value.suggested_filename
+        download.value.save_as(files[part])
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Hub public key").click()
+    download.value.save_as(tmp_path / "hub-key.pem")
+
+    manifest = json.loads(files["manifest"].read_text())
+    weights_sha = hashlib.sha256(files["weights"].read_bytes()).hexdigest()
+    assert manifest["weights"]["sha256"] == weights_sha
+    assert sorted(manifest["participants"]) == ["acme", "bravo"]
+    # The command shown beside the downloads verifies them, as written there.
+    command = page.locator("#verify-command").inner_text().replace("\\\n", " ").split()
+    assert command[:3] == ["fedpark", "model", "verify"]
+    verified = subprocess.run(
+        fedpark_argv(*command[1:]), cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    sign_in(page, setup, "spy")  # a partner the policy does not name sees no model
+    expect(page.get_by_text("No model is available to your organization yet")).to_be_visible()
+    assert page.request.get(f"{setup.hub.url}/console/models/{experiment}").status == 404
+
+
+def test_factory_sees_its_datasets_and_cannot_reach_steward_pages(
+    page: Page, setup: ParkSetup, screenshots: Path
+) -> None:
+    sign_in(page, setup, "acme-op")
+    expect(page.get_by_role("heading", name="acme: datasets and federation")).to_be_visible()
+    expect(page.get_by_role("cell", name="passed")).to_be_visible()
+    expect(page.locator("#join-command")).to_contain_text("fedpark factory join --hub")
+    page.screenshot(path=screenshots / "11-factory-datasets.png", full_page=True)
+    expect(page.get_by_role("link", name="Review queue")).to_have_count(0)
+    response = page.goto(f"{setup.hub.url}/console/review")
+    assert response is not None and response.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("this page is for the roles: steward")
+    page.screenshot(path=screenshots / "12-factory-denied-review.png", full_page=True)
+
+
+def test_admin_sees_organizations_members_and_a_verified_audit_chain(
+    page: Page, setup: ParkSetup, screenshots: Path
+) -> None:
+    page.goto(f"{setup.hub.url}/console/sign-in")
+    page.get_by_label("API token").fill(setup.hub.admin_token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Organizations")).to_be_visible()
+    expect(page.get_by_role("cell", name="carmaker", exact=True).first).to_be_visible()
+    page.screenshot(path=screenshots / "13-admin-organizations.png", full_page=True)
+    page.get_by_role("link", name="Users & tokens").click()
+    page.get_by_label("Token name").first.fill("laptop")
+    page.get_by_role("button", name="Issue token").first.click()
+    expect(page.locator("#token-secret")).to_contain_text("fpk_")
+    page.screenshot(path=screenshots / "14-admin-users-tokens.png", full_page=True)
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("#chain-status")).to_contain_text("Chain verified")
+    expect(page.get_by_role("cell", name="console.sign_in").first).to_be_visible()
+    page.screenshot(path=screenshots / "15-admin-audit.png", full_page=True)

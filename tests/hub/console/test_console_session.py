@@ -1,0 +1,142 @@
+"""Console sign-in, session cookie, CSRF, and what each role may reach (plain HTTP).
+
+The browser tests drive the pages; these pin the security properties a browser hides.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from console import console_client, csrf_of, sign_in
+from harness import Park, contract_in_state
+
+pytestmark = pytest.mark.integration
+
+
+def _cookie_header(answer: httpx.Response) -> str:
+    return "; ".join(v for k, v in answer.headers.multi_items() if k == "set-cookie")
+
+
+def test_sign_in_sets_a_strict_httponly_session_and_lands_on_the_role_page(park: Park) -> None:
+    member = park.members["acme-steward"]
+    client, answer = sign_in(park.hub.url, member.token)
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/review"
+    cookie = _cookie_header(answer)
+    assert "fedpark_session=" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert member.token not in cookie  # the cookie is a session secret, not the API token
+    page = client.get("/console/review")
+    assert page.status_code == 200 and "Review queue" in page.text
+    assert "acme-steward" in page.text  # who is signed in is shown
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    client.close()
+
+
+def test_a_wrong_token_is_refused_with_a_message_and_no_session(park: Park) -> None:
+    client, answer = sign_in(park.hub.url, "fpk_not-a-real-token")
+    assert answer.status_code == 401
+    assert "Sign-in refused: unknown API token" in answer.text
+    assert "fedpark_session" not in client.cookies
+    client.close()
+
+
+def test_sign_in_needs_the_form_nonce(park: Park) -> None:
+    """Login CSRF: another site cannot sign a browser into someone else's account."""
+    with console_client(park.hub.url) as client:
+        answer = client.post(
+            "/console/sign-in", data={"token": park.members["acme-factory"].token, "nonce": "x"}
+        )
+        assert answer.status_code == 401 and "expired" in answer.text
+        assert "fedpark_session" not in client.cookies
+
+
+def test_anonymous_pages_redirect_to_sign_in_and_back(park: Park) -> None:
+    with console_client(park.hub.url) as client:
+        answer = client.get("/console/contracts")
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/console/sign-in?next=/console/contracts"
+        assert client.post("/console/sign-out").status_code == 303  # no session: sign in
+
+
+def test_next_only_goes_to_console_pages(park: Park) -> None:
+    with console_client(park.hub.url) as client:
+        form = client.get("/console/sign-in", params={"next": "//evil.example/console/x"})
+        assert "evil.example" not in form.text
+    client, _ = sign_in(park.hub.url, park.members["acme-researcher"].token)
+    client.close()
+
+
+def test_forms_without_the_csrf_token_or_from_another_origin_are_refused(park: Park) -> None:
+    data = contract_in_state(park, "submitted")
+    page = f"/console/contracts/{data['id']}/versions/{data['version']}"
+    client, _ = sign_in(park.hub.url, park.members["acme-steward"].token)
+    token = csrf_of(client, page)
+    missing = client.post(f"{page}/approve")
+    assert missing.status_code == 403 and "reload the page" in missing.text
+    forged = client.post(
+        f"{page}/approve", data={"csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    with park.client("acme-steward") as api:
+        assert (
+            api.get(f"/contracts/{data['id']}/versions/{data['version']}").json()["status"]
+            == "submitted"
+        )
+    done = client.post(f"{page}/approve", data={"csrf": token}, headers={"Origin": park.hub.url})
+    assert done.status_code == 303 and done.headers["location"].endswith("?done=approved")
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "/console/review",
+        "/console/admin",
+        "/console/admin/users",
+        "/console/admin/audit",
+        "/console/experiments/new",
+    ],
+)
+def test_a_factory_user_cannot_reach_steward_researcher_or_admin_pages(
+    park: Park, page: str
+) -> None:
+    client, _ = sign_in(park.hub.url, park.members["acme-factory"].token)
+    answer = client.get(page)
+    assert answer.status_code == 403, page
+    assert "this page is for the roles" in answer.text
+    client.close()
+
+
+def test_another_organizations_draft_is_not_found(park: Park) -> None:
+    data = contract_in_state(park, "draft", owner="acme")
+    client, _ = sign_in(park.hub.url, park.members["bravo-factory"].token)
+    answer = client.get(f"/console/contracts/{data['id']}/versions/{data['version']}")
+    assert answer.status_code == 404 and data["title"] not in answer.text
+    client.close()
+    own, _ = sign_in(park.hub.url, park.members["acme-factory"].token)
+    assert own.get(f"/console/contracts/{data['id']}/versions/{data['version']}").status_code == 200
+    own.close()
+
+
+def test_revoking_the_token_or_signing_out_ends_the_session(park: Park) -> None:
+    with park.client("operator") as admin:
+        user = park.members["bravo-researcher"].user_id
+        issued = admin.post("/tokens", json={"name": "browser", "user_id": user}).json()
+    client, _ = sign_in(park.hub.url, issued["token"])
+    assert client.get("/console/experiments").status_code == 200
+    with park.client("operator") as admin:
+        assert admin.delete(f"/tokens/{issued['id']}").status_code == 200
+    assert client.get("/console/experiments").status_code == 303  # back to sign-in
+    client.close()
+
+    client, _ = sign_in(park.hub.url, park.members["bravo-researcher"].token)
+    cookie = client.cookies["fedpark_session"]
+    token = csrf_of(client, "/console/experiments")
+    out = client.post("/console/sign-out", data={"csrf": token}, headers={"Origin": park.hub.url})
+    assert out.status_code == 303
+    with console_client(park.hub.url) as replay:  # the old cookie no longer opens anything
+        replay.cookies.set("fedpark_session", cookie, path="/console")
+        assert replay.get("/console/experiments").status_code == 303
+    client.close()
