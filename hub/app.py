@@ -107,6 +107,7 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
     api.include_router(audit.router)
     api.include_router(contracts.router)
     api.include_router(contracts.keys)
+    api.include_router(contracts.datasets)
     api.include_router(experiments.router)
     api.include_router(experiments.runs)
     api.include_router(experiments.models)

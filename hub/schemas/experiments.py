@@ -139,6 +139,17 @@ class ModelPublic(BaseModel):
     created_at: datetime
 
 
+class ModelSummaryPublic(BaseModel):
+    experiment_id: str
+    name: str
+    contract_id: str
+    contract_version: str
+    org_id: str
+    participants: list[str]
+    weights_sha256: str
+    created_at: datetime
+
+
 class FederationPublic(BaseModel):
     fleet_address: str = Field(description="host:port of the SuperLink's Fleet API")
     org_id: str

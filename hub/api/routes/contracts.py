@@ -234,6 +234,17 @@ def list_datasets(
     return [dataset_public(r) for r in runtime.datasets.list(caller, contract_id, version, page)]
 
 
+datasets = APIRouter(prefix="/datasets", tags=["contracts"])
+
+
+@datasets.get("", response_model=list[DatasetPublic])
+def own_datasets(
+    runtime: RuntimeDep, caller: CurrentPrincipal, page: PageDep
+) -> list[DatasetPublic]:
+    """Your organization's declared datasets under every contract, newest first (factories)."""
+    return [dataset_public(r) for r in runtime.datasets.of_org(caller, page)]
+
+
 @keys.get("/hub", response_class=Response)
 def hub_public_key(runtime: RuntimeDep, caller: CurrentPrincipal) -> Response:
     """The hub's Ed25519 public key (PEM): pin it to verify signatures offline."""

@@ -18,6 +18,7 @@ from fedpark.hub.schemas.experiments import (
     ExperimentPublic,
     FederationPublic,
     ModelPublic,
+    ModelSummaryPublic,
     RoundPublic,
     RoundReportCreate,
     RunFailureCreate,
@@ -169,6 +170,26 @@ def fail_run(body: RunFailureCreate, runtime: RuntimeDep, run: RunDep, audit: Au
     audit.action, audit.object = "run.fail", f"experiment:{run.id}"
     runtime.experiments.fail(run, body.reason)
     return Response(status_code=204)
+
+
+@models.get("", response_model=list[ModelSummaryPublic])
+def list_models(
+    runtime: RuntimeDep, caller: CurrentPrincipal, page: PageDep
+) -> list[ModelSummaryPublic]:
+    """The models your organization may download (the contracts' policies), newest first."""
+    return [
+        ModelSummaryPublic(
+            experiment_id=run.id,
+            name=run.name,
+            contract_id=run.contract_id,
+            contract_version=run.contract_version,
+            org_id=run.org_id,
+            participants=json.loads(run.participants),
+            weights_sha256=model.weights_sha256,
+            created_at=model.created_at,
+        )
+        for run, model in runtime.experiments.downloadable(caller, page)
+    ]
 
 
 @models.get("/{experiment_id}", response_model=ModelPublic)

@@ -354,6 +354,16 @@ MATRIX.update(
 )
 
 
+MATRIX[("GET", "/api/v1/models")] = (
+    lambda p, w: _as(p, w).get("/models"),
+    dict.fromkeys(CALLERS, 200),
+    401,
+)
+MATRIX[("GET", "/api/v1/datasets")] = (
+    lambda p, w: _as(p, w).get("/datasets"),
+    {**dict.fromkeys(CALLERS, 403), "operator": 200, "acme-admin": 200, "acme-factory": 200},
+    401,
+)
 MATRIX[("GET", "/api/v1/federation")] = (
     # The session hub has no SuperLink: a factory passes the role check and gets 503.
     lambda p, w: _as(p, w).get("/federation"),

@@ -30,6 +30,40 @@ def setup(s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory) -> It
     park.stop()
 
 
+UNNAMED_CONTROLS = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button, a[href]'))
+  .filter(el => el.getClientRects().length > 0)
+  .filter(el => {
+    const labels = el.labels ? Array.from(el.labels).map(l => l.textContent).join('') : '';
+    const text = ['A', 'BUTTON'].includes(el.tagName) ? el.textContent : '';
+    const name = labels || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || text || el.getAttribute('title') || '';
+    return !name.trim();
+  }).map(el => el.outerHTML.slice(0, 160))"""
+
+
+# Tab order follows the document (no positive tabindex), so the first focusable element is
+# the one the keyboard reaches first.
+FIRST_IN_TAB_ORDER = """() => {
+  if (document.querySelector('[tabindex]:not([tabindex="0"]):not([tabindex="-1"])')) return null;
+  const first = document.querySelector(
+    'a[href], button, input:not([type=hidden]), select, textarea');
+  return first ? first.textContent : null;
+}"""
+
+
+def snap(page: Page, path: Path) -> None:
+    """Check what every page must offer, then keep a screenshot of it.
+
+    Every visible control has an accessible name (a label, or its text), the page has one
+    main heading, a language, and a skip link that the keyboard reaches first.
+    """
+    assert page.evaluate(UNNAMED_CONTROLS) == [], f"controls without a name on {page.url}"
+    assert page.locator("h1").count() == 1 and page.locator("html[lang]").count() == 1
+    assert page.evaluate(FIRST_IN_TAB_ORDER) == "Skip to content"
+    page.screenshot(path=path, full_page=True)
+
+
 def sign_in(page: Page, park: ParkSetup, who: str) -> None:
     page.context.clear_cookies()
     page.goto(f"{park.hub.url}/console/sign-in")
@@ -52,11 +86,11 @@ def test_steward_approves_a_submitted_contract(
 
     page.goto(f"{setup.hub.url}/console/review")  # not signed in: the sign-in form, then back
     expect(page.get_by_role("heading", name="Sign in to FedPark")).to_be_visible()
-    page.screenshot(path=screenshots / "01-sign-in.png", full_page=True)
+    snap(page, screenshots / "01-sign-in.png")
     page.get_by_label("API token").fill(setup.people["steward"].token)
     page.get_by_label("API token").press("Enter")  # the keyboard is enough
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
-    page.screenshot(path=screenshots / "02-steward-review-queue.png", full_page=True)
+    snap(page, screenshots / "02-steward-review-queue.png")
 
     page.get_by_role("row", name=data["id"]).get_by_role("link").click()
     expect(page.get_by_role("heading", name="Columns")).to_be_visible()
@@ -69,11 +103,11 @@ def test_steward_approves_a_submitted_contract(
     expect(page.get_by_role("cell", name="bravo", exact=True)).to_be_visible()
     page.get_by_text("columns (k =").first.click()  # a factory's profile opens in place
     expect(page.get_by_role("cell", name="pressure", exact=True).first).to_be_visible()
-    page.screenshot(path=screenshots / "03-steward-contract.png", full_page=True)
+    snap(page, screenshots / "03-steward-contract.png")
     page.get_by_role("button", name="Approve and sign").click()
     expect(page.get_by_text("Approved and signed.")).to_be_visible()
     expect(page.locator("#contract-status")).to_have_text("approved")
-    page.screenshot(path=screenshots / "04-steward-approved.png", full_page=True)
+    snap(page, screenshots / "04-steward-approved.png")
     with setup.hub.client(setup.people["steward"].token) as api:
         row = api.get(base).json()
     assert row["status"] == "approved" and row["signed"] and row["decided_by"] == "steward"
@@ -94,30 +128,30 @@ def test_researcher_launches_and_watches_then_partner_downloads_the_model(
     page.get_by_label("Minimum factories per round").fill("1")  # ... the hub refuses k=1
     page.get_by_role("button", name="Launch").click()
     expect(page.locator("#form-errors")).to_contain_text("min_factories must be at least")
-    page.screenshot(path=screenshots / "05-researcher-launch-refused.png", full_page=True)
+    snap(page, screenshots / "05-researcher-launch-refused.png")
     page.get_by_label("Minimum factories per round").fill("2")
     page.get_by_role("button", name="Launch").click()
 
     expect(page.get_by_role("heading", name="line temperature")).to_be_visible()
     experiment = page.url.rsplit("/", 1)[-1]
-    page.screenshot(path=screenshots / "06-researcher-experiment-started.png", full_page=True)
+    snap(page, screenshots / "06-researcher-experiment-started.png")
     # The page refreshes itself: the first round's metrics and chart points appear.
     expect(page.locator("#metrics-table tbody tr")).to_have_count(1, timeout=180_000)
     expect(page.locator("svg.chart polyline").first).to_be_attached()
     expect(page.locator("table.participation td.cell-trained").first).to_be_visible()
-    page.screenshot(path=screenshots / "07-researcher-round-1.png", full_page=True)
+    snap(page, screenshots / "07-researcher-round-1.png")
     expect(page.locator("#run-status")).to_have_text("finished", timeout=180_000)
     expect(page.locator("#metrics-table tbody tr")).to_have_count(2)
     expect(page.locator("td.cell-trained")).to_have_count(4)  # 2 factories, 2 rounds
-    page.screenshot(path=screenshots / "08-researcher-finished.png", full_page=True)
+    snap(page, screenshots / "08-researcher-finished.png")
 
     sign_in(page, setup, "buyer")
     expect(page.get_by_role("heading", name="Models you may download")).to_be_visible()
-    page.screenshot(path=screenshots / "09-partner-models.png", full_page=True)
+    snap(page, screenshots / "09-partner-models.png")
     page.get_by_role("link", name=experiment).click()
     expect(page.get_by_role("heading", name="Provenance")).to_be_visible()
     expect(page.locator("#verify-command")).to_contain_text("fedpark model verify")
-    page.screenshot(path=screenshots / "10-partner-model.png", full_page=True)
+    snap(page, screenshots / "10-partner-model.png")
     files = {}
     for part in ("weights", "manifest", "signature"):
         with page.expect_download() as download:
@@ -152,12 +186,12 @@ def test_factory_sees_its_datasets_and_cannot_reach_steward_pages(
     expect(page.get_by_role("heading", name="acme: datasets and federation")).to_be_visible()
     expect(page.get_by_role("cell", name="passed")).to_be_visible()
     expect(page.locator("#join-command")).to_contain_text("fedpark factory join --hub")
-    page.screenshot(path=screenshots / "11-factory-datasets.png", full_page=True)
+    snap(page, screenshots / "11-factory-datasets.png")
     expect(page.get_by_role("link", name="Review queue")).to_have_count(0)
     response = page.goto(f"{setup.hub.url}/console/review")
     assert response is not None and response.status == 403
     expect(page.get_by_role("alert")).to_contain_text("this page is for the roles: steward")
-    page.screenshot(path=screenshots / "12-factory-denied-review.png", full_page=True)
+    snap(page, screenshots / "12-factory-denied-review.png")
 
 
 def test_admin_sees_organizations_members_and_a_verified_audit_chain(
@@ -168,13 +202,13 @@ def test_admin_sees_organizations_members_and_a_verified_audit_chain(
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Organizations")).to_be_visible()
     expect(page.get_by_role("cell", name="carmaker", exact=True).first).to_be_visible()
-    page.screenshot(path=screenshots / "13-admin-organizations.png", full_page=True)
+    snap(page, screenshots / "13-admin-organizations.png")
     page.get_by_role("link", name="Users & tokens").click()
     page.get_by_label("Token name").first.fill("laptop")
     page.get_by_role("button", name="Issue token").first.click()
     expect(page.locator("#token-secret")).to_contain_text("fpk_")
-    page.screenshot(path=screenshots / "14-admin-users-tokens.png", full_page=True)
+    snap(page, screenshots / "14-admin-users-tokens.png")
     page.get_by_role("link", name="Audit log").click()
     expect(page.locator("#chain-status")).to_contain_text("Chain verified")
     expect(page.get_by_role("cell", name="console.sign_in").first).to_be_visible()
-    page.screenshot(path=screenshots / "15-admin-audit.png", full_page=True)
+    snap(page, screenshots / "15-admin-audit.png")

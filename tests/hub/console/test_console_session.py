@@ -5,6 +5,8 @@ The browser tests drive the pages; these pin the security properties a browser h
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from console import console_client, csrf_of, sign_in
@@ -139,4 +141,77 @@ def test_revoking_the_token_or_signing_out_ends_the_session(park: Park) -> None:
     with console_client(park.hub.url) as replay:  # the old cookie no longer opens anything
         replay.cookies.set("fedpark_session", cookie, path="/console")
         assert replay.get("/console/experiments").status_code == 303
+    client.close()
+
+
+# Console pages x roles: the same rules as the API (403 for a role, 404 for another
+# organization's object), checked page by page.
+CALLERS = (
+    "operator",
+    "acme-admin",
+    "acme-steward",
+    "acme-researcher",
+    "acme-factory",
+    "acme-partner",
+)
+EVERYONE = frozenset(CALLERS)
+ADMINS = frozenset({"operator", "acme-admin"})
+PAGES: dict[str, frozenset[str]] = {  # page -> who gets 200 (everyone else 403)
+    "/console/review": frozenset({"acme-steward"}),
+    "/console/contracts": EVERYONE,
+    "/console/experiments": EVERYONE,
+    "/console/experiments/new": frozenset({"acme-researcher"}),
+    "/console/models": EVERYONE,
+    "/console/hub-key.pem": EVERYONE,
+    "/console/factory": frozenset({"acme-factory"}),
+    "/console/admin": ADMINS,
+    "/console/admin/users": ADMINS,
+    "/console/admin/audit": ADMINS,
+}
+
+
+def test_every_console_page_by_role(park: Park) -> None:
+    clients = {}
+    for who in CALLERS:
+        member = park.operator if who == "operator" else park.members[who]
+        clients[who], _ = sign_in(park.hub.url, member.token)
+    got = {page: {who: clients[who].get(page).status_code for who in CALLERS} for page in PAGES}
+    expected = {
+        page: {who: 200 if who in allowed else 403 for who in CALLERS}
+        for page, allowed in PAGES.items()
+    }
+    assert got == expected
+    for client in clients.values():
+        client.close()
+    with console_client(park.hub.url) as anonymous:  # and nobody signed in: sign in first
+        assert {anonymous.get(page).status_code for page in PAGES} == {303}
+
+
+def test_admin_forms_create_an_organization_and_a_member_or_say_why_not(park: Park) -> None:
+    client, _ = sign_in(park.hub.url, park.operator.token)
+    token = csrf_of(client, "/console/admin")
+    origin = {"Origin": park.hub.url}
+    org = f"org-{uuid.uuid4().hex[:6]}"
+    made = client.post(
+        "/console/admin/orgs",
+        data={"csrf": token, "org_id": org, "name": "Weld Shop", "kind": "factory"},
+        headers=origin,
+    )
+    assert made.status_code == 303
+    assert "Weld Shop" in client.get("/console/admin").text
+    bad = client.post(
+        "/console/admin/users",
+        data={"csrf": token, "username": "a b", "org_id": org, "role": "factory"},
+        headers=origin,
+    )
+    assert bad.status_code == 422 and "username" in bad.text
+    user = f"op-{uuid.uuid4().hex[:6]}"
+    added = client.post(
+        "/console/admin/users",
+        data={"csrf": token, "username": user, "org_id": org, "role": "factory"},
+        headers=origin,
+    )
+    assert added.status_code == 303 and user in client.get("/console/admin/users").text
+    with park.client("operator") as api:
+        assert any(u["username"] == user for u in api.get("/users", params={"limit": 500}).json())
     client.close()
