@@ -50,11 +50,17 @@ class RunWatcher:
 
 
 def announce_bootstrap_token(token: str, settings: Settings) -> None:
-    """Show the bootstrap token on the terminal once (never through logging)."""
+    """Tell the operator where the bootstrap admin's token is; show it only on a terminal.
+
+    Under a service manager stderr goes to a log (journald, a container's log driver), and a
+    secret must never land in a log: there only the file's path is printed.
+    """
     path = settings.data_dir / "bootstrap-admin-token"
+    shown = f"Its API token, shown once:\n\n    {token}\n\nIt is also in {path}"
+    hidden = f"Its API token is in {path}"
     sys.stderr.write(
-        "\nFirst start: created the park operator's admin. Its API token, shown once:\n\n"
-        f"    {token}\n\nIt is also in {path} (mode 0600). Use it with\n"
+        "\nFirst start: created the park operator's admin. "
+        f"{shown if sys.stderr.isatty() else hidden} (mode 0600). Use it with\n"
         f"    export FEDPARK_HUB={settings.base_url} FEDPARK_TOKEN=$(cat {path})\n\n"
     )
 

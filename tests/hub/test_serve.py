@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import httpx
 import pytest
 from harness import HubProcess, clean_env, fedpark_argv, free_port, pids_mentioning
 
+from fedpark.hub.app import announce_bootstrap_token
+from fedpark.hub.settings import Settings
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration
@@ -31,7 +35,8 @@ def test_serve_with_no_configuration(tmp_path: Path) -> None:
         assert health["storage"]["status"] == health["catalog"]["status"] == "up"
         assert _weed_pids(tmp_path), "the embedded S3 server should run"
         log = hub.log.read_text()
-        assert hub.admin_token in log and log.count(hub.admin_token) == 1
+        # Its output is a log file, not a terminal: the path of the token, never the token.
+        assert "bootstrap-admin-token" in log and hub.admin_token not in log
         print(f"cold start of `fedpark hub serve`: {cold_start:.2f}s")
     finally:
         assert hub.stop() == 0
@@ -45,7 +50,28 @@ def test_serve_with_no_configuration(tmp_path: Path) -> None:
             assert admin.get("/me").status_code == 200
     finally:
         again.stop()
-    assert again.log.read_text().count(token) == 1  # still only the first start's line
+    log = again.log.read_text()
+    assert token not in log and log.count("First start") == 1  # only the first start's line
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_the_bootstrap_token_is_shown_only_on_a_terminal(
+    tty: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _Stream(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    announce_bootstrap_token("fpk_secret", Settings(data_dir=tmp_path))
+    assert ("fpk_secret" in stream.getvalue()) is tty
+    assert str(tmp_path / "bootstrap-admin-token") in stream.getvalue()
 
 
 def test_killed_hub_leaves_no_storage_behind(tmp_path: Path) -> None:
