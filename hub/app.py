@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from fedpark.hub import console
 from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
+from fedpark.hub.api.headers import SecurityHeaders
 from fedpark.hub.api.limits import BodySizeLimit
 from fedpark.hub.api.routes import audit, contracts, experiments, health, identity
 from fedpark.hub.runtime import HubRuntime
@@ -105,6 +106,9 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         overrides={f"{API_PREFIX}/runs/": settings.max_artifact_bytes},
+    )
+    app.add_middleware(
+        SecurityHeaders, api_prefix=API_PREFIX, https=settings.base_url.startswith("https://")
     )
     app.add_middleware(AuditMiddleware)  # outermost: over-size refusals are audited too
     app.include_router(health.router)

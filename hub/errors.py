@@ -16,7 +16,8 @@ domain branch to HTTP problem details in one place (``fedpark.hub.api.problems``
         ├── PermissionDeniedError     403: the caller's role may not do this
         ├── NotFoundError             404: unknown id, or another organization's private object
         ├── ConflictError             409: the object exists or is in the wrong state
-        └── InvalidInputError         422: well-formed JSON with values that cannot be used
+        ├── InvalidInputError         422: well-formed JSON with values that cannot be used
+        └── TooManyRequestsError      429: too many failed sign-ins, or requests with a token
 
 Messages are written for a person and never contain secrets.
 """
@@ -97,3 +98,13 @@ class InvalidInputError(DomainError):
     status = 422
     code = "invalid-input"
     title = "Invalid input"
+
+
+class TooManyRequestsError(DomainError):
+    status = 429
+    code = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -14,6 +14,7 @@ from fedpark.hub.services.datasets import DatasetService
 from fedpark.hub.services.experiments import ExperimentService
 from fedpark.hub.services.identity import IdentityService
 from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.throttle import Throttle
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage import Catalog, ObjectStore, Storage
 
@@ -30,6 +31,7 @@ class HubRuntime:
     contracts: ContractService
     datasets: DatasetService
     experiments: ExperimentService
+    throttle: Throttle
 
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
@@ -71,6 +73,9 @@ class HubRuntime:
                 token_max_ttl_days=settings.token_max_ttl_days,
             ),
             audit=AuditService(storage.catalog, audit_key),
+            throttle=Throttle(
+                settings.auth_failures_per_minute, settings.requests_per_token_per_minute
+            ),
         )
 
     def start(self) -> str | None:

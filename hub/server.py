@@ -61,12 +61,21 @@ def serve_hub(settings: Settings) -> None:
         if token:
             announce_bootstrap_token(token, ready)
         app = create_app(ready, runtime)
+        scheme = "https" if ready.tls_certfile else "http"
         typer.echo(
-            f"FedPark hub ready on http://{ready.host}:{ready.port} "
+            f"FedPark hub ready on {scheme}://{ready.host}:{ready.port} "
             f"(data in {ready.data_dir}, started in {time.perf_counter() - started:.1f}s)",
             err=True,
         )
-        server = HubServer(uvicorn.Config(app, host=ready.host, port=ready.port, log_config=None))
+        config = uvicorn.Config(
+            app,
+            host=ready.host,
+            port=ready.port,
+            log_config=None,
+            ssl_certfile=str(ready.tls_certfile) if ready.tls_certfile else None,
+            ssl_keyfile=str(ready.tls_keyfile) if ready.tls_keyfile else None,
+        )
+        server = HubServer(config)
         try:
             server.run()
         finally:

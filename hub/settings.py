@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     """The URL clients use to reach the hub, when it differs from http://host:port."""
 
+    tls_certfile: Path | None = None
+    """PEM certificate (with its chain) to serve HTTPS; plain HTTP when unset."""
+    tls_keyfile: Path | None = None
+    """PEM private key of ``tls_certfile``."""
+
     database_url: str | None = None
     """SQLAlchemy URL of the catalog; a SQLite file in the data dir when unset."""
 
@@ -38,6 +43,10 @@ class Settings(BaseSettings):
 
     token_ttl_days: int = Field(default=30, ge=1)
     token_max_ttl_days: int = Field(default=365, ge=1)
+    auth_failures_per_minute: int = Field(default=30, ge=0)
+    """Failed authentications one client address may make per minute before 429 (0: off)."""
+    requests_per_token_per_minute: int = Field(default=1200, ge=0)
+    """Requests one API token may make per minute before 429 (0: off)."""
     console_session_hours: int = Field(default=12, ge=1, le=24 * 30)
     """How long a console sign-in lasts (never longer than the token it signed in with)."""
     audit_key: SecretStr | None = None
@@ -62,6 +71,12 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set both FEDPARK_TLS_CERTFILE and FEDPARK_TLS_KEYFILE, or neither")
+        return self
+
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
@@ -72,7 +87,8 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_certfile else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     def buckets(self) -> dict[str, str]:
         """Bucket name by purpose; created with versioning on at start."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -33,14 +34,21 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def hub_env(s3: EmbeddedS3, **extra: str) -> dict[str, str]:
-    """Settings for a hub on the tests' S3 server, with buckets of its own."""
-    return clean_env(
-        FEDPARK_S3_ENDPOINT=s3.endpoint,
-        FEDPARK_S3_ACCESS_KEY=s3.credentials.access_key,
-        FEDPARK_S3_SECRET_KEY=s3.credentials.secret_key,
-        FEDPARK_BUCKET_PREFIX=f"hub-{uuid.uuid4().hex[:8]}",
-        **extra,
-    )
+    """Settings for a hub on the tests' S3 server, with buckets of its own.
+
+    Rate limits are off unless ``extra`` sets them: the tests make hundreds of calls a minute
+    from one address, many with wrong tokens on purpose (tests/hub/api/test_rate_limits.py
+    checks the limits on a hub of its own).
+    """
+    settings = {
+        "FEDPARK_S3_ENDPOINT": s3.endpoint,
+        "FEDPARK_S3_ACCESS_KEY": s3.credentials.access_key,
+        "FEDPARK_S3_SECRET_KEY": s3.credentials.secret_key,
+        "FEDPARK_BUCKET_PREFIX": f"hub-{uuid.uuid4().hex[:8]}",
+        "FEDPARK_AUTH_FAILURES_PER_MINUTE": "0",
+        "FEDPARK_REQUESTS_PER_TOKEN_PER_MINUTE": "0",
+    }
+    return clean_env(**(settings | extra))
 
 
 def fedpark_argv(*args: str) -> list[str]:
@@ -55,10 +63,15 @@ class HubProcess:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: ChildProcess | None = None
+    ca: Path | None = None  # the CA that signed the hub's TLS certificate: serve HTTPS
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
     @property
     def log(self) -> Path:
@@ -74,7 +87,8 @@ class HubProcess:
             if not self.process.alive():
                 raise RuntimeError(f"hub exited during start:\n{self.process.log_tail(30)}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                health = httpx.get(f"{self.url}/health", timeout=2, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -90,7 +104,9 @@ class HubProcess:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30)
+        return httpx.Client(
+            base_url=f"{self.url}/api/v1", headers=headers, timeout=30, verify=self.verify
+        )
 
 
 @dataclass

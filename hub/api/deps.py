@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.services.audit import AuditEntry
 from fedpark.hub.services.identity import Page
 
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An API token: `fedpark token create`")
 
 
@@ -34,15 +35,34 @@ def get_audit_entry(request: Request) -> AuditEntry:
 AuditDep = Annotated[AuditEntry, Depends(get_audit_entry)]
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticated(runtime: HubRuntime, address: str, check: Callable[[], T]) -> T:
+    """Run an authentication ``check`` under the failed-attempts limit of ``address``."""
+    runtime.throttle.check_address(address)
+    try:
+        return check()
+    except AuthenticationError:
+        runtime.throttle.failed(address)
+        raise
+
+
 def get_principal(
+    request: Request,
     runtime: RuntimeDep,
     audit: AuditDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise AuthenticationError("send an API token as `Authorization: Bearer <token>`")
-    principal = runtime.identity.authenticate(credentials.credentials)
+    secret = credentials.credentials
+    principal = authenticated(
+        runtime, client_address(request), lambda: runtime.identity.authenticate(secret)
+    )
     audit.actor, audit.actor_org = principal.username, principal.org_id
+    runtime.throttle.use_token(principal.token_id)
     return principal
 
 

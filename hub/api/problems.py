@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fedpark.hub.console.views import error_page
-from fedpark.hub.errors import DomainError, FedparkError
+from fedpark.hub.errors import DomainError, FedparkError, TooManyRequestsError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     extra = {"field": exc.field} if exc.field else {}
     return problem(request, exc.status, exc.code, exc.title, exc.message, headers, **extra)
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Request, Response
 
-from fedpark.hub.api.deps import AuditDep, RuntimeDep
+from fedpark.hub.api.deps import AuditDep, RuntimeDep, authenticated, client_address
 from fedpark.hub.domain import Principal, Role
 from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
 
@@ -65,7 +65,10 @@ def get_console_principal(
     secret: Annotated[str, Depends(get_session_secret)],
 ) -> Principal:
     # A console page answers 401 with a redirect to the sign-in form.
-    principal = runtime.identity.session_principal(secret)
+    principal = authenticated(
+        runtime, client_address(request), lambda: runtime.identity.session_principal(secret)
+    )
+    runtime.throttle.use_token(principal.token_id)
     audit.actor, audit.actor_org = principal.username, principal.org_id
     request.state.principal = principal
     request.state.csrf = csrf_token(secret)

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
+from fedpark.hub.api.deps import (
+    AuditDep,
+    CurrentPrincipal,
+    PageDep,
+    RuntimeDep,
+    authenticated,
+    client_address,
+)
 from fedpark.hub.domain import Role
 from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
 from fedpark.hub.flower import FlowerUnavailableError
@@ -108,6 +115,7 @@ def stop_experiment(
 
 
 def get_run(
+    request: Request,
     experiment_id: ExperimentId,
     runtime: RuntimeDep,
     audit: AuditDep,
@@ -115,7 +123,12 @@ def get_run(
 ) -> Experiment:
     if credentials is None:
         raise AuthenticationError("send the run token as `Authorization: Bearer <token>`")
-    run = runtime.experiments.authenticate_run(experiment_id, credentials.credentials)
+    secret = credentials.credentials
+    run = authenticated(
+        runtime,
+        client_address(request),
+        lambda: runtime.experiments.authenticate_run(experiment_id, secret),
+    )
     audit.actor, audit.actor_org = f"run:{run.id}", run.org_id
     return run
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from fedpark.hub.api.deps import AuditDep, RuntimeDep
+from fedpark.hub.api.deps import AuditDep, RuntimeDep, authenticated, client_address
 from fedpark.hub.console.session import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
@@ -67,7 +67,11 @@ def sign_in(
     if error is None:
         ttl = timedelta(hours=runtime.settings.console_session_hours)
         try:
-            principal, secret = runtime.identity.open_session(token.strip(), ttl)
+            principal, secret = authenticated(
+                runtime,
+                client_address(request),
+                lambda: runtime.identity.open_session(token.strip(), ttl),
+            )
         except AuthenticationError as exc:
             error = f"Sign-in refused: {exc.message}."
     if error is not None:
