@@ -6,12 +6,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.common.serde import fab_to_proto, user_config_to_proto
@@ -30,6 +32,7 @@ from harness import (
     new_contract,
     pids_mentioning,
 )
+from proxy import RecordingProxy
 from samples import sensor_table
 
 from fedpark.clients.processes import ChildProcess
@@ -142,25 +145,47 @@ class ParkSetup:
     people: dict[str, Member]
     contract: dict[str, Any]
     joins: dict[str, ChildProcess] = field(default_factory=dict)
+    # With ``record=True``: everything factories send to the Fleet API and to the hub.
+    fleet_proxy: RecordingProxy | None = None
+    hub_proxy: RecordingProxy | None = None
 
     def stop(self) -> None:
         for process in self.joins.values():
             process.stop()
         self.hub.stop()
         self.federation.stop()
+        for proxy in (self.fleet_proxy, self.hub_proxy):
+            if proxy is not None:
+                proxy.close()
 
 
 def start_park(
-    tmp: Path, s3: EmbeddedS3, factories: tuple[str, ...] = ("acme", "bravo"), rows: int = 1500
+    tmp: Path,
+    s3: EmbeddedS3,
+    factories: tuple[str, ...] = ("acme", "bravo"),
+    rows: int = 1500,
+    prepare: Callable[[str, pa.Table], pa.Table] | None = None,
+    record: bool = False,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
     People: ``<factory>-op`` (factory), ``steward``, ``alice`` (researcher at tu, allowed by
     the policy), ``buyer`` (partner at carmaker, allowed), ``spy`` and ``mallory`` (rival).
+    ``prepare(org, table)`` may change a factory's rows before they are written. With ``record``
+    the factories reach the Fleet API and the hub only through recording proxies (the hub
+    tells them the proxy's Fleet address), so every byte a factory sends is captured.
     """
     federation = Federation(tmp / "flwr").start_superlink()
-    hub = HubProcess(tmp / "hub", hub_env(s3, FEDPARK_SUPERLINK=f"127.0.0.1:{federation.port}"))
-    park = ParkSetup(hub, federation, {}, {})
+    env = {"FEDPARK_SUPERLINK": f"127.0.0.1:{federation.port}"}
+    fleet_proxy = hub_proxy = None
+    if record:
+        fleet_proxy = RecordingProxy(("127.0.0.1", federation.port))
+        env["FEDPARK_FLEET_ADDRESS"] = fleet_proxy.address
+    hub = HubProcess(tmp / "hub", hub_env(s3, **env))
+    if record:
+        hub_proxy = RecordingProxy(("127.0.0.1", hub.port))
+    factory_hub_url = f"http://{hub_proxy.address}" if hub_proxy else hub.url
+    park = ParkSetup(hub, federation, {}, {}, fleet_proxy=fleet_proxy, hub_proxy=hub_proxy)
     try:
         hub.start()
         orgs = [(f, "factory") for f in factories]
@@ -196,6 +221,8 @@ def start_park(
             folder = tmp / org
             folder.mkdir()
             table = sensor_table(rows=rows, seed=10 + i)
+            if prepare is not None:
+                table = prepare(org, table)
             pq.write_table(table, folder / "line.parquet")
             result = validate_table(contract, table)
             with hub.client(park.people[f"{org}-op"].token) as factory:
@@ -218,7 +245,9 @@ def start_park(
                     str(folder / "node"),
                 ),
                 folder / "join.log",
-                env=clean_env(FEDPARK_HUB=hub.url, FEDPARK_TOKEN=park.people[f"{org}-op"].token),
+                env=clean_env(
+                    FEDPARK_HUB=factory_hub_url, FEDPARK_TOKEN=park.people[f"{org}-op"].token
+                ),
             ).start()
     except BaseException:
         park.stop()

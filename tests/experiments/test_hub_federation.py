@@ -91,6 +91,21 @@ def test_researcher_trains_partner_downloads_signed_model(
                 assert other.get(f"/experiments/{experiment}").status_code == 404
     finally:
         park.stop()
+    _no_secret_in_any_log(tmp_path, [m.token for m in people.values()], s3_server)
+
+
+def _no_secret_in_any_log(folder: Path, tokens: list[str], s3: EmbeddedS3) -> None:
+    """Every log of the park (hub, SuperLink, SuperNodes, joins, ServerApp and ClientApps)
+    after a full experiment: no API token, no run token, no S3 secret key."""
+    logs = [p for p in folder.rglob("*.log") if p.is_file()]
+    assert len(logs) >= 6, logs  # hub, SuperLink, 2 joins, 2 SuperNodes at least
+    secrets = [*tokens, s3.credentials.secret_key]
+    for log in logs:
+        text = log.read_text(errors="replace")
+        leaked = [s[:8] + "…" for s in secrets if s in text]
+        assert leaked == [], f"{log}: {leaked}"
+        # Token prefixes catch tokens this test does not know (run tokens, the admin's).
+        assert "fpk_" not in text and "fprun_" not in text, log
 
 
 def _cli(hub: HubProcess, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
