@@ -62,6 +62,11 @@ _TOKEN = re.compile(
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
+# Real factory data nests a few levels (a list of structs of lists); deeper is a mistake or an
+# attack on the parser's and the validator's recursion.
+MAX_NESTING = 16
+
+
 class TypeSpecError(ValueError):
     """A type string that is not a valid Arrow type in the contract grammar."""
 
@@ -80,6 +85,7 @@ class _Parser:
             self.tokens.append(match.group(match.lastgroup or "word"))
             pos = match.end()
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -116,6 +122,15 @@ class _Parser:
         return pa.field("item", dtype, nullable=nullable)
 
     def type(self) -> pa.DataType:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise TypeSpecError(f"types nest at most {MAX_NESTING} levels deep")
+            return self._type()
+        finally:
+            self.depth -= 1
+
+    def _type(self) -> pa.DataType:
         name = self.take().lower()
         name = _ALIASES.get(name, name)
         if name in _PRIMITIVES:

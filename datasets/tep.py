@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from fedpark.datasets.io import write_parquet
 
 FAULTS: dict[int, str] = {
     1: "A/C feed ratio, B composition constant (stream 4), step",
@@ -403,7 +404,7 @@ def generate(
         folder = out / name
         folder.mkdir(exist_ok=True)
         files[name] = folder / "tep.parquet"
-        pq.write_table(part, files[name])
+        write_parquet(part, files[name])
     contract_file = out / "contract.json"
     contract_file.write_text(json.dumps(contract_document(owner, faults=faults), indent=2) + "\n")
     (out / "plants.json").write_text(json.dumps([asdict(p) for p in plant_list], indent=2) + "\n")

@@ -88,12 +88,13 @@ def _write_parts(
     parts: dict[str, pa.Table], folder: Path, file_name: str, label: str | None
 ) -> list[dict[str, Any]]:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+
+    from fedpark.datasets.io import write_parquet
 
     summary = []
     for name, table in parts.items():
         (folder / name).mkdir()
-        pq.write_table(table, folder / name / file_name)
+        write_parquet(table, folder / name / file_name)
         entry: dict[str, Any] = {"client": name, "rows": table.num_rows}
         if label is not None:
             counts = pc.value_counts(table[label]).to_pylist()
@@ -159,11 +160,11 @@ def fashion_mnist(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _empty_folder(out_dir)
-    import pyarrow.parquet as pq
+    from fedpark.datasets.io import write_parquet
 
     named = {_client_folder(i): table for i, table in enumerate(parts)}
     summary = _write_parts(named, out_dir, "train.parquet", "label")
-    pq.write_table(fm.to_table(test_images, test_labels), out_dir / "test.parquet")
+    write_parquet(fm.to_table(test_images, test_labels), out_dir / "test.parquet")
     (out_dir / "contract.json").write_text(json.dumps(fm.contract_document(owner), indent=2))
     settings = {"scheme": scheme.value, "clients": clients, "seed": seed}
     settings |= _scheme_settings(scheme.value, alpha, classes, min_size)
