@@ -32,6 +32,8 @@ STRATEGIES: dict[str, tuple[Callable[..., Strategy], frozenset[str]]] = {
     "krum": (Krum, frozenset({"num_malicious_nodes"})),
 }
 DP_PARAMETERS = frozenset({"noise_multiplier", "clipping_norm"})
+# Parameters that count nodes: Flower slices with them, so they must be ints.
+COUNTS = frozenset({"num_malicious_nodes"})
 
 
 def build_strategy(
@@ -64,6 +66,10 @@ def build_strategy(
     if min_factories < 1:
         raise ValueError("min_factories must be at least 1")
     own = {k: v for k, v in params.items() if k in accepted}
+    for key in COUNTS & set(own):  # JSON and the API carry numbers as floats
+        if float(own[key]) != int(own[key]) or int(own[key]) < 0:
+            raise ValueError(f"{key} must be a whole number, not {own[key]}")
+        own[key] = int(own[key])
     strategy = cls(
         fraction_train=fraction_train,
         fraction_evaluate=fraction_evaluate,

@@ -56,6 +56,10 @@ Metrics = dict[str, float]
 os.environ.setdefault("FLWR_LOG_LEVEL", "ERROR")
 
 
+# A poisoning attack: (the server's message, the honest reply) -> the reply sent instead.
+Attack = Callable[[Any, Any], Any]
+
+
 @dataclass
 class Study:
     """A contract, its factories' files, a held-out test file, and how to model them."""
@@ -167,8 +171,14 @@ def run_fedpark(
     work: Path,
     threads: int = 1,
     on_round: Callable[[int], None] | None = None,
+    attack: Attack | None = None,
+    attackers: frozenset[str] = frozenset(),
 ) -> list[Path]:
-    """Train with FedPark's apps on Flower's simulation engine; the per-round checkpoints."""
+    """Train with FedPark's apps on Flower's simulation engine; the per-round checkpoints.
+
+    ``attack`` rewrites the training replies of the factories named in ``attackers`` (a
+    poisoning experiment: ``benchmarks/learning/poisoning.py``).
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from flwr.app import Context, Message
     from flwr.clientapp import ClientApp
@@ -236,7 +246,11 @@ def run_fedpark(
 
     @client.train()
     def _train(msg: Message, context: Context) -> Message:
-        return fedpark_client.train_fn(msg, _as_factory(context))
+        factory = _as_factory(context)
+        reply = fedpark_client.train_fn(msg, factory)
+        if attack is not None and factory.node_config["org"] in attackers:
+            reply = attack(msg, reply)
+        return reply
 
     @client.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:

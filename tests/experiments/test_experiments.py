@@ -107,7 +107,11 @@ def test_macro_f1() -> None:
 def test_strategies_are_flowers_own(contract: Contract) -> None:
     prox = build_strategy("fedprox", {"proximal_mu": 0.1}, min_factories=3)
     assert isinstance(prox, FedProx) and prox.min_available_nodes == 3
-    assert isinstance(build_strategy("krum", {"num_malicious_nodes": 1}, min_factories=5), Krum)
+    krum = build_strategy("krum", {"num_malicious_nodes": 1.0}, min_factories=5)  # from JSON
+    assert isinstance(krum, Krum) and krum.num_malicious_nodes == 1
+    assert type(krum.num_malicious_nodes) is int  # Flower slices with it
+    with pytest.raises(ValueError, match="whole number"):
+        build_strategy("krum", {"num_malicious_nodes": 1.5}, min_factories=5)
     momentum = build_strategy("fedavgm", {"server_momentum": 0.9}, min_factories=2)
     assert isinstance(momentum, FedAvgM) and momentum.server_momentum == 0.9
     dp = build_strategy("fedavg", {"noise_multiplier": 0.5, "clipping_norm": 1.0}, min_factories=2)
