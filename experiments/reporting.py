@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,8 @@ import httpx
 from flwr.app import Message
 
 from fedpark.experiments.run_spec import REFUSED
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,24 +73,36 @@ class HubReporter:
     round missing from the provenance manifest.
     """
 
-    def __init__(self, hub_url: str, run_token: str, experiment_id: str) -> None:
+    def __init__(
+        self, hub_url: str, run_token: str, experiment_id: str, patience: float = 600.0
+    ) -> None:
         self.base = f"{hub_url.rstrip('/')}/api/v1/runs/{experiment_id}"
         self.http = httpx.Client(headers={"Authorization": f"Bearer {run_token}"}, timeout=120)
+        self.patience = patience  # seconds a report keeps trying: a hub restart, an outage
 
     def _send(self, method: str, path: str, **kwargs: Any) -> None:
-        for attempt in range(6):
+        """Send until the hub answers, for up to ``patience`` seconds.
+
+        Every report is idempotent at the hub (a retry of a request whose answer was lost is
+        accepted), so retrying after a timeout or a restart never records anything twice.
+        """
+        deadline = time.monotonic() + self.patience
+        delay = 0.5
+        while True:
             try:
                 response = self.http.request(method, self.base + path, **kwargs)
             except httpx.TransportError:
-                if attempt == 5:
+                if time.monotonic() + delay > deadline:
                     raise
             else:
-                if response.status_code < 500:
+                if response.status_code < 500 and response.status_code != 429:
                     response.raise_for_status()
                     return
-                if attempt == 5:
+                if time.monotonic() + delay > deadline:
                     response.raise_for_status()
-            time.sleep(min(30.0, 0.5 * 2**attempt))
+            log.warning("the hub did not take %s %s: retrying in %.1fs", method, path, delay)
+            time.sleep(delay)
+            delay = min(15.0, delay * 2)
 
     def round(self, report: RoundReport, checkpoint: bytes) -> None:
         self._send(

@@ -305,11 +305,17 @@ class ExperimentService:
 
     # -- what the ServerApp reports (authenticated with the run token) ----------------------
 
-    def authenticate_run(self, experiment_id: str, token: str) -> Experiment:
+    def authenticate_run(
+        self, experiment_id: str, token: str, *, finished_ok: bool = False
+    ) -> Experiment:
+        """The run a ServerApp's token stands for; reports close when the run ends (a retried
+        ``finish`` may still find it finished)."""
         with self.storage.unit_of_work() as uow:
             row = uow.experiments.by_token_hash(hash_token(token))
         if row is None or row.id != experiment_id:
             raise AuthenticationError("unknown run token for this experiment")
+        if finished_ok and row.status == "finished":
+            return row
         if row.status not in ACTIVE:
             raise ConflictError(f"experiment {experiment_id} is {row.status}: reports are closed")
         return row
@@ -326,6 +332,8 @@ class ExperimentService:
                     ExperimentRound(experiment_id=run.id, round=number, report="")
                 )
             elif row.checkpoint_key is not None:
+                if row.checkpoint_sha256 == stored.sha256:
+                    return  # a retry of an upload whose answer was lost: already done
                 raise ConflictError(f"round {number} of {run.id} already has a checkpoint")
             row.checkpoint_key, row.checkpoint_sha256 = stored.key, stored.sha256
             row.checkpoint_version_id = stored.version_id
@@ -338,6 +346,8 @@ class ExperimentService:
                     ExperimentRound(experiment_id=run.id, round=report.round, report="")
                 )
             elif row.report:
+                if RoundReportCreate.model_validate_json(row.report) == report:
+                    return  # a retried report (the ServerApp never saw the first answer)
                 raise ConflictError(f"round {report.round} of {run.id} is already recorded")
             row.report = report.model_dump_json()
             experiment = uow.experiments.get(run.id)
@@ -352,6 +362,9 @@ class ExperimentService:
     def finish(self, run: Experiment, summary: dict[str, Any]) -> TrainedModel:
         """Seal the run: the uploaded model with a provenance manifest signed by the hub."""
         with self.storage.unit_of_work() as uow:
+            sealed = uow.experiments.model(run.id)
+            if sealed is not None:  # a retried finish: the first one went through
+                return sealed
             rounds = [r for r in uow.experiments.rounds(run.id) if r.report]
         stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
         if not stored.sha256:
