@@ -27,12 +27,18 @@ def flower_env(home: Path) -> dict[str, str]:
 
 
 def supernode_argv(
-    fleet: str, port: int, node_config: dict[str, str], root_certificates: Path | None = None
+    fleet: str,
+    port: int,
+    node_config: dict[str, str],
+    root_certificates: Path | None = None,
+    auth_key: Path | None = None,
 ) -> list[str]:
     pairs = " ".join(f'{key}="{value}"' for key, value in node_config.items())
     security = (
         ["--root-certificates", str(root_certificates)] if root_certificates else ["--insecure"]
     )
+    if auth_key is not None:  # the SuperLink lets in only registered node keys
+        security += ["--auth-supernode-private-key", str(auth_key)]
     return [
         str(Path(sys.executable).parent / "flower-supernode"),
         *security,

@@ -117,5 +117,9 @@ def storage_serve(
 
 
 def register(app: typer.Typer) -> None:
+    from fedpark.hub.cli_pki import gate, pki_app
+
+    hub_app.command("gate")(gate)
     app.add_typer(hub_app, name="hub")
     app.add_typer(storage_app, name="storage")
+    app.add_typer(pki_app, name="pki")

@@ -13,7 +13,12 @@ from typing import Any
 
 from flwr.cli.build import build_fab_from_files
 from flwr.common.serde import fab_to_proto, user_config_to_proto
-from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2 import (
+    ListRunsRequest,
+    RegisterNodeRequest,
+    StartRunRequest,
+    StopRunRequest,
+)
 from flwr.supercore.control import ControlHttpClient
 from flwr.supercore.fab import Fab
 
@@ -117,3 +122,9 @@ class FlowerControl:
 
     def stop(self, run_id: int) -> None:
         self._call("stop the run", lambda c: c.StopRun(StopRunRequest(run_id=run_id)))
+
+    def register_node(self, public_key_pem: bytes, name: str) -> int:
+        """Let a SuperNode's key in (SuperLinks with ``--enable-supernode-auth``)."""
+        request = RegisterNodeRequest(public_key=public_key_pem, name=name)
+        response = self._call("register the node", lambda c: c.RegisterNode(request))
+        return int(response.node_id)

@@ -12,6 +12,7 @@ from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.datasets import DatasetService
 from fedpark.hub.services.experiments import ExperimentService
+from fedpark.hub.services.federation import FederationService
 from fedpark.hub.services.identity import IdentityService
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.throttle import Throttle
@@ -32,6 +33,7 @@ class HubRuntime:
     datasets: DatasetService
     experiments: ExperimentService
     throttle: Throttle
+    federation: FederationService
 
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
@@ -59,7 +61,8 @@ class HubRuntime:
         )
         key = HubKey.load_or_create(settings.signing_key_path)
         contracts = ContractService(storage, key, settings.base_url)
-        flower = FlowerControl(settings.superlink) if settings.superlink else None
+        ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
+        flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
         return cls(
             experiments=ExperimentService(storage, contracts, key, settings.base_url, flower),
             settings=settings,
@@ -73,6 +76,7 @@ class HubRuntime:
                 token_max_ttl_days=settings.token_max_ttl_days,
             ),
             audit=AuditService(storage.catalog, audit_key),
+            federation=FederationService(flower),
             throttle=Throttle(
                 settings.auth_failures_per_minute, settings.requests_per_token_per_minute
             ),

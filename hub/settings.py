@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     """``host:port`` of the Flower SuperLink's Control API the hub drives (experiments)."""
     fleet_address: str | None = None
     """``host:port`` factories' SuperNodes connect to; the SuperLink's address when unset."""
+    flower_ca_file: Path | None = None
+    """The park's CA (``fedpark pki init``): the SuperLink and the Fleet gate serve TLS
+    certificates it signed; the hub trusts it for the Control API and hands it to factories."""
+    supernode_auth: bool = False
+    """The SuperLink runs with ``--enable-supernode-auth``: factories register their node keys
+    through the hub when they join, and unregistered nodes are refused."""
     max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """Largest checkpoint or model a run may upload."""
 

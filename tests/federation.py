@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -67,10 +69,23 @@ class Federation:
             PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # flower-superexec
         )
 
-    def start_superlink(self) -> Federation:
+    def start_superlink(self, pki: Path | None = None) -> Federation:
+        """Plain HTTP, or with ``pki`` (a folder from ``fedpark pki``) TLS with the park's
+        certificate and node authentication on."""
+        security = ["--insecure"]
+        if pki is not None:
+            security = [
+                "--ssl-ca-certfile",
+                str(pki / "ca.pem"),
+                "--ssl-certfile",
+                str(pki / "superlink.pem"),
+                "--ssl-keyfile",
+                str(pki / "superlink.key"),
+                "--enable-supernode-auth",
+            ]
         argv = [
             str(BIN / "flower-superlink"),
-            "--insecure",
+            *security,
             "--disable-runtime-dependency-installation",
             "--host",
             "127.0.0.1",
@@ -148,10 +163,13 @@ class ParkSetup:
     # With ``record=True``: everything factories send to the Fleet API and to the hub.
     fleet_proxy: RecordingProxy | None = None
     hub_proxy: RecordingProxy | None = None
+    gate: ChildProcess | None = None
 
     def stop(self) -> None:
         for process in self.joins.values():
             process.stop()
+        if self.gate is not None:
+            self.gate.stop()
         self.hub.stop()
         self.federation.stop()
         for proxy in (self.fleet_proxy, self.hub_proxy):
@@ -166,6 +184,7 @@ def start_park(
     rows: int = 1500,
     prepare: Callable[[str, pa.Table], pa.Table] | None = None,
     record: bool = False,
+    closed: bool = False,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
@@ -173,10 +192,22 @@ def start_park(
     the policy), ``buyer`` (partner at carmaker, allowed), ``spy`` and ``mallory`` (rival).
     ``prepare(org, table)`` may change a factory's rows before they are written. With ``record``
     the factories reach the Fleet API and the hub only through recording proxies (the hub
-    tells them the proxy's Fleet address), so every byte a factory sends is captured.
+    tells them the proxy's Fleet address), so every byte a factory sends is captured. With
+    ``closed`` the control plane is closed as in production: the park's CA (``fedpark pki``),
+    a TLS SuperLink with node authentication, and factories reaching only the Fleet gate.
     """
-    federation = Federation(tmp / "flwr").start_superlink()
+    pki = _park_pki(tmp / "pki") if closed else None
+    federation = Federation(tmp / "flwr").start_superlink(pki)
     env = {"FEDPARK_SUPERLINK": f"127.0.0.1:{federation.port}"}
+    gate = None
+    if pki is not None:  # factories reach only the Fleet gate, over TLS, with node keys
+        gate_port = free_port()
+        gate = _start_gate(pki, federation.port, gate_port, tmp / "gate.log")
+        env |= {
+            "FEDPARK_FLEET_ADDRESS": f"127.0.0.1:{gate_port}",
+            "FEDPARK_FLOWER_CA_FILE": str(pki / "ca.pem"),
+            "FEDPARK_SUPERNODE_AUTH": "true",
+        }
     fleet_proxy = hub_proxy = None
     if record:
         fleet_proxy = RecordingProxy(("127.0.0.1", federation.port))
@@ -185,7 +216,9 @@ def start_park(
     if record:
         hub_proxy = RecordingProxy(("127.0.0.1", hub.port))
     factory_hub_url = f"http://{hub_proxy.address}" if hub_proxy else hub.url
-    park = ParkSetup(hub, federation, {}, {}, fleet_proxy=fleet_proxy, hub_proxy=hub_proxy)
+    park = ParkSetup(
+        hub, federation, {}, {}, fleet_proxy=fleet_proxy, hub_proxy=hub_proxy, gate=gate
+    )
     try:
         hub.start()
         orgs = [(f, "factory") for f in factories]
@@ -253,6 +286,46 @@ def start_park(
         park.stop()
         raise
     return park
+
+
+def _park_pki(folder: Path) -> Path:
+    for argv in (
+        ["pki", "init", "--dir", str(folder)],
+        ["pki", "issue", "superlink", "--host", "127.0.0.1", "--dir", str(folder)],
+        ["pki", "issue", "gate", "--host", "127.0.0.1", "--dir", str(folder)],
+    ):
+        subprocess.run(fedpark_argv(*argv), check=True, capture_output=True, env=clean_env())
+    return folder
+
+
+def _start_gate(pki: Path, superlink: int, port: int, log: Path) -> ChildProcess:
+    argv = fedpark_argv(
+        "hub",
+        "gate",
+        "--superlink",
+        f"127.0.0.1:{superlink}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ca",
+        str(pki / "ca.pem"),
+        "--certfile",
+        str(pki / "gate.pem"),
+        "--keyfile",
+        str(pki / "gate.key"),
+    )
+    gate = ChildProcess(argv, log, env=clean_env()).start()
+    context = ssl.create_default_context(cafile=pki / "ca.pem")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"https://127.0.0.1:{port}/", verify=context, timeout=2)
+            return gate
+        except httpx.TransportError:
+            time.sleep(0.2)
+    gate.stop()
+    raise RuntimeError(f"the Fleet gate did not start:\n{gate.log_tail(30)}")
 
 
 def supernode_pid(work_dir: Path, avoid: int | None = None, timeout: float = 30) -> int:

@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 
+from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
+from fedpark.clients.errors import HubApiError
 
 app = typer.Typer(help="Run a factory's federated client next to its data.", no_args_is_help=True)
 
@@ -21,6 +23,37 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _node_key(api: HubClient, work_dir: Path) -> Path:
+    """This factory's SuperNode key (EC P-384, OpenSSH, mode 0600), created once and
+    registered through the hub, which lets it into the SuperLink; the private key never
+    leaves the factory."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = work_dir / "node-key"
+    if not path.exists():
+        new = ec.generate_private_key(ec.SECP384R1())
+        private = new.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private)
+    key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    with api:
+        try:
+            api.post("/federation/nodes", {"public_key": public.decode()})
+        except HubApiError as exc:
+            if exc.status != 409:  # 409: registered when this factory joined before
+                raise
+    return path
 
 
 def _pin_key(path: Path, pem: str) -> None:
@@ -76,7 +109,14 @@ def join(
         "org": me["organization"]["id"],
         "work-dir": str(work_dir),
     }
-    argv = supernode_argv(federation["fleet_address"], _free_port(), node_config)
+    ca = None
+    if federation.get("fleet_ca_pem"):  # the park's own CA: TLS to the Fleet gate
+        ca = work_dir / "fleet-ca.pem"
+        _pin_key(ca, federation["fleet_ca_pem"])
+    auth_key = None
+    if federation.get("node_auth"):  # the SuperLink lets in only registered node keys
+        auth_key = _node_key(client(hub, token), work_dir)
+    argv = supernode_argv(federation["fleet_address"], _free_port(), node_config, ca, auth_key)
     supervisor = Supervisor(argv, work_dir / "supernode.log", flower_env(work_dir / "flwr"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: supervisor.stop())

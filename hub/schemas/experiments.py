@@ -156,3 +156,22 @@ class FederationPublic(BaseModel):
     hub_url: str
     hub_key_pem: str
     hub_key_id: str
+    fleet_ca_pem: str | None = Field(
+        default=None, description="The park's CA to trust for the Fleet API; None: plain HTTP"
+    )
+    node_auth: bool = Field(
+        default=False, description="Register a node key (POST /federation/nodes) before joining"
+    )
+
+
+class NodeCreate(_Strict):
+    public_key: str = Field(
+        min_length=32,
+        max_length=4000,
+        description="The SuperNode's EC public key (NIST curve), OpenSSH or PEM",
+    )
+
+
+class NodePublic(BaseModel):
+    node_id: str
+    org_id: str

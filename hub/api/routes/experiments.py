@@ -26,6 +26,8 @@ from fedpark.hub.schemas.experiments import (
     FederationPublic,
     ModelPublic,
     ModelSummaryPublic,
+    NodeCreate,
+    NodePublic,
     RoundPublic,
     RoundReportCreate,
     RunFailureCreate,
@@ -256,4 +258,20 @@ def federation_settings(runtime: RuntimeDep, caller: CurrentPrincipal) -> Federa
         hub_url=settings.base_url,
         hub_key_pem=runtime.key.public_pem.decode(),
         hub_key_id=runtime.key.key_id,
+        fleet_ca_pem=settings.flower_ca_file.read_text() if settings.flower_ca_file else None,
+        node_auth=settings.supernode_auth,
     )
+
+
+@federation.post("/nodes", response_model=NodePublic, status_code=status.HTTP_201_CREATED)
+def register_node(
+    body: NodeCreate, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> NodePublic:
+    """Register this factory's SuperNode key with the SuperLink (factories, when joining).
+
+    Only registered keys may connect where the SuperLink enforces node authentication.
+    """
+    audit.action, audit.object = "federation.register_node", f"org:{caller.org_id}"
+    node_id = runtime.federation.register_node(caller, body.public_key)
+    audit.object = f"node:{node_id}"
+    return NodePublic(node_id=str(node_id), org_id=caller.org_id)

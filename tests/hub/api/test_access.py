@@ -364,6 +364,24 @@ MATRIX[("GET", "/api/v1/datasets")] = (
     {**dict.fromkeys(CALLERS, 403), "operator": 200, "acme-admin": 200, "acme-factory": 200},
     401,
 )
+
+
+def _node_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP384R1()).public_key()
+    return public.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
+
+
+MATRIX[("POST", "/api/v1/federation/nodes")] = (
+    # The session hub has no SuperLink: a factory passes the checks and gets 503.
+    lambda p, w: _as(p, w).post("/federation/nodes", json={"public_key": _node_key()}),
+    {**dict.fromkeys(CALLERS, 403), "acme-factory": 503},
+    401,
+)
 MATRIX[("GET", "/api/v1/federation")] = (
     # The session hub has no SuperLink: a factory passes the role check and gets 503.
     lambda p, w: _as(p, w).get("/federation"),
