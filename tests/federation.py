@@ -339,6 +339,28 @@ def supernode_pid(work_dir: Path, avoid: int | None = None, timeout: float = 30)
     raise AssertionError(f"no SuperNode for {work_dir} within {timeout}s")
 
 
+def launch_body(park: ParkSetup, name: str, rounds: int = 2) -> dict[str, Any]:
+    """A small experiment on the park's contract with both sample factories."""
+    return {
+        "name": name,
+        "contract_id": park.contract["id"],
+        "contract_version": park.contract["version"],
+        "participants": ["acme", "bravo"],
+        "model": {"kind": "mlp", "hidden": [16]},
+        "rounds": rounds,
+        "min_factories": 2,
+        "round_timeout": 120,
+    }
+
+
+def run_experiment(park: ParkSetup, name: str, rounds: int = 2) -> dict[str, Any]:
+    """Launch as the park's researcher and wait for the end; the final state."""
+    with park.hub.client(park.people["alice"].token) as alice:
+        created = alice.post("/experiments", json=launch_body(park, name, rounds))
+        assert created.status_code == 201, created.text
+        return wait_for_experiment(alice, created.json()["id"], timeout=300)
+
+
 def wait_for_experiment(client: httpx.Client, experiment: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     state: dict[str, Any] = client.get(f"/experiments/{experiment}").json()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from federation import BIN, start_park, wait_for_experiment
+from federation import BIN, run_experiment, start_park
 from harness import clean_env, free_port
 
 from fedpark.clients.processes import ChildProcess
@@ -53,20 +53,7 @@ def test_factories_reach_only_the_fleet_api_and_only_registered_nodes_join(
             httpx.get(f"https://{gate}/v1/fleet/get-run", timeout=5)
 
         # Registered factories train through the gate, over TLS.
-        launch = {
-            "name": "closed plane",
-            "contract_id": park.contract["id"],
-            "contract_version": park.contract["version"],
-            "participants": ["acme", "bravo"],
-            "model": {"kind": "mlp", "hidden": [16]},
-            "rounds": 2,
-            "min_factories": 2,
-            "round_timeout": 120,
-        }
-        with park.hub.client(park.people["alice"].token) as alice:
-            created = alice.post("/experiments", json=launch)
-            assert created.status_code == 201, created.text
-            state = wait_for_experiment(alice, created.json()["id"], timeout=300)
+        state = run_experiment(park, "closed plane")
         assert state["status"] == "finished", state
         for org in ("acme", "bravo"):
             assert (tmp_path / org / "node" / "node-key").stat().st_mode & 0o777 == 0o600

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from federation import ParkSetup, start_park, wait_for_experiment
+from federation import ParkSetup, launch_body, start_park, wait_for_experiment
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
@@ -19,16 +19,7 @@ ROUNDS = 4
 
 
 def _launch(park: ParkSetup) -> str:
-    launch = {
-        "name": "survives",
-        "contract_id": park.contract["id"],
-        "contract_version": park.contract["version"],
-        "participants": ["acme", "bravo"],
-        "model": {"kind": "mlp", "hidden": [16]},
-        "rounds": ROUNDS,
-        "min_factories": 2,
-        "round_timeout": 120,
-    }
+    launch = launch_body(park, "survives", ROUNDS)
     with park.hub.client(park.people["alice"].token) as client:
         experiment = str(client.post("/experiments", json=launch).json()["id"])
         deadline = time.monotonic() + 240

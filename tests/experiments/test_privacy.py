@@ -16,7 +16,7 @@ import struct
 import numpy as np
 import pyarrow as pa
 import pytest
-from federation import start_park, wait_for_experiment
+from federation import run_experiment, start_park
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
@@ -60,20 +60,7 @@ def test_no_sentinel_and_no_raw_row_leaves_a_factory(s3_server: EmbeddedS3, tmp_
 
     park = start_park(tmp_path, s3_server, rows=ROWS, prepare=keep, record=True)
     try:
-        launch = {
-            "name": "privacy proof",
-            "contract_id": park.contract["id"],
-            "contract_version": park.contract["version"],
-            "participants": ["acme", "bravo"],
-            "model": {"kind": "mlp", "hidden": [16]},
-            "rounds": 2,
-            "min_factories": 2,
-            "round_timeout": 120,
-        }
-        with park.hub.client(park.people["alice"].token) as alice:
-            created = alice.post("/experiments", json=launch)
-            assert created.status_code == 201, created.text
-            state = wait_for_experiment(alice, created.json()["id"], timeout=300)
+        state = run_experiment(park, "privacy proof")
         assert state["status"] == "finished", state
     finally:
         park.stop()
