@@ -1,15 +1,24 @@
 """Runs survive their infrastructure: a hub restart and a 30 s storage outage in the middle of
-a run lose no round's metrics, checkpoint or manifest entry (the ServerApp's reports wait for
+a run lose no round's metrics, checkpoint or manifest entry, and a factory that drops out
+comes back into the run (the ServerApp's reports wait for
 the hub, the hub retries storage, and a retried report is recorded once)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from federation import ParkSetup, launch_body, start_park, wait_for_experiment
+from federation import (
+    ParkSetup,
+    launch_body,
+    start_park,
+    supernode_pid,
+    wait_for_experiment,
+)
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
@@ -72,5 +81,24 @@ def test_hub_restart_during_a_run_loses_nothing(s3_server: EmbeddedS3, tmp_path:
         log = park.hub.log.read_text()
         restarted = log.rindex("Started server process")
         assert log.index(f"/runs/{experiment}/rounds/2/checkpoint") > restarted
+    finally:
+        park.stop()
+
+
+def test_a_factory_that_drops_mid_run_rejoins_it(s3_server: EmbeddedS3, tmp_path: Path) -> None:
+    park = start_park(tmp_path, s3_server, rows=600)
+    try:
+        experiment = _launch(park)
+        node = tmp_path / "acme" / "node"
+        dead = supernode_pid(node)
+        os.kill(dead, signal.SIGKILL)  # the plant's machine drops off mid-run
+        back = supernode_pid(node, avoid=dead)  # `fedpark factory join` brings it back
+        assert back != dead
+        with park.hub.client(park.people["alice"].token) as client:
+            state = wait_for_experiment(client, experiment, timeout=400)
+            rounds = client.get(f"/experiments/{experiment}/rounds").json()
+        assert state["status"] == "finished", state
+        last = rounds[-1]["report"]["train_factories"]
+        assert {f["org"] for f in last} == {"acme", "bravo"}  # acme trains again
     finally:
         park.stop()
