@@ -86,6 +86,9 @@ class Federation:
         argv = [
             str(BIN / "flower-superlink"),
             *security,
+            # Runs and nodes in a database file: a restarted SuperLink still knows them.
+            "--database",
+            str(self.home / "superlink-state.db"),
             "--disable-runtime-dependency-installation",
             "--host",
             "127.0.0.1",

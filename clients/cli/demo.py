@@ -81,11 +81,14 @@ class Park:
         from fedpark.clients.supernode import flower_env
 
         link = _free_port()
+        (self.dir / "superlink").mkdir(parents=True, exist_ok=True)
         self.processes.append(
             ChildProcess(
                 [
                     str(Path(sys.executable).parent / "flower-superlink"),
                     "--insecure",
+                    "--database",  # runs and nodes survive a SuperLink restart
+                    str(self.dir / "superlink" / "state.db"),
                     "--disable-runtime-dependency-installation",
                     "--host",
                     "127.0.0.1",

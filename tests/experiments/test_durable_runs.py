@@ -102,3 +102,25 @@ def test_a_factory_that_drops_mid_run_rejoins_it(s3_server: EmbeddedS3, tmp_path
         assert {f["org"] for f in last} == {"acme", "bravo"}  # acme trains again
     finally:
         park.stop()
+
+
+def test_a_superlink_restart_mid_run_ends_it_clearly_and_keeps_its_rounds(
+    s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    """Flower 1.41 keeps runs in its database across a restart, but the run's ServerApp dies
+    with the SuperLink: the hub reports the run failed with Flower's reason (never hangs),
+    and the rounds it finished keep their metrics and checkpoints."""
+    park = start_park(tmp_path, s3_server, rows=600)
+    try:
+        experiment = _launch(park)
+        park.federation.processes[0].stop()  # the SuperLink (its state is in a database)
+        time.sleep(5)
+        park.federation.start_superlink()
+        with park.hub.client(park.people["alice"].token) as client:
+            state = wait_for_experiment(client, experiment, timeout=300)
+            rounds = client.get(f"/experiments/{experiment}/rounds").json()
+        assert state["status"] == "failed" and state["error"], state
+        assert rounds and all(r["checkpoint_sha256"] and r["report"] for r in rounds)
+        assert state["rounds_completed"] == len(rounds) < ROUNDS
+    finally:
+        park.stop()
