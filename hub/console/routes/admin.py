@@ -98,6 +98,16 @@ def create_user(
     return RedirectResponse("/console/admin/users", status_code=303)
 
 
+@router.get("/users/{user_id}/deactivate")
+def confirm_deactivation(
+    request: Request, user_id: UserId, runtime: RuntimeDep, caller: ConsolePrincipal
+) -> Response:
+    """Ask first: deactivating revokes every token of the member."""
+    require(caller, Role.ADMIN)
+    member = runtime.identity.get_user(caller, user_id)
+    return render(request, "admin_deactivate.html", user=member)
+
+
 @router.post("/users/{user_id}/deactivate", dependencies=[CsrfChecked])
 def deactivate_user(
     user_id: UserId, runtime: RuntimeDep, caller: ConsolePrincipal, audit: AuditDep

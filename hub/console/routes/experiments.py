@@ -208,7 +208,7 @@ def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
         points = [(n, float(rep[section][key])) for n, rep in reports if key in rep[section]]
         return Series(label, points)
 
-    losses = [series("train", k, f"train {k}") for k in train_keys if "loss" in k]
+    losses = [series("train", k, k.replace("_", " ")) for k in train_keys if "loss" in k]
     losses += [series("evaluate", k, f"evaluation {k}") for k in eval_keys if "loss" in k]
     metrics = [series("evaluate", k, k) for k in eval_keys if "loss" not in k]
     charts = [

@@ -213,5 +213,14 @@ def test_admin_forms_create_an_organization_and_a_member_or_say_why_not(park: Pa
     )
     assert added.status_code == 303 and user in client.get("/console/admin/users").text
     with park.client("operator") as api:
-        assert any(u["username"] == user for u in api.get("/users", params={"limit": 500}).json())
+        users = api.get("/users", params={"limit": 500}).json()
+    member = next(u for u in users if u["username"] == user)
+    ask = client.get(f"/console/admin/users/{member['id']}/deactivate")  # asks first
+    assert ask.status_code == 200 and "all of their API tokens are revoked" in ask.text
+    gone = client.post(
+        f"/console/admin/users/{member['id']}/deactivate", data={"csrf": token}, headers=origin
+    )
+    assert gone.status_code == 303
+    with park.client("operator") as api:
+        assert api.get(f"/users/{member['id']}").json()["active"] is False
     client.close()
