@@ -18,6 +18,8 @@ from fedpark.clients.processes import ChildProcess
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 ROLES = ("admin", "steward", "researcher", "factory", "partner")
+# Who the access matrices try: the park operator's admin and a member of every role in acme.
+CALLERS = ("operator", *(f"acme-{role}" for role in ROLES))
 
 
 def free_port() -> int:

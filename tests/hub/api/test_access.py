@@ -8,21 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Park, contract_in_state, new_contract
+from harness import CALLERS, Park, contract_in_state, new_contract
 from samples import sensor_table
 
 from fedpark.contracts import Contract, validate_table
 
 pytestmark = pytest.mark.integration
 
-CALLERS = (
-    "operator",
-    "acme-admin",
-    "acme-steward",
-    "acme-researcher",
-    "acme-factory",
-    "acme-partner",
-)
 Call = Callable[[Park, str], httpx.Response]
 
 

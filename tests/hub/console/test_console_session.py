@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 from console import console_client, csrf_of, sign_in
-from harness import Park, contract_in_state
+from harness import CALLERS, Park, contract_in_state
 
 pytestmark = pytest.mark.integration
 
@@ -146,14 +146,6 @@ def test_revoking_the_token_or_signing_out_ends_the_session(park: Park) -> None:
 
 # Console pages x roles: the same rules as the API (403 for a role, 404 for another
 # organization's object), checked page by page.
-CALLERS = (
-    "operator",
-    "acme-admin",
-    "acme-steward",
-    "acme-researcher",
-    "acme-factory",
-    "acme-partner",
-)
 EVERYONE = frozenset(CALLERS)
 ADMINS = frozenset({"operator", "acme-admin"})
 PAGES: dict[str, frozenset[str]] = {  # page -> who gets 200 (everyone else 403)
