@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts import Contract
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
+from fedpark.hub.api.paths import ContractId, Version
 from fedpark.hub.schemas.contracts import (
     Compatibility,
     ContractVersionPublic,
@@ -23,8 +24,6 @@ from fedpark.hub.storage.models import ContractVersion, DeclaredDataset
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 keys = APIRouter(prefix="/keys", tags=["keys"])
 
-ContractId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
-Version = Annotated[str, Path(max_length=64, pattern=r"^[0-9A-Za-z.+-]+$")]
 VERSION_PATH = "/{contract_id}/versions/{version}"
 
 

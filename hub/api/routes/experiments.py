@@ -17,6 +17,7 @@ from fedpark.hub.api.deps import (
     authenticated,
     client_address,
 )
+from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.domain import Role
 from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
 from fedpark.hub.flower import FlowerUnavailableError
@@ -39,7 +40,6 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 runs = APIRouter(prefix="/runs", tags=["runs (ServerApp only)"])
 models = APIRouter(prefix="/models", tags=["models"])
 
-ExperimentId = Annotated[str, Path(max_length=40, pattern=r"^exp-[0-9a-f]{12}$")]
 _run_bearer = HTTPBearer(auto_error=False, description="The run's own token (ServerApp only)")
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
+from fedpark.hub.api.paths import ContractId, Version
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import Role
@@ -20,8 +21,6 @@ from fedpark.hub.services.identity import Page
 
 router = APIRouter()
 
-ContractId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
-Version = Annotated[str, Path(max_length=64, pattern=r"^[0-9A-Za-z.+-]+$")]
 STATUSES = ("draft", "submitted", "approved", "rejected", "deprecated", "retired")
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts.model import ColumnRole
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
+from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.console.charts import Series, line_chart
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
@@ -26,7 +27,6 @@ from fedpark.hub.storage.models import Experiment, ExperimentRound
 
 router = APIRouter()
 
-ExperimentId = Annotated[str, Path(max_length=40, pattern=r"^exp-[0-9a-f]{12}$")]
 # Form fields holding numbers (the API's dotted names); anything else is sent as text.
 INTEGERS = frozenset(
     {"model.window", "model.kernel_size", "train.epochs", "train.batch_size", "rounds"}

@@ -4,20 +4,20 @@ downloads themselves and the command that verifies them offline."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.hub.api.deps import RuntimeDep
+from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.console.session import ConsolePrincipal
 from fedpark.hub.console.views import render
 from fedpark.hub.services.identity import Page
 
 router = APIRouter()
 
-ExperimentId = Annotated[str, Path(max_length=40, pattern=r"^exp-[0-9a-f]{12}$")]
 # What a download is saved as: the names `fedpark model verify` expects by default.
 FILES = {
     "weights": ("model.safetensors", "application/octet-stream"),
