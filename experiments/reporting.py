@@ -44,6 +44,10 @@ class Reporter(Protocol):
 
     def failed(self, reason: str) -> None: ...
 
+    def checkpoint(self, number: int) -> bytes:
+        """The weights recorded after round ``number`` (where a resumed run starts)."""
+        ...
+
 
 class DirectoryReporter:
     """Rounds as JSON, checkpoints and the final model as safetensors, in one folder."""
@@ -65,6 +69,9 @@ class DirectoryReporter:
     def failed(self, reason: str) -> None:
         (self.directory / "failure.json").write_text(json.dumps({"reason": reason}))
 
+    def checkpoint(self, number: int) -> bytes:
+        return (self.directory / f"checkpoint-{number:04d}.safetensors").read_bytes()
+
 
 class HubReporter:
     """Posts each round and the final model to the hub, authenticated with the run token.
@@ -80,7 +87,7 @@ class HubReporter:
         self.http = httpx.Client(headers={"Authorization": f"Bearer {run_token}"}, timeout=120)
         self.patience = patience  # seconds a report keeps trying: a hub restart, an outage
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> None:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send until the hub answers, for up to ``patience`` seconds.
 
         Every report is idempotent at the hub (a retry of a request whose answer was lost is
@@ -97,7 +104,7 @@ class HubReporter:
             else:
                 if response.status_code < 500 and response.status_code != 429:
                     response.raise_for_status()
-                    return
+                    return response
                 if time.monotonic() + delay > deadline:
                     response.raise_for_status()
             log.warning("the hub did not take %s %s: retrying in %.1fs", method, path, delay)
@@ -121,6 +128,9 @@ class HubReporter:
 
     def failed(self, reason: str) -> None:
         self._send("POST", "/fail", json={"reason": reason[:4000]})
+
+    def checkpoint(self, number: int) -> bytes:
+        return self._send("GET", f"/rounds/{number}/checkpoint").content
 
 
 def factory_results(

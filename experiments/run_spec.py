@@ -73,4 +73,10 @@ class RunSpec(_Model):
     round_timeout: float = Field(default=600, gt=0)
     normalization: Normalization = Normalization()
     seed: int = 0
+    start_round: int = Field(
+        default=0,
+        ge=0,
+        description="Rounds already done: the run continues from that round's checkpoint "
+        "(the hub resumes a run its SuperLink lost)",
+    )
     output: DirectoryOutput | HubOutput

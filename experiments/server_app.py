@@ -29,7 +29,12 @@ from fedpark.experiments.reporting import (
 )
 from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
-from fedpark.experiments.weights import numpy_to_safetensors, to_safetensors, weights_sha256
+from fedpark.experiments.weights import (
+    from_safetensors,
+    numpy_to_safetensors,
+    to_safetensors,
+    weights_sha256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +44,19 @@ app = ServerApp()
 class RoundRecorder:
     """Watches a strategy's replies so each round's report names every factory."""
 
-    def __init__(self, strategy: Strategy, reporter: Reporter, state_keys: list[str]) -> None:
+    def __init__(
+        self, strategy: Strategy, reporter: Reporter, state_keys: list[str], offset: int = 0
+    ) -> None:
         self.reporter = reporter
         self.state_keys = state_keys
-        self.current = RoundReport(round=1)
+        self.offset = offset  # rounds done before this run (a resumed run counts on from them)
+        self.current = RoundReport(round=offset + 1)
         self.history: list[RoundReport] = []
         train, evaluate = strategy.aggregate_train, strategy.aggregate_evaluate
 
         def aggregate_train(server_round: int, replies: Iterable[Message]) -> Any:
             replies = list(replies)
-            self.current = RoundReport(round=server_round)
+            self.current = RoundReport(round=offset + server_round)
             done, refused, failures = factory_results(replies)
             self.current.train_factories, self.current.refused = done, refused
             self.current.failures += failures
@@ -76,7 +84,7 @@ class RoundRecorder:
         if server_round == 0:
             return None
         report = self.current
-        report.round = server_round
+        report.round = self.offset + server_round
         checkpoint = numpy_to_safetensors({k: v.numpy() for k, v in arrays.items()})
         self.reporter.round(report, checkpoint)
         self.history.append(report)
@@ -111,9 +119,12 @@ def main(grid: Grid, context: Context) -> None:
     reporter = reporter_for(spec)
     try:
         run(grid, spec, reporter)
-    except Exception as exc:
+    except Exception as exc:  # FedPark's own failure: the experiment ends with this reason
         reporter.failed(f"{type(exc).__name__}: {exc}")
         raise
+    # Losing the SuperLink ends the app with Flower's BaseExceptions (RunNotRunningException,
+    # an interrupt) and no report: the hub sees the run failed while the experiment is still
+    # open, and resumes it from the last checkpoint.
 
 
 def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
@@ -132,22 +143,25 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
     model = build_model(
         model_spec, plan.n_features, len(plan.classes) if plan.classes else None, target
     )
+    if spec.start_round:
+        resume_from(model, reporter, spec.start_round)
     strategy = build_strategy(spec.strategy, spec.strategy_params, min_factories=spec.min_factories)
-    recorder = RoundRecorder(strategy, reporter, list(model.state_dict()))
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=ArrayRecord(model.state_dict()),
-        num_rounds=spec.rounds,
-        timeout=spec.round_timeout,
-        train_config=ConfigRecord({"seed": spec.seed}),
-        evaluate_fn=recorder.end_of_round,
-    )
-    if len(result.arrays) == 0:  # no round aggregated: every factory refused or failed
+    recorder = RoundRecorder(strategy, reporter, list(model.state_dict()), spec.start_round)
+    final = ArrayRecord(model.state_dict())
+    if spec.rounds > spec.start_round:  # else the lost run had trained every round already
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=final,
+            num_rounds=spec.rounds - spec.start_round,
+            timeout=spec.round_timeout,
+            train_config=ConfigRecord({"seed": spec.seed}),
+            evaluate_fn=recorder.end_of_round,
+        )
+        final = result.arrays
+    if len(final) == 0:  # no round aggregated: every factory refused or failed
         reasons = [r["reason"] for report in recorder.history for r in report.refused]
         raise RuntimeError(f"no round could be aggregated ({'; '.join(reasons) or 'no replies'})")
-    weights = to_safetensors(
-        result.arrays.to_torch_state_dict(), {"experiment": spec.experiment_id}
-    )
+    weights = to_safetensors(final.to_torch_state_dict(), {"experiment": spec.experiment_id})
     reporter.finished(
         weights,
         {
@@ -156,8 +170,24 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
             "contract_version": contract.version,
             "contract_sha256": spec.contract_sha256,
             "weights_sha256": weights_sha256(weights),
-            "rounds_completed": len(recorder.history),
+            "rounds_completed": spec.start_round + len(recorder.history),
+            "resumed_from_round": spec.start_round,
             "started": started,
             "ended": time.time(),
         },
     )
+
+
+def resume_from(model: torch.nn.Module, reporter: Reporter, number: int) -> None:
+    """Load round ``number``'s recorded weights into ``model``.
+
+    Loaded strictly: a checkpoint whose names or shapes differ from the spec's model is an
+    error here, not a silent partial start. Server-side optimizer state (FedAdam's moments,
+    FedAvgM's momentum) is not in a checkpoint and starts again from zero.
+    """
+    state = from_safetensors(reporter.checkpoint(number))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise RuntimeError(f"round {number}'s checkpoint does not fit the model: {exc}") from None
+    log.info("resumed from round %d's checkpoint", number)

@@ -27,7 +27,7 @@ API_PREFIX = "/api/v1"
 
 
 class RunWatcher:
-    """Polls Flower for the hub's active runs (status changes, failures, stops)."""
+    """Polls Flower for the hub's active runs (status changes, losses, stops, stalls)."""
 
     def __init__(self, runtime: HubRuntime, interval: float = 2.0) -> None:
         self.runtime = runtime
@@ -45,7 +45,7 @@ class RunWatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.runtime.experiments.watch()
+                self.runtime.supervisor.watch()
             except Exception:  # keep watching; a bad cycle must not end the hub
                 log.exception("run watcher cycle failed")
 

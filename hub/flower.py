@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from flwr.cli.build import build_fab_from_files
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import (
@@ -20,6 +21,7 @@ from flwr.proto.control_pb2 import (
     StopRunRequest,
 )
 from flwr.supercore.control import ControlHttpClient
+from flwr.supercore.error import ApiErrorCode, FlowerError
 from flwr.supercore.fab import Fab
 
 from fedpark.hub.errors import FedparkError
@@ -112,12 +114,23 @@ class FlowerControl:
         return int(response.run_id)
 
     def status(self, run_id: int) -> RunStatus:
-        response = self._call(
-            "report the run", lambda c: c.ListRuns(ListRunsRequest(run_id=run_id))
-        )
-        run = response.run_dict.get(run_id)
+        """The run's state; ``unknown`` when the SuperLink has no such run (one that lost its
+        state: no ``--database``, or a new database)."""
+        unknown = RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
+
+        def list_run(client: ControlHttpClient) -> Any:
+            try:
+                return client.ListRuns(ListRunsRequest(run_id=run_id))
+            except httpx.HTTPStatusError as exc:
+                error = FlowerError.from_json(exc.response.text)
+                if error is not None and error.code == ApiErrorCode.RUN_ID_NOT_FOUND:
+                    return None
+                raise
+
+        response = self._call("report the run", list_run)
+        run = response.run_dict.get(run_id) if response is not None else None
         if run is None:
-            return RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
+            return unknown
         return RunStatus(run.status.status, run.status.sub_status, run.status.details)
 
     def stop(self, run_id: int) -> None:

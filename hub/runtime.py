@@ -15,6 +15,7 @@ from fedpark.hub.services.experiments import ExperimentService
 from fedpark.hub.services.federation import FederationService
 from fedpark.hub.services.identity import IdentityService
 from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.supervisor import RunSupervisor
 from fedpark.hub.services.throttle import Throttle
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage import Catalog, ObjectStore, Storage
@@ -32,6 +33,7 @@ class HubRuntime:
     contracts: ContractService
     datasets: DatasetService
     experiments: ExperimentService
+    supervisor: RunSupervisor
     throttle: Throttle
     federation: FederationService
 
@@ -65,6 +67,7 @@ class HubRuntime:
         flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
         return cls(
             experiments=ExperimentService(storage, contracts, key, settings.base_url, flower),
+            supervisor=RunSupervisor(storage, flower, settings.base_url, settings.run_restarts),
             settings=settings,
             key=key,
             contracts=contracts,

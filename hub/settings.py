@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     supernode_auth: bool = False
     """The SuperLink runs with ``--enable-supernode-auth``: factories register their node keys
     through the hub when they join, and unregistered nodes are refused."""
+    run_restarts: int = Field(default=3, ge=0, le=100)
+    """How often one experiment is resumed from its last checkpoint after its Flower run is
+    lost (a SuperLink restart) before the loss counts as its failure (0: never resumed)."""
     max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """Largest checkpoint or model a run may upload."""
 

@@ -188,6 +188,7 @@ def start_park(
     prepare: Callable[[str, pa.Table], pa.Table] | None = None,
     record: bool = False,
     closed: bool = False,
+    hub_settings: dict[str, str] | None = None,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
@@ -198,10 +199,11 @@ def start_park(
     tells them the proxy's Fleet address), so every byte a factory sends is captured. With
     ``closed`` the control plane is closed as in production: the park's CA (``fedpark pki``),
     a TLS SuperLink with node authentication, and factories reaching only the Fleet gate.
+    ``hub_settings`` adds ``FEDPARK_*`` settings to the hub's environment.
     """
     pki = _park_pki(tmp / "pki") if closed else None
     federation = Federation(tmp / "flwr").start_superlink(pki)
-    env = {"FEDPARK_SUPERLINK": f"127.0.0.1:{federation.port}"}
+    env = {"FEDPARK_SUPERLINK": f"127.0.0.1:{federation.port}", **(hub_settings or {})}
     gate = None
     if pki is not None:  # factories reach only the Fleet gate, over TLS, with node keys
         gate_port = free_port()

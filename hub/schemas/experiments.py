@@ -85,6 +85,15 @@ class ExperimentCreate(_Strict):
         return self
 
 
+class RestartPublic(BaseModel):
+    """The experiment's Flower run was lost (its SuperLink restarted) and the hub resumed it."""
+
+    at: datetime
+    from_round: int = Field(description="The checkpoint the continuation started from")
+    reason: str = Field(description="What Flower said about the lost run")
+    flower_run_id: str | None = Field(description="The lost run")
+
+
 class ExperimentPublic(BaseModel):
     id: str
     name: str
@@ -103,6 +112,7 @@ class ExperimentPublic(BaseModel):
     ended_at: datetime | None
     error: str | None
     settings: dict[str, Any]
+    restarts: list[RestartPublic] = Field(default_factory=list)
 
 
 class RoundPublic(BaseModel):

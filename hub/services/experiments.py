@@ -39,7 +39,6 @@ from fedpark.hub.version import __version__
 log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "running")
-STALL_MARGIN_SECONDS = 30.0
 RUN_TOKEN_PREFIX = "fprun_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -120,7 +119,7 @@ class ExperimentService:
         run_id = self.flower.start_run(spec)
         try:
             return self._record_launch(
-                caller, body, experiment_id, row.document_sha256, run_id, token
+                caller, body, experiment_id, row.document_sha256, run_id, token, spec
             )
         except Exception:
             self.flower.stop(run_id)  # never leave a run the hub does not know about
@@ -134,7 +133,9 @@ class ExperimentService:
         contract_sha256: str,
         run_id: int,
         token: str,
+        spec: dict[str, Any],
     ) -> Experiment:
+        kept = {k: v for k, v in spec.items() if k != "output"}  # never the run token
         with self.storage.unit_of_work() as uow:
             return uow.experiments.add(
                 Experiment(
@@ -150,6 +151,7 @@ class ExperimentService:
                     participants=json.dumps(body.participants),
                     flower_run_id=str(run_id),
                     run_token_hash=hash_token(token),
+                    run_spec=json.dumps(kept),
                     started_at=utcnow(),
                 )
             )
@@ -238,70 +240,7 @@ class ExperimentService:
             raise ConflictError(f"experiment {experiment_id} is already {row.status}")
         if self.flower is not None and row.flower_run_id is not None:
             self.flower.stop(int(row.flower_run_id))
-        return self._set_status(experiment_id, "stopped", "stopped by " + caller.username)
-
-    def _set_status(self, experiment_id: str, status: str, error: str | None = None) -> Experiment:
-        with self.storage.unit_of_work() as uow:
-            row = uow.experiments.get(experiment_id)
-            assert row is not None
-            if row.status in ACTIVE:
-                row.status = status
-                if status not in ACTIVE:
-                    row.ended_at = utcnow()
-                if error:
-                    row.error = error
-            return row
-
-    def watch(self) -> None:
-        """Bring active experiments in line with what Flower says about their runs."""
-        if self.flower is None:
-            return
-        with self.storage.unit_of_work() as uow:
-            active = uow.experiments.search(offset=0, limit=1000, statuses=ACTIVE)
-        for row in active:
-            if row.flower_run_id is None:
-                continue
-            try:
-                state = self.flower.status(int(row.flower_run_id))
-            except FlowerUnavailableError as exc:
-                log.warning("cannot watch %s: %s", row.id, exc)
-                continue
-            if state.status == "finished" and state.sub_status != "completed":
-                reason = state.details or f"Flower reports the run {state.sub_status}"
-                self._set_status(
-                    row.id, "failed" if state.sub_status == "failed" else "stopped", reason
-                )
-                continue
-            if state.status == "running" and row.status == "pending":
-                self._set_status(row.id, "running")
-            self._check_stall(row)
-
-    def _check_stall(self, row: Experiment) -> None:
-        """A run with no round for too long is stopped with a clear reason, never left hanging.
-
-        Flower waits without limit for ``min_available_nodes`` to connect; when a factory dies
-        and too few remain, no round ever completes. The limit: two round timeouts plus a
-        margin for process start-up, counted from the launch or the last round.
-        """
-        settings = json.loads(row.settings)
-        limit = 2 * float(settings["round_timeout"]) + STALL_MARGIN_SECONDS
-        with self.storage.unit_of_work() as uow:
-            rounds = uow.experiments.rounds(row.id)
-        last = max([r.created_at for r in rounds] + [row.started_at or row.created_at])
-        idle = (utcnow() - last).total_seconds()
-        if idle <= limit:
-            return
-        if self.flower is not None and row.flower_run_id is not None:
-            try:
-                self.flower.stop(int(row.flower_run_id))
-            except FlowerUnavailableError as exc:
-                log.warning("cannot stop stalled run %s: %s", row.id, exc)
-        self._set_status(
-            row.id,
-            "failed",
-            f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
-            f"fewer than {settings['min_factories']} factories are reachable",
-        )
+        return set_status(self.storage, experiment_id, "stopped", "stopped by " + caller.username)
 
     # -- what the ServerApp reports (authenticated with the run token) ----------------------
 
@@ -337,6 +276,20 @@ class ExperimentService:
                 raise ConflictError(f"round {number} of {run.id} already has a checkpoint")
             row.checkpoint_key, row.checkpoint_sha256 = stored.key, stored.sha256
             row.checkpoint_version_id = stored.version_id
+
+    def checkpoint(self, run: Experiment, number: int) -> bytes:
+        """A recorded round's weights, for the run's own ServerApp (a resumed run starts
+        from them); read back and checked against the sha256 recorded with the round."""
+        with self.storage.unit_of_work() as uow:
+            row = uow.experiments.round(run.id, number)
+        if row is None or row.checkpoint_key is None or not row.report:
+            raise NotFoundError(f"round {number} of {run.id} has no recorded checkpoint")
+        return self.storage.objects.get_bytes(
+            self.bucket,
+            row.checkpoint_key,
+            sha256=row.checkpoint_sha256,
+            version_id=row.checkpoint_version_id,
+        )
 
     def record_round(self, run: Experiment, report: RoundReportCreate) -> None:
         with self.storage.unit_of_work() as uow:
@@ -408,7 +361,7 @@ class ExperimentService:
             return model
 
     def fail(self, run: Experiment, reason: str) -> None:
-        self._set_status(run.id, "failed", reason)
+        set_status(self.storage, run.id, "failed", reason)
 
     def _manifest(
         self,
@@ -442,6 +395,11 @@ class ExperimentService:
                     "refused": [f["org"] for f in r["refused"]],
                 }
                 for r in reports
+            ],
+            # Runs resumed after their SuperLink was lost: from which round's checkpoint.
+            "restarts": [
+                {"from_round": r["from_round"], "at": r["at"], "reason": r["reason"]}
+                for r in json.loads(run.restarts)
             ],
             "strategy": {"name": settings["strategy"], "params": settings["strategy_params"]},
             "model": settings["model"],
@@ -501,6 +459,22 @@ class ExperimentService:
             sha256=getattr(model, f"{part}_sha256"),
             version_id=getattr(model, f"{part}_version_id"),
         )
+
+
+def set_status(
+    storage: Storage, experiment_id: str, status: str, error: str | None = None
+) -> Experiment:
+    """Close (or start) an experiment that is still open; a closed one stays as it ended."""
+    with storage.unit_of_work() as uow:
+        row = uow.experiments.get(experiment_id)
+        assert row is not None
+        if row.status in ACTIVE:
+            row.status = status
+            if status not in ACTIVE:
+                row.ended_at = utcnow()
+            if error:
+                row.error = error
+        return row
 
 
 def _sha256(data: bytes) -> str:

@@ -229,6 +229,10 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The spec the ServerApp was started with, minus its token: a run lost with its SuperLink
+    # is started again from it (and its last checkpoint). NULL for runs from before 0005.
+    run_spec: Mapped[str | None] = mapped_column(Text, nullable=True)
+    restarts: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON list
 
 
 class ExperimentRound(Base):

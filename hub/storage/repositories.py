@@ -321,6 +321,10 @@ class ExperimentRepo:
         self.session.flush()
         return row
 
+    def drop_round(self, row: ExperimentRound) -> None:
+        self.session.delete(row)
+        self.session.flush()
+
     def model(self, experiment_id: str) -> TrainedModel | None:
         return self.session.get(TrainedModel, experiment_id)
 

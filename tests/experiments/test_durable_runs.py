@@ -1,7 +1,8 @@
-"""Runs survive their infrastructure: a hub restart and a 30 s storage outage in the middle of
-a run lose no round's metrics, checkpoint or manifest entry, and a factory that drops out
-comes back into the run (the ServerApp's reports wait for
-the hub, the hub retries storage, and a retried report is recorded once)."""
+"""Runs survive their infrastructure: a hub restart, a 30 s storage outage and a SuperLink
+restart in the middle of a run lose no round's metrics, checkpoint or manifest entry, and a
+factory that drops out comes back into the run (the ServerApp's reports wait for the hub, the
+hub retries storage, a retried report is recorded once, and a run lost with its SuperLink is
+resumed from its last checkpoint)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from console import sign_in
 from federation import (
     ParkSetup,
     launch_body,
@@ -104,22 +108,70 @@ def test_a_factory_that_drops_mid_run_rejoins_it(s3_server: EmbeddedS3, tmp_path
         park.stop()
 
 
-def test_a_superlink_restart_mid_run_ends_it_clearly_and_keeps_its_rounds(
+def _restart_superlink(park: ParkSetup) -> None:
+    park.federation.processes[0].stop()  # the SuperLink (its state is in a database)
+    time.sleep(5)
+    park.federation.start_superlink()
+
+
+def test_a_superlink_restart_mid_run_resumes_it_from_the_last_checkpoint(
     s3_server: EmbeddedS3, tmp_path: Path
 ) -> None:
-    """Flower 1.41 keeps runs in its database across a restart, but the run's ServerApp dies
-    with the SuperLink: the hub reports the run failed with Flower's reason (never hangs),
-    and the rounds it finished keep their metrics and checkpoints."""
+    """Flower 1.41's ServerApp dies with its SuperLink and Flower marks the run failed; the
+    hub tells that loss from a failure of the run itself and starts a continuation from the
+    last complete round's checkpoint: same experiment, every round once, the restart in the
+    signed manifest."""
     park = start_park(tmp_path, s3_server, rows=600)
     try:
         experiment = _launch(park)
-        park.federation.processes[0].stop()  # the SuperLink (its state is in a database)
-        time.sleep(5)
-        park.federation.start_superlink()
+        with park.hub.client(park.people["alice"].token) as client:
+            first_run = client.get(f"/experiments/{experiment}").json()["flower_run_id"]
+            before = {r["round"]: r["checkpoint_sha256"] for r in _rounds(client, experiment)}
+        _restart_superlink(park)
+        _nothing_lost(park, experiment)
+        with park.hub.client(park.people["alice"].token) as client:
+            state = client.get(f"/experiments/{experiment}").json()
+            after = {r["round"]: r["checkpoint_sha256"] for r in _rounds(client, experiment)}
+        [restart] = state["restarts"]
+        assert restart["flower_run_id"] == first_run != state["flower_run_id"]
+        assert 1 <= restart["from_round"] < ROUNDS and restart["reason"]
+        # The rounds finished before the loss are kept as they were, not trained again.
+        assert before and max(before) <= restart["from_round"]
+        assert all(after[n] == sha for n, sha in before.items())
+        with park.hub.client(park.people["buyer"].token) as buyer:
+            manifest = buyer.get(f"/models/{experiment}/manifest").json()
+        assert [r["from_round"] for r in manifest["restarts"]] == [restart["from_round"]]
+        assert manifest["summary"]["resumed_from_round"] == restart["from_round"]
+        assert "resumed from round" in park.hub.log.read_text()
+        console, _ = sign_in(park.hub.url, park.people["alice"].token)
+        page = console.get(f"/console/experiments/{experiment}").text
+        console.close()
+        assert f"Resumed from round {restart['from_round']}'s checkpoint" in page
+    finally:
+        park.stop()
+
+
+def _rounds(client: httpx.Client, experiment: str) -> list[dict[str, Any]]:
+    rounds: list[dict[str, Any]] = client.get(f"/experiments/{experiment}/rounds").json()
+    return [r for r in rounds if r["report"]]
+
+
+def test_a_run_lost_with_no_restarts_left_ends_clearly_and_keeps_its_rounds(
+    s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    """With ``FEDPARK_RUN_RESTARTS=0`` a lost run is not resumed: the hub reports it failed
+    with Flower's reason (never hangs), and the rounds it finished keep their metrics and
+    checkpoints."""
+    park = start_park(tmp_path, s3_server, rows=600, hub_settings={"FEDPARK_RUN_RESTARTS": "0"})
+    try:
+        experiment = _launch(park)
+        _restart_superlink(park)
         with park.hub.client(park.people["alice"].token) as client:
             state = wait_for_experiment(client, experiment, timeout=300)
             rounds = client.get(f"/experiments/{experiment}/rounds").json()
-        assert state["status"] == "failed" and state["error"], state
+        assert state["status"] == "failed", state
+        assert "not resumed: 0 of 0 restarts used" in state["error"]
+        assert state["restarts"] == []
         assert rounds and all(r["checkpoint_sha256"] and r["report"] for r in rounds)
         assert state["rounds_completed"] == len(rounds) < ROUNDS
     finally:

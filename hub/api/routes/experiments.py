@@ -29,6 +29,7 @@ from fedpark.hub.schemas.experiments import (
     ModelSummaryPublic,
     NodeCreate,
     NodePublic,
+    RestartPublic,
     RoundPublic,
     RoundReportCreate,
     RunFailureCreate,
@@ -63,6 +64,7 @@ def public(row: Experiment) -> ExperimentPublic:
         ended_at=row.ended_at,
         error=row.error,
         settings=settings,
+        restarts=[RestartPublic(**r) for r in json.loads(row.restarts)],
     )
 
 
@@ -151,6 +153,19 @@ async def upload_checkpoint(
     data = await request.body()
     await run_in_threadpool(runtime.experiments.store_checkpoint, run, number, data)
     return Response(status_code=204)
+
+
+@runs.get("/{experiment_id}/rounds/{number}/checkpoint", response_class=Response)
+async def download_checkpoint(
+    number: Annotated[int, Path(ge=1, le=100_000)],
+    runtime: RuntimeDep,
+    run: RunDep,
+    audit: AuditDep,
+) -> Response:
+    """A recorded round's weights (safetensors): where a resumed run starts from."""
+    audit.action, audit.object = "run.read_checkpoint", f"experiment:{run.id}/round:{number}"
+    data = await run_in_threadpool(runtime.experiments.checkpoint, run, number)
+    return Response(data, media_type="application/octet-stream")
 
 
 @runs.post("/{experiment_id}/rounds", status_code=204)

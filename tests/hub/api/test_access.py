@@ -269,8 +269,9 @@ def _launch(p: Park, w: str) -> httpx.Response:
 
 
 def _run_call(method: str, path: str, **kwargs: Any) -> Call:
-    """Run endpoints take only a run token: every user token and none at all get 401."""
-    return lambda p, w: httpx.request(method, f"{p.hub.url}{path}", headers=FAKE_RUN, **kwargs)
+    """Run endpoints take only a run token: every user's API token and none at all get 401
+    (an unknown run token too: ``test_run_endpoints_refuse_an_unknown_run_token``)."""
+    return lambda p, w: _as(p, w).request(method, path, **kwargs)
 
 
 def _model_part(part: str) -> Call:
@@ -305,27 +306,32 @@ MATRIX.update(
             401,
         ),
         ("PUT", RUN + "/rounds/{number}/checkpoint"): (
-            _run_call("PUT", f"/api/v1/runs/{NO_EXPERIMENT}/rounds/1/checkpoint", content=b"x"),
+            _run_call("PUT", f"/runs/{NO_EXPERIMENT}/rounds/1/checkpoint", content=b"x"),
+            dict.fromkeys(CALLERS, 401),
+            401,
+        ),
+        ("GET", RUN + "/rounds/{number}/checkpoint"): (
+            _run_call("GET", f"/runs/{NO_EXPERIMENT}/rounds/1/checkpoint"),
             dict.fromkeys(CALLERS, 401),
             401,
         ),
         ("POST", RUN + "/rounds"): (
-            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/rounds", json={"round": 1}),
+            _run_call("POST", f"/runs/{NO_EXPERIMENT}/rounds", json={"round": 1}),
             dict.fromkeys(CALLERS, 401),
             401,
         ),
         ("PUT", RUN + "/model"): (
-            _run_call("PUT", f"/api/v1/runs/{NO_EXPERIMENT}/model", content=b"x"),
+            _run_call("PUT", f"/runs/{NO_EXPERIMENT}/model", content=b"x"),
             dict.fromkeys(CALLERS, 401),
             401,
         ),
         ("POST", RUN + "/finish"): (
-            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/finish", json={}),
+            _run_call("POST", f"/runs/{NO_EXPERIMENT}/finish", json={}),
             dict.fromkeys(CALLERS, 401),
             401,
         ),
         ("POST", RUN + "/fail"): (
-            _run_call("POST", f"/api/v1/runs/{NO_EXPERIMENT}/fail", json={"reason": "x"}),
+            _run_call("POST", f"/runs/{NO_EXPERIMENT}/fail", json={"reason": "x"}),
             dict.fromkeys(CALLERS, 401),
             401,
         ),
@@ -386,6 +392,14 @@ def test_matrix_covers_every_endpoint(park: Park) -> None:
     spec = httpx.get(f"{park.hub.url}/openapi.json").json()
     endpoints = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
     assert endpoints == set(MATRIX), "add new endpoints to the role matrix"
+
+
+@pytest.mark.parametrize("endpoint", sorted(e for e in MATRIX if e[1].startswith(RUN)))
+def test_run_endpoints_refuse_an_unknown_run_token(park: Park, endpoint: tuple[str, str]) -> None:
+    method, template = endpoint
+    path = template.replace("{experiment_id}", NO_EXPERIMENT).replace("{number}", "1")
+    answer = httpx.request(method, park.hub.url + path, headers=FAKE_RUN, content=b"{}")
+    assert answer.status_code == 401, answer.text
 
 
 @pytest.mark.parametrize("endpoint", sorted(MATRIX), ids=" ".join)

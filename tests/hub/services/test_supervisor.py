@@ -1,0 +1,171 @@
+"""The run supervisor against a real SuperLink and real storage: which lost runs it resumes,
+from which round, and when it gives up.
+
+The SuperLink here has no SuperNodes and no record of the experiments' runs, as after a
+SuperLink that lost its state: every run the catalog names is unknown to it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from federation import Federation
+
+from fedpark.hub.errors import AuthenticationError
+from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
+from fedpark.hub.services.contracts import ContractService
+from fedpark.hub.services.experiments import ExperimentService
+from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.supervisor import RunSupervisor
+from fedpark.hub.services.tokens import hash_token
+from fedpark.hub.storage import Catalog, Storage
+from fedpark.hub.storage.models import Experiment, ExperimentRound, Organization, utcnow
+from fedpark.hub.storage.objects import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+LOST_RUN = "12345"
+OLD_TOKEN = "fprun_old"
+# Not a runnable spec: the continuation's ServerApp exits at once (no hub to report to here).
+SPEC = {"experiment_id": "exp-x", "rounds": 5, "settings": "kept"}
+
+
+@pytest.fixture(scope="module")
+def superlink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowerControl]:
+    federation = Federation(tmp_path_factory.mktemp("flwr")).start_superlink()
+    control = FlowerControl(f"127.0.0.1:{federation.port}")
+    deadline = time.monotonic() + 60
+    while True:  # until the SuperLink answers
+        try:
+            control.status(1)
+            break
+        except FlowerUnavailableError:
+            assert time.monotonic() < deadline, "the SuperLink did not start"
+            time.sleep(0.5)
+    yield control
+    federation.stop()
+
+
+@pytest.fixture
+def storage(tmp_path: Path, object_store: ObjectStore) -> Storage:
+    [bucket] = object_store.buckets
+    buckets = {"models": bucket, "contracts": bucket}
+    storage = Storage(Catalog(f"sqlite:///{tmp_path / 'catalog.db'}"), object_store, buckets)
+    storage.catalog.migrate()
+    with storage.unit_of_work() as uow:
+        uow.orgs.add(Organization(id="tu", name="TU", kind="university"))
+    return storage
+
+
+def _experiment(storage: Storage, *, complete: int, partial: bool, **extra: object) -> str:
+    """An open experiment with ``complete`` recorded rounds and maybe one cut off mid-report."""
+    experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
+    row = Experiment(
+        id=experiment_id,
+        name="lost",
+        contract_id="c",
+        contract_version="1.0.0",
+        contract_sha256="0" * 64,
+        org_id="tu",
+        created_by="alice",
+        status="running",
+        settings=json.dumps({"round_timeout": 600, "min_factories": 2, "rounds": 5}),
+        participants="[]",
+        flower_run_id=LOST_RUN,
+        run_token_hash=hash_token(OLD_TOKEN + experiment_id),
+        rounds_completed=complete,
+        run_spec=json.dumps(SPEC),
+        started_at=utcnow(),
+    )
+    for key, value in extra.items():
+        setattr(row, key, value)
+    bucket = storage.buckets["models"]
+    with storage.unit_of_work() as uow:
+        uow.experiments.add(row)
+        for number in range(1, complete + 1 + partial):
+            stored = storage.objects.put_bytes(bucket, f"{experiment_id}/{number}", b"w%d" % number)
+            uow.experiments.add_round(
+                ExperimentRound(
+                    experiment_id=experiment_id,
+                    round=number,
+                    report="" if number > complete else json.dumps({"round": number}),
+                    checkpoint_key=stored.key,
+                    checkpoint_sha256=stored.sha256,
+                    checkpoint_version_id=stored.version_id,
+                )
+            )
+    return experiment_id
+
+
+def _row(storage: Storage, experiment_id: str) -> Experiment:
+    with storage.unit_of_work() as uow:
+        row = uow.experiments.get(experiment_id)
+        assert row is not None
+        return row
+
+
+def test_a_lost_run_continues_from_its_last_complete_round(
+    storage: Storage, superlink: FlowerControl, tmp_path: Path
+) -> None:
+    experiment = _experiment(storage, complete=2, partial=True)
+    RunSupervisor(storage, superlink, "http://hub", max_restarts=3).watch()
+
+    row = _row(storage, experiment)
+    assert row.status == "running" and row.error is None
+    [restart] = json.loads(row.restarts)
+    assert restart["from_round"] == 2 and restart["flower_run_id"] == LOST_RUN
+    assert "has no run 12345" in restart["reason"]
+    assert row.rounds_completed == 2
+    with storage.unit_of_work() as uow:  # round 3 lost its report: it is trained again
+        assert [r.round for r in uow.experiments.rounds(experiment)] == [1, 2]
+    # The continuation is a new Flower run, started with the same spec from round 2.
+    assert row.flower_run_id not in (None, LOST_RUN)
+    assert superlink.status(int(row.flower_run_id)).status != "unknown"
+    superlink.stop(int(row.flower_run_id))
+    # The lost run's token no longer reports into the experiment; checkpoints stay readable.
+    key = HubKey.load_or_create(tmp_path / "key.pem")
+    service = ExperimentService(
+        storage, ContractService(storage, key, "http://hub"), key, "http://hub", superlink
+    )
+    with pytest.raises(AuthenticationError):
+        service.authenticate_run(experiment, OLD_TOKEN + experiment)
+    assert service.checkpoint(row, 2) == b"w2"
+    assert json.loads(row.run_spec or "") == SPEC  # the stored spec never holds a token
+
+
+def test_a_run_lost_too_often_fails_with_the_reason(
+    storage: Storage, superlink: FlowerControl
+) -> None:
+    earlier = [{"at": utcnow().isoformat(), "from_round": 1, "reason": "x", "flower_run_id": "1"}]
+    experiment = _experiment(storage, complete=1, partial=False, restarts=json.dumps(earlier))
+    RunSupervisor(storage, superlink, "http://hub", max_restarts=1).watch()
+
+    row = _row(storage, experiment)
+    assert row.status == "failed" and row.ended_at is not None
+    assert row.error is not None and "has no run 12345" in row.error
+    assert "not resumed: 1 of 1 restarts used" in row.error
+    assert row.flower_run_id == LOST_RUN and len(json.loads(row.restarts)) == 1
+
+
+def test_a_run_from_before_resumable_runs_fails_as_before(
+    storage: Storage, superlink: FlowerControl
+) -> None:
+    experiment = _experiment(storage, complete=1, partial=False, run_spec=None)
+    RunSupervisor(storage, superlink, "http://hub", max_restarts=3).watch()
+
+    row = _row(storage, experiment)
+    assert row.status == "failed" and row.error == "the SuperLink has no run 12345"
+    assert json.loads(row.restarts) == []
+
+
+def test_closed_experiments_are_left_alone(storage: Storage, superlink: FlowerControl) -> None:
+    experiment = _experiment(storage, complete=1, partial=False, status="finished")
+    RunSupervisor(storage, superlink, "http://hub", max_restarts=3).watch()
+
+    row = _row(storage, experiment)
+    assert row.status == "finished" and row.flower_run_id == LOST_RUN
