@@ -127,6 +127,9 @@ class RunSupervisor:
             with self.storage.unit_of_work() as uow:
                 current = uow.experiments.get(row.id)
                 assert current is not None
+                if current.status not in ACTIVE:  # stopped by its researcher meanwhile
+                    self.flower.stop(run_id)
+                    return
                 # The old token dies here: a ServerApp that somehow outlived its run can no
                 # longer report into the experiment its continuation now owns.
                 current.flower_run_id = str(run_id)
