@@ -15,6 +15,7 @@ from fedpark.hub.services.experiments import ExperimentService
 from fedpark.hub.services.federation import FederationService
 from fedpark.hub.services.identity import IdentityService
 from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.runs import RunReportService
 from fedpark.hub.services.supervisor import RunSupervisor
 from fedpark.hub.services.throttle import Throttle
 from fedpark.hub.settings import Settings
@@ -33,6 +34,7 @@ class HubRuntime:
     contracts: ContractService
     datasets: DatasetService
     experiments: ExperimentService
+    runs: RunReportService
     supervisor: RunSupervisor
     throttle: Throttle
     federation: FederationService
@@ -66,7 +68,8 @@ class HubRuntime:
         ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
         flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
         return cls(
-            experiments=ExperimentService(storage, contracts, key, settings.base_url, flower),
+            experiments=ExperimentService(storage, contracts, settings.base_url, flower),
+            runs=RunReportService(storage, key, settings.base_url),
             supervisor=RunSupervisor(storage, flower, settings.base_url, settings.run_restarts),
             settings=settings,
             key=key,

@@ -1,13 +1,13 @@
-"""Federated experiments: launch on Flower, follow round by round, sign the final model.
+"""Federated experiments: launch on Flower, read, stop; the models partners may download.
 
 The hub never trains: it checks the launch against the contract's policy, combines the
-participants' declared profiles into normalization statistics, starts the run on the SuperLink
-through its Control API, and records what the ServerApp reports with the run's own token.
+participants' declared profiles into normalization statistics and starts the run on the
+SuperLink through its Control API. What the run's ServerApp reports is recorded by
+``runs.RunReportService``; the run is watched (and resumed) by ``supervisor.RunSupervisor``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -17,24 +17,20 @@ from typing import Any
 
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile, pooled_moments
-from fedpark.contracts.signing import canonical, sign_document
 from fedpark.hub.domain import Principal, Role
 from fedpark.hub.errors import (
-    AuthenticationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
 from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
-from fedpark.hub.schemas.experiments import ExperimentCreate, RoundReportCreate
+from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.identity import Page
-from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
-from fedpark.hub.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +43,11 @@ class ExperimentService:
         self,
         storage: Storage,
         contracts: ContractService,
-        key: HubKey,
         hub_url: str,
         flower: FlowerControl | None,
     ) -> None:
         self.storage = storage
         self.contracts = contracts
-        self.key = key
         self.hub_url = hub_url
         self.flower = flower
         self.bucket = storage.buckets["models"]
@@ -242,175 +236,6 @@ class ExperimentService:
             self.flower.stop(int(row.flower_run_id))
         return set_status(self.storage, experiment_id, "stopped", "stopped by " + caller.username)
 
-    # -- what the ServerApp reports (authenticated with the run token) ----------------------
-
-    def authenticate_run(
-        self, experiment_id: str, token: str, *, finished_ok: bool = False
-    ) -> Experiment:
-        """The run a ServerApp's token stands for; reports close when the run ends (a retried
-        ``finish`` may still find it finished)."""
-        with self.storage.unit_of_work() as uow:
-            row = uow.experiments.by_token_hash(hash_token(token))
-        if row is None or row.id != experiment_id:
-            raise AuthenticationError("unknown run token for this experiment")
-        if finished_ok and row.status == "finished":
-            return row
-        if row.status not in ACTIVE:
-            raise ConflictError(f"experiment {experiment_id} is {row.status}: reports are closed")
-        return row
-
-    def store_checkpoint(self, run: Experiment, number: int, data: bytes) -> None:
-        """Keep a round's global weights; the round's report follows in a second call."""
-        stored = self.storage.objects.put_bytes(
-            self.bucket, f"{run.id}/checkpoints/round-{number:04d}.safetensors", data
-        )
-        with self.storage.unit_of_work() as uow:
-            row = uow.experiments.round(run.id, number)
-            if row is None:
-                row = uow.experiments.add_round(
-                    ExperimentRound(experiment_id=run.id, round=number, report="")
-                )
-            elif row.checkpoint_key is not None:
-                if row.checkpoint_sha256 == stored.sha256:
-                    return  # a retry of an upload whose answer was lost: already done
-                raise ConflictError(f"round {number} of {run.id} already has a checkpoint")
-            row.checkpoint_key, row.checkpoint_sha256 = stored.key, stored.sha256
-            row.checkpoint_version_id = stored.version_id
-
-    def checkpoint(self, run: Experiment, number: int) -> bytes:
-        """A recorded round's weights, for the run's own ServerApp (a resumed run starts
-        from them); read back and checked against the sha256 recorded with the round."""
-        with self.storage.unit_of_work() as uow:
-            row = uow.experiments.round(run.id, number)
-        if row is None or row.checkpoint_key is None or not row.report:
-            raise NotFoundError(f"round {number} of {run.id} has no recorded checkpoint")
-        return self.storage.objects.get_bytes(
-            self.bucket,
-            row.checkpoint_key,
-            sha256=row.checkpoint_sha256,
-            version_id=row.checkpoint_version_id,
-        )
-
-    def record_round(self, run: Experiment, report: RoundReportCreate) -> None:
-        with self.storage.unit_of_work() as uow:
-            row = uow.experiments.round(run.id, report.round)
-            if row is None:
-                row = uow.experiments.add_round(
-                    ExperimentRound(experiment_id=run.id, round=report.round, report="")
-                )
-            elif row.report:
-                if RoundReportCreate.model_validate_json(row.report) == report:
-                    return  # a retried report (the ServerApp never saw the first answer)
-                raise ConflictError(f"round {report.round} of {run.id} is already recorded")
-            row.report = report.model_dump_json()
-            experiment = uow.experiments.get(run.id)
-            assert experiment is not None
-            experiment.rounds_completed = max(experiment.rounds_completed, report.round)
-            if experiment.status == "pending":
-                experiment.status = "running"
-
-    def store_model(self, run: Experiment, data: bytes) -> None:
-        self.storage.objects.put_bytes(self.bucket, f"{run.id}/model.safetensors", data)
-
-    def finish(self, run: Experiment, summary: dict[str, Any]) -> TrainedModel:
-        """Seal the run: the uploaded model with a provenance manifest signed by the hub."""
-        with self.storage.unit_of_work() as uow:
-            sealed = uow.experiments.model(run.id)
-            if sealed is not None:  # a retried finish: the first one went through
-                return sealed
-            rounds = [r for r in uow.experiments.rounds(run.id) if r.report]
-        stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
-        if not stored.sha256:
-            raise ConflictError(f"experiment {run.id} has no uploaded model to finish with")
-        manifest = self._manifest(run, rounds, stored.sha256, summary)
-        manifest_bytes = canonical(manifest)
-        signature = sign_document(
-            {
-                "kind": "model-manifest",
-                "experiment_id": run.id,
-                "manifest_sha256": _sha256(manifest_bytes),
-                "weights_sha256": stored.sha256,
-                "hub": self.hub_url,
-            },
-            self.key.private_key,
-        )
-        manifest_obj = self.storage.objects.put_bytes(
-            self.bucket, f"{run.id}/manifest.json", manifest_bytes, "application/json"
-        )
-        signature_obj = self.storage.objects.put_bytes(
-            self.bucket, f"{run.id}/manifest.sig.json", canonical(signature), "application/json"
-        )
-        with self.storage.unit_of_work() as uow:
-            model = uow.experiments.add_model(
-                TrainedModel(
-                    experiment_id=run.id,
-                    weights_key=stored.key,
-                    weights_sha256=stored.sha256,
-                    weights_version_id=stored.version_id,
-                    manifest_key=manifest_obj.key,
-                    manifest_sha256=manifest_obj.sha256,
-                    manifest_version_id=manifest_obj.version_id,
-                    signature_key=signature_obj.key,
-                    signature_sha256=signature_obj.sha256,
-                    signature_version_id=signature_obj.version_id,
-                )
-            )
-            row = uow.experiments.get(run.id)
-            assert row is not None
-            row.status, row.ended_at = "finished", utcnow()
-            return model
-
-    def fail(self, run: Experiment, reason: str) -> None:
-        set_status(self.storage, run.id, "failed", reason)
-
-    def _manifest(
-        self,
-        run: Experiment,
-        rounds: list[ExperimentRound],
-        weights_sha256: str,
-        summary: dict[str, Any],
-    ) -> dict[str, Any]:
-        reports = [json.loads(r.report) for r in rounds]
-        settings = json.loads(run.settings)
-        return {
-            "format": "fedpark-model-manifest/v1",
-            "experiment": {
-                "id": run.id,
-                "name": run.name,
-                "launched_by": run.created_by,
-                "organization": run.org_id,
-            },
-            "contract": {
-                "id": run.contract_id,
-                "version": run.contract_version,
-                "sha256": run.contract_sha256,
-            },
-            "participants": json.loads(run.participants),
-            "rounds": [
-                {
-                    "round": r["round"],
-                    "examples": {f["org"]: f["examples"] for f in r["train_factories"]},
-                    "train": r["train"],
-                    "evaluate": r["evaluate"],
-                    "refused": [f["org"] for f in r["refused"]],
-                }
-                for r in reports
-            ],
-            # Runs resumed after their SuperLink was lost: from which round's checkpoint.
-            "restarts": [
-                {"from_round": r["from_round"], "at": r["at"], "reason": r["reason"]}
-                for r in json.loads(run.restarts)
-            ],
-            "strategy": {"name": settings["strategy"], "params": settings["strategy_params"]},
-            "model": settings["model"],
-            "training": settings["train"],
-            "weights": {"format": "safetensors", "sha256": weights_sha256},
-            "fedpark_version": __version__,
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "ended_at": utcnow().isoformat(),
-            "summary": {k: v for k, v in summary.items() if isinstance(v, int | float | str)},
-        }
-
     # -- models for partners --------------------------------------------------------------
 
     def model_access(self, caller: Principal, experiment_id: str) -> TrainedModel:
@@ -475,7 +300,3 @@ def set_status(
             if error:
                 row.error = error
         return row
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

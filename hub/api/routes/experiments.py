@@ -132,7 +132,7 @@ def get_run(
     run = authenticated(
         runtime,
         client_address(request),
-        lambda: runtime.experiments.authenticate_run(experiment_id, secret, finished_ok=finish),
+        lambda: runtime.runs.authenticate_run(experiment_id, secret, finished_ok=finish),
     )
     audit.actor, audit.actor_org = f"run:{run.id}", run.org_id
     return run
@@ -151,7 +151,7 @@ async def upload_checkpoint(
 ) -> Response:
     audit.action, audit.object = "run.checkpoint", f"experiment:{run.id}/round:{number}"
     data = await request.body()
-    await run_in_threadpool(runtime.experiments.store_checkpoint, run, number, data)
+    await run_in_threadpool(runtime.runs.store_checkpoint, run, number, data)
     return Response(status_code=204)
 
 
@@ -164,7 +164,7 @@ async def download_checkpoint(
 ) -> Response:
     """A recorded round's weights (safetensors): where a resumed run starts from."""
     audit.action, audit.object = "run.read_checkpoint", f"experiment:{run.id}/round:{number}"
-    data = await run_in_threadpool(runtime.experiments.checkpoint, run, number)
+    data = await run_in_threadpool(runtime.runs.checkpoint, run, number)
     return Response(data, media_type="application/octet-stream")
 
 
@@ -173,7 +173,7 @@ def report_round(
     body: RoundReportCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep
 ) -> Response:
     audit.action, audit.object = "run.round", f"experiment:{run.id}/round:{body.round}"
-    runtime.experiments.record_round(run, body)
+    runtime.runs.record_round(run, body)
     return Response(status_code=204)
 
 
@@ -183,7 +183,7 @@ async def upload_model(
 ) -> Response:
     audit.action, audit.object = "run.model", f"experiment:{run.id}"
     data = await request.body()
-    await run_in_threadpool(runtime.experiments.store_model, run, data)
+    await run_in_threadpool(runtime.runs.store_model, run, data)
     return Response(status_code=204)
 
 
@@ -192,14 +192,14 @@ def finish_run(
     body: RunFinishCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep
 ) -> Response:
     audit.action, audit.object = "run.finish", f"experiment:{run.id}"
-    runtime.experiments.finish(run, body.summary)
+    runtime.runs.finish(run, body.summary)
     return Response(status_code=204)
 
 
 @runs.post("/{experiment_id}/fail", status_code=204)
 def fail_run(body: RunFailureCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep) -> Response:
     audit.action, audit.object = "run.fail", f"experiment:{run.id}"
-    runtime.experiments.fail(run, body.reason)
+    runtime.runs.fail(run, body.reason)
     return Response(status_code=204)
 
 

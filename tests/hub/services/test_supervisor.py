@@ -18,9 +18,8 @@ from federation import Federation
 
 from fedpark.hub.errors import AuthenticationError
 from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
-from fedpark.hub.services.contracts import ContractService
-from fedpark.hub.services.experiments import ExperimentService
 from fedpark.hub.services.keys import HubKey
+from fedpark.hub.services.runs import RunReportService
 from fedpark.hub.services.supervisor import RunSupervisor
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog, Storage
@@ -128,10 +127,7 @@ def test_a_lost_run_continues_from_its_last_complete_round(
     assert superlink.status(int(row.flower_run_id)).status != "unknown"
     superlink.stop(int(row.flower_run_id))
     # The lost run's token no longer reports into the experiment; checkpoints stay readable.
-    key = HubKey.load_or_create(tmp_path / "key.pem")
-    service = ExperimentService(
-        storage, ContractService(storage, key, "http://hub"), key, "http://hub", superlink
-    )
+    service = RunReportService(storage, HubKey.load_or_create(tmp_path / "key.pem"), "http://hub")
     with pytest.raises(AuthenticationError):
         service.authenticate_run(experiment, OLD_TOKEN + experiment)
     assert service.checkpoint(row, 2) == b"w2"
