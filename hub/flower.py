@@ -116,7 +116,6 @@ class FlowerControl:
     def status(self, run_id: int) -> RunStatus:
         """The run's state; ``unknown`` when the SuperLink has no such run (one that lost its
         state: no ``--database``, or a new database)."""
-        unknown = RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
 
         def list_run(client: ControlHttpClient) -> Any:
             try:
@@ -130,7 +129,7 @@ class FlowerControl:
         response = self._call("report the run", list_run)
         run = response.run_dict.get(run_id) if response is not None else None
         if run is None:
-            return unknown
+            return RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
         return RunStatus(run.status.status, run.status.sub_status, run.status.details)
 
     def stop(self, run_id: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -28,14 +27,13 @@ from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
 from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.identity import Page
-from fedpark.hub.services.tokens import hash_token
+from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "running")
-RUN_TOKEN_PREFIX = "fprun_"  # noqa: S105 - a prefix, not a secret
 
 
 class ExperimentService:
@@ -100,7 +98,7 @@ class ExperimentService:
         profiles = self._participant_profiles(caller, body)
         if self.flower is None:
             raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
-        token = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = new_run_token()
         experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
         spec = self._spec(
             experiment_id,

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import datetime
 from typing import Any
 
 from fedpark.hub.flower import FlowerControl, FlowerUnavailableError, RunStatus
-from fedpark.hub.services.experiments import ACTIVE, RUN_TOKEN_PREFIX, set_status
-from fedpark.hub.services.tokens import hash_token
+from fedpark.hub.services.experiments import ACTIVE, set_status
+from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, utcnow
 
@@ -107,7 +106,7 @@ class RunSupervisor:
             return
         assert self.flower is not None
         done = self._complete_rounds(row.id)
-        token = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = new_run_token()
         spec = json.loads(row.run_spec) | {
             "start_round": done,
             "output": {"hub_url": self.hub_url, "run_token": token},
@@ -178,7 +177,7 @@ class RunSupervisor:
         limit = 2 * float(settings["round_timeout"]) + STALL_MARGIN_SECONDS
         with self.storage.unit_of_work() as uow:
             rounds = uow.experiments.rounds(row.id)
-        restarts = [_parse_time(r["at"]) for r in json.loads(row.restarts)]
+        restarts = [datetime.fromisoformat(r["at"]) for r in json.loads(row.restarts)]
         last = max([r.created_at for r in rounds] + restarts + [row.started_at or row.created_at])
         idle = (utcnow() - last).total_seconds()
         if idle <= limit:
@@ -195,7 +194,3 @@ class RunSupervisor:
             f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
             f"fewer than {settings['min_factories']} factories are reachable",
         )
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
