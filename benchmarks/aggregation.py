@@ -1,7 +1,8 @@
 """Aggregating N model updates: FedPark's path vs Flower's aggregation vs the memory floor.
 
 FedPark aggregates with Flower's own strategies; its path adds what FedPark does each round:
-recording every factory's reply (RoundRecorder) and serializing the new global model as a
+sorting and recording every factory's reply under the contract's k (ContractStrategy, which
+wraps Flower's FedAvg) and serializing the new global model as a
 safetensors checkpoint. The floor is a bare numpy weighted sum over the same float32 arrays,
 which is bound by memory bandwidth.
 
@@ -21,8 +22,9 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedpark.experiments.reporting import DirectoryReporter, RoundReport
-from fedpark.experiments.server_app import RoundRecorder
+from fedpark.experiments.contract_strategy import ContractStrategy
+from fedpark.experiments.protocol import RoundReport
+from fedpark.experiments.reporting import DirectoryReporter
 from fedpark.experiments.weights import to_safetensors
 
 LAYERS = 8  # a model's parameters spread over a few tensors, as in practice
@@ -101,16 +103,17 @@ def main() -> None:
         return aggregate_arrayrecords([m.content for m in messages], "num-examples")
 
     def fedpark() -> object:
-        strategy = FedAvg(min_train_nodes=1, min_available_nodes=1, min_evaluate_nodes=1)
-        recorder = RoundRecorder(strategy, _NullReporter(), [])
+        inner = FedAvg(min_train_nodes=1, min_available_nodes=1, min_evaluate_nodes=1)
+        strategy = ContractStrategy(inner, _NullReporter(), min_factories=1, columns=set())
         aggregated, _ = strategy.aggregate_train(1, messages)
-        recorder.end_of_round(1, aggregated)  # the per-round safetensors checkpoint
+        assert aggregated is not None
+        strategy.end_of_round(1, aggregated)  # the per-round safetensors checkpoint
         return aggregated
 
     results = {
         "numpy weighted sum (floor)": time_it(lambda: numpy_floor(arrays, weights), args.runs),
         "Flower aggregate_arrayrecords": time_it(flower, args.runs),
-        "FedPark (FedAvg + recording + checkpoint)": time_it(fedpark, args.runs),
+        "FedPark (FedAvg under k + recording + checkpoint)": time_it(fedpark, args.runs),
     }
     floor = statistics.median(results["numpy weighted sum (floor)"])
     gib = args.updates * args.params * 4 / 2**30
@@ -118,11 +121,11 @@ def main() -> None:
         f"{args.updates} updates x {args.params:,} float32 parameters ({gib:.2f} GiB read), "
         f"{args.runs} runs"
     )
-    print(f"{'path':<44}{'median s':>10}{'min s':>8}{'GiB/s':>8}{'x floor':>9}")
+    print(f"{'path':<52}{'median s':>10}{'min s':>8}{'GiB/s':>8}{'x floor':>9}")
     for name, times in results.items():
         median = statistics.median(times)
         print(
-            f"{name:<44}{median:>10.3f}{min(times):>8.3f}{gib / median:>8.2f}{median / floor:>9.2f}"
+            f"{name:<52}{median:>10.3f}{min(times):>8.3f}{gib / median:>8.2f}{median / floor:>9.2f}"
         )
     assert to_safetensors  # the checkpoint format FedPark stores
 

@@ -3,7 +3,9 @@
 Runs at the factory inside ``flower-supernode``. Before training it checks that the run's
 contract is the one the hub approved (the hub's Ed25519 signature, verified with the key the
 factory pinned) and validates the local file against it; a file that breaks the contract is
-refused with rule counts only. Nothing but model weights and aggregate metrics is sent back.
+refused with rule counts only. Nothing but model weights and aggregate metrics is sent back;
+a refusal or a failure is a typed ``FactoryProblem`` (kinds, rule names, counts), never the
+text of an exception (see ``contained_errors_mod``).
 
 Node config (``flower-supernode --node-config``):
 
@@ -21,8 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -35,7 +40,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
-from fedpark.contracts.errors import ContractError
+from fedpark.contracts.errors import ContractError, ReadFailure
 from fedpark.contracts.reader import open_source
 from fedpark.contracts.signing import load_public_key, verify_contract
 from fedpark.experiments.features import (
@@ -46,15 +51,29 @@ from fedpark.experiments.features import (
     recent_split,
 )
 from fedpark.experiments.models import build_model
-from fedpark.experiments.run_spec import REFUSED, SPEC_KEY, RunSpec
+from fedpark.experiments.protocol import (
+    FAILURE_CODE,
+    REFUSAL_CODE,
+    FactoryProblem,
+    ProblemKind,
+)
+from fedpark.experiments.run_spec import SPEC_KEY, RunSpec
 from fedpark.experiments.training import TrainConfig, evaluate, train
 
-app = ClientApp()
-REFUSAL_CODE = 4242
+EVENTS_FILE = "events.jsonl"
+
+log = logging.getLogger(__name__)
 
 
 class RefusedError(Exception):
     """The factory will not train: its data or the run's contract is not acceptable."""
+
+    def __init__(self, kind: ProblemKind, **fields: Any) -> None:
+        self.kind, self.fields = kind, fields
+        super().__init__(kind.value)
+
+    def problem(self, org: str) -> FactoryProblem:
+        return FactoryProblem(org=org, kind=self.kind, **self.fields)
 
 
 @dataclass
@@ -75,8 +94,8 @@ def _verified_contract(contract_dir: Path, key_file: Path | None = None) -> Cont
         signature = json.loads((contract_dir / "signature.json").read_text())
         key = load_public_key((key_file or contract_dir / "hub-key.pem").read_bytes())
         verify_contract(contract, signature, key)
-    except (OSError, ValueError, ContractError) as exc:
-        raise RefusedError(f"contract not verified: {exc}") from None
+    except (OSError, ValueError, ContractError):
+        raise RefusedError(ProblemKind.CONTRACT_NOT_VERIFIED) from None
     return contract
 
 
@@ -97,13 +116,11 @@ def _contract_from_hub(config: dict[str, object], spec: RunSpec, work_dir: Path)
                         ("signature.json", "signature"),
                     )
                 }
-        except httpx.TransportError as exc:
-            raise RefusedError(f"cannot reach the hub for the contract: {exc}") from None
+        except httpx.HTTPError:
+            raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE) from None
         for response in parts.values():
             if response.status_code != 200:
-                raise RefusedError(
-                    f"the hub refused the contract download ({response.status_code})"
-                )
+                raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE, status=response.status_code)
         folder.mkdir(parents=True, exist_ok=True)
         for name, response in parts.items():
             (folder / name).write_bytes(response.content)
@@ -114,38 +131,37 @@ def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
     """Validate, or reuse the result for an unchanged file and the same contract."""
     stat = data.stat()
     key = f"{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{contract_sha256(contract)}"
-    cache = work_dir / f"validation-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    cache = work_dir / f"validation-v2-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
     if cache.exists():
-        counts = json.loads(cache.read_text())
+        verdict = json.loads(cache.read_text())
     else:
         try:
             report = validate_file(contract, data).report
         except DataError as exc:
-            raise RefusedError(f"data unreadable ({exc})") from None
-        counts = {} if report.passed else report.rule_counts() or {"failed": 1}
+            verdict = {"read": exc.failure.model_dump(mode="json", exclude_none=True)}
+        else:
+            verdict = {"rules": {} if report.passed else report.rule_counts() or {"failed": 1}}
         work_dir.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(counts))
-    if counts:
-        raise RefusedError(
-            "data breaks the contract: " + ", ".join(f"{r}={n}" for r, n in counts.items())
-        )
+        cache.write_text(json.dumps(verdict))
+    if "read" in verdict:
+        read = ReadFailure.model_validate(verdict["read"])
+        raise RefusedError(ProblemKind.DATA_UNREADABLE, read=read)
+    if verdict["rules"]:
+        raise RefusedError(ProblemKind.DATA_BREAKS_CONTRACT, rules=verdict["rules"])
 
 
 def _load(msg: Message, context: Context) -> LocalData:
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
     config = context.node_config
-    org = str(config.get("org", "unknown"))
+    org = _org(context)
     data = Path(str(config["data-path"]))
-    work_dir = Path(str(config.get("work-dir", data.parent / ".fedpark")))
     if "contract-dir" in config:
         contract = _verified_contract(Path(str(config["contract-dir"])))
     else:
-        contract = _contract_from_hub(dict(config), spec, work_dir)
+        contract = _contract_from_hub(dict(config), spec, _work_dir(context))
     if contract_sha256(contract) != spec.contract_sha256:
-        raise RefusedError(
-            "the run asks for a contract other than the approved one this node holds"
-        )
-    _validated(contract, data, work_dir)
+        raise RefusedError(ProblemKind.CONTRACT_MISMATCH)
+    _validated(contract, data, _work_dir(context))
     plan = plan_from_contract(contract, spec.model.task, spec.model.series)
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
@@ -156,9 +172,54 @@ def _load(msg: Message, context: Context) -> LocalData:
     return LocalData(spec, plan, org, train_x, train_y, eval_x, eval_y)
 
 
-def _refuse(msg: Message, context: Context, reason: str) -> Message:
-    org = str(context.node_config.get("org", "unknown"))
-    return Message(Error(REFUSAL_CODE, f"{REFUSED} {org}: {reason}"), reply_to=msg)
+def _org(context: Context) -> str:
+    return str(context.node_config.get("org", "unknown"))
+
+
+def _work_dir(context: Context) -> Path:
+    config = context.node_config
+    default = Path(str(config["data-path"])).parent / ".fedpark"
+    return Path(str(config.get("work-dir", default)))
+
+
+def _note(context: Context, msg: Message, event: str, **fields: Any) -> None:
+    """Tell the factory's own operator (``fedpark factory join`` prints these): a line of
+    JSON in the work dir's ``events.jsonl``. It stays at the factory."""
+    line = {"at": time.time(), "run": msg.metadata.run_id, "event": event, **fields}
+    try:
+        with (_work_dir(context) / EVENTS_FILE).open("a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    except OSError:
+        log.warning("cannot write to %s", _work_dir(context) / EVENTS_FILE)
+
+
+def _reply_problem(msg: Message, context: Context, problem: FactoryProblem) -> Message:
+    code = REFUSAL_CODE if problem.refused else FAILURE_CODE
+    _note(context, msg, "refused" if problem.refused else "failed", reason=problem.describe())
+    return Message(Error(code, problem.model_dump_json(exclude_none=True)), reply_to=msg)
+
+
+def contained_errors_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Every reply that leaves is FedPark's own words: refusals and failures become a typed
+    :class:`FactoryProblem`.
+
+    Flower puts the text of a ClientApp's exception into its error reply, and exceptions
+    quote their input (Arrow quotes the offending CSV row); here no exception escapes. Its
+    full text and traceback go to the factory's own log only.
+    """
+    try:
+        return call_next(msg, context)
+    except RefusedError as exc:
+        return _reply_problem(msg, context, exc.problem(_org(context)))
+    except Exception as exc:
+        log.exception("FedPark's client failed on %s", msg.metadata.message_type)
+        problem = FactoryProblem(
+            org=_org(context), kind=ProblemKind.FACTORY_ERROR, error=type(exc).__name__
+        )
+        return _reply_problem(msg, context, problem)
+
+
+app = ClientApp(mods=[contained_errors_mod])
 
 
 def _model(local: LocalData, arrays: ArrayRecord) -> nn.Module:
@@ -183,10 +244,7 @@ def dp_clipping_mod(msg: Message, context: Context, call_next: ClientAppCallable
 
 @app.train(mods=[dp_clipping_mod])
 def train_fn(msg: Message, context: Context) -> Message:
-    try:
-        local = _load(msg, context)
-    except RefusedError as exc:
-        return _refuse(msg, context, str(exc))
+    local = _load(msg, context)
     model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
     config = msg.content["config"] if "config" in msg.content else ConfigRecord()
     settings = local.spec.train
@@ -203,6 +261,8 @@ def train_fn(msg: Message, context: Context) -> Message:
             seed=int(config.get("seed", 0)),  # type: ignore[arg-type]
         ),
     )
+    server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
+    _note(context, msg, "trained", rows=len(local.train_x), round=server_round)
     content = RecordDict(
         {
             "arrays": ArrayRecord(model.state_dict()),
@@ -215,10 +275,7 @@ def train_fn(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate_fn(msg: Message, context: Context) -> Message:
-    try:
-        local = _load(msg, context)
-    except RefusedError as exc:
-        return _refuse(msg, context, str(exc))
+    local = _load(msg, context)
     model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
     classes = len(local.plan.classes) if local.plan.classes else None
     metrics = evaluate(model, local.eval_x, local.eval_y, local.spec.model.task, classes)

@@ -6,14 +6,21 @@ ContractError
 ├── SignatureError             a signature that does not verify
 └── DataError                  data that cannot be read or checked at all
     ├── UnreadableDataError    truncated, garbage or wrong-format files
+    │   └── CsvValueError      (reader) a CSV cell that does not parse as its contract type
     └── UnsupportedDataError   a format or type the validator cannot check
+
+A ``DataError`` carries a :class:`ReadFailure`: what went wrong in FedPark's own words (a
+problem kind, a line number, a contract column, counts), never the text of the reader's
+exception. Arrow, like most readers, quotes the offending row in its messages; a
+``ReadFailure`` has no field that could hold it, so a factory may send one anywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ContractError(Exception):
@@ -54,8 +61,85 @@ class SignatureError(ContractError):
     pass
 
 
+class ReadProblem(StrEnum):
+    """Why a data file could not be read (or checked) at all."""
+
+    CANNOT_OPEN = "cannot-open"
+    EMPTY = "empty"
+    UNKNOWN_FORMAT = "unknown-format"
+    NOT_PARQUET = "not-parquet"
+    NOT_IPC = "not-ipc"
+    TRUNCATED = "truncated-or-corrupted"
+    CORRUPT_PAGE = "corrupt-page"
+    CSV_FIELD_COUNT = "csv-field-count"
+    CSV_VALUE = "csv-value"
+    CSV_ENCODING = "csv-encoding"
+    CSV_LINE_TOO_LONG = "csv-line-too-long"
+    UNSUPPORTED_TYPE = "unsupported-type"
+
+
+_WORDS = {
+    ReadProblem.CANNOT_OPEN: "cannot be opened (missing, or no permission to read it)",
+    ReadProblem.EMPTY: "is empty",
+    ReadProblem.UNKNOWN_FORMAT: "is in an unknown format; use Parquet, Arrow IPC/Feather or "
+    "CSV (.csv, .tsv)",
+    ReadProblem.NOT_PARQUET: "is not a Parquet file (no PAR1 magic bytes)",
+    ReadProblem.NOT_IPC: "is not an Arrow IPC/Feather file",
+    ReadProblem.TRUNCATED: "is truncated or corrupted",
+    ReadProblem.CORRUPT_PAGE: "has a damaged page (its checksum does not match): corrupted",
+    ReadProblem.CSV_FIELD_COUNT: "has a line with a different number of fields than its header",
+    ReadProblem.CSV_VALUE: "has a cell that does not parse as its column's contract type",
+    ReadProblem.CSV_ENCODING: "has text that is not valid UTF-8",
+    ReadProblem.CSV_LINE_TOO_LONG: "has a line too long to read (more than 8 MiB)",
+    ReadProblem.UNSUPPORTED_TYPE: "holds a column type FedPark cannot check",
+}
+
+
+class ReadFailure(BaseModel):
+    """What kept a file from being read, built by FedPark from what it computed itself.
+
+    Every field is a kind, a number or a name from the contract: nothing read from the
+    file's rows can be put here, so a failure may leave a factory (in a refusal) as is.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    problem: ReadProblem
+    line: int | None = Field(
+        default=None, ge=1, description="CSV: the file's line (the header is line 1)"
+    )
+    column: str | None = Field(
+        default=None, max_length=200, description="The contract's column to blame"
+    )
+    column_type: str | None = Field(
+        default=None, max_length=200, description="The contract type a CSV cell missed"
+    )
+    expected_fields: int | None = Field(default=None, ge=0, description="CSV: the header's")
+    found_fields: int | None = Field(default=None, ge=0, description="CSV: the line's")
+
+    def describe(self) -> str:
+        """The failure in one sentence (subject: the file)."""
+        if self.problem is ReadProblem.CSV_FIELD_COUNT and self.found_fields is not None:
+            where = f"line {self.line}" if self.line else "a line"
+            return (
+                f"has {self.found_fields} fields on {where} where the header has "
+                f"{self.expected_fields}"
+            )
+        if self.problem is ReadProblem.CSV_VALUE and self.column:
+            return f"column {self.column!r} holds values that are not {self.column_type}"
+        if self.problem is ReadProblem.CSV_ENCODING and self.column:
+            return f"column {self.column!r} holds text that is not valid UTF-8"
+        return _WORDS[self.problem]
+
+
 class DataError(ContractError):
-    pass
+    """Data that cannot be read or checked; ``failure`` says why in FedPark's words."""
+
+    def __init__(self, failure: ReadFailure | ReadProblem, file: str = "the data file") -> None:
+        if isinstance(failure, ReadProblem):
+            failure = ReadFailure(problem=failure)
+        self.failure, self.file = failure, file
+        super().__init__(f"{file} {failure.describe()}")
 
 
 class UnreadableDataError(DataError):

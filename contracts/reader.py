@@ -1,8 +1,9 @@
 """Open Parquet, Arrow IPC/Feather and CSV files as a stream of record batches.
 
 Only the contract's columns are read (extra columns are reported, never loaded), in batches,
-so memory stays bounded whatever the file size. Every failure to read becomes an
-:class:`UnreadableDataError` with a message a person can act on and no data values in it.
+so memory stays bounded whatever the file size. Every failure to read becomes a
+:class:`DataError` whose :class:`ReadFailure` says what went wrong in FedPark's words: Arrow's
+own messages quote the offending row, so none of their text is ever passed on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from fedpark.contracts.errors import UnreadableDataError, UnsupportedDataError
+from fedpark.contracts.errors import (
+    DataError,
+    ReadFailure,
+    ReadProblem,
+    UnreadableDataError,
+    UnsupportedDataError,
+)
+from fedpark.contracts.types import format_type
 
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 # Stream column chunks through a 1 MiB buffer instead of pre-buffering whole row groups:
@@ -31,6 +39,8 @@ PARQUET_STREAMING: dict[str, Any] = {
     "page_checksum_verification": True,
 }
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
+_CSV_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
+CSV_BLOCK = 8 << 20  # the longest CSV line FedPark reads
 PARQUET_MAGIC = b"PAR1"
 IPC_FILE_MAGIC = b"ARROW1"
 IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
@@ -52,29 +62,37 @@ class DataSource:
     def batches(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         try:
             yield from _BATCHES[self.format](self, columns, batch_size)
-        except CsvValueError:
+        except DataError:
             raise
         except _READ_ERRORS as exc:
-            raise UnreadableDataError(
-                f"{self.path.name}: reading failed part-way through ({_short(exc)}); "
-                "the file is truncated or corrupted"
-            ) from None
+            types = {f.name: f.type for f in self.schema}
+            raise _unreadable(exc, self.path, self.format, types) from None
 
 
 class CsvValueError(UnreadableDataError):
     """A CSV cell that cannot be read as its contract type (the value is not repeated)."""
 
-    def __init__(self, column: str, expected: pa.DataType) -> None:
+    def __init__(self, column: str, expected: pa.DataType, file: str = "the data file") -> None:
         self.column, self.expected = column, expected
-        super().__init__(f"CSV column {column!r} holds values that are not {expected}")
+        failure = ReadFailure(
+            problem=ReadProblem.CSV_VALUE, column=column, column_type=_type_name(expected)
+        )
+        super().__init__(failure, file)
+
+
+def _type_name(dtype: pa.DataType) -> str:
+    try:
+        return format_type(dtype)
+    except ValueError:
+        return str(dtype)
 
 
 def detect_format(path: Path) -> str:
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
-    except OSError as exc:
-        raise UnreadableDataError(f"cannot open {path}: {exc.strerror}") from None
+    except OSError:
+        raise UnreadableDataError(ReadProblem.CANNOT_OPEN, path.name) from None
     suffix = path.suffix.lower()
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
@@ -85,14 +103,12 @@ def detect_format(path: Path) -> str:
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
     if not head:
-        raise UnreadableDataError(f"{path.name} is empty")
+        raise UnreadableDataError(ReadProblem.EMPTY, path.name)
     if suffix in (".parquet", ".pq"):
-        raise UnreadableDataError(f"{path.name} is not a Parquet file (no PAR1 magic bytes)")
+        raise UnreadableDataError(ReadProblem.NOT_PARQUET, path.name)
     if suffix in (".arrow", ".feather", ".ipc", ".arrows"):
-        raise UnreadableDataError(f"{path.name} is not an Arrow IPC/Feather file")
-    raise UnsupportedDataError(
-        f"{path.name}: unknown format; use Parquet, Arrow IPC/Feather or CSV (.csv)"
-    )
+        raise UnreadableDataError(ReadProblem.NOT_IPC, path.name)
+    raise UnsupportedDataError(ReadProblem.UNKNOWN_FORMAT, path.name)
 
 
 def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> DataSource:
@@ -104,6 +120,11 @@ def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> 
         The data file.
     csv_types
         Column types to read a CSV file with (the contract's); CSV has no schema of its own.
+
+    Raises
+    ------
+    DataError
+        With a :class:`ReadFailure` that names no value of the file.
     """
     fmt = detect_format(path)
     try:
@@ -117,21 +138,17 @@ def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> 
         if fmt == "ipc-stream":
             with pa.OSFile(str(path)) as source:
                 return DataSource(path, fmt, ipc.open_stream(source).schema)
-        with pacsv.open_csv(path, **_csv_options(path, csv_types or {}, 1 << 16)) as reader:
+        with pacsv.open_csv(path, **_csv_options(path, csv_types or {})) as reader:
             return DataSource(path, fmt, reader.schema)
     except _READ_ERRORS as exc:
-        if fmt == "csv":
-            _raise_csv_value_error(exc, path, csv_types or {})
-        raise UnreadableDataError(
-            f"cannot read {path.name} as {fmt}: {_short(exc)} (truncated or corrupted?)"
-        ) from None
+        raise _unreadable(exc, path, fmt, csv_types or {}) from None
 
 
-def _csv_options(path: Path, types: dict[str, pa.DataType], block_size: int) -> dict[str, object]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+def _csv_options(path: Path, types: dict[str, pa.DataType]) -> dict[str, object]:
     return {
-        "read_options": pacsv.ReadOptions(block_size=block_size),
-        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        # A block holds whole lines: lines longer than a block cannot be read.
+        "read_options": pacsv.ReadOptions(block_size=CSV_BLOCK),
+        "parse_options": pacsv.ParseOptions(delimiter=_delimiter(path)),
         "convert_options": pacsv.ConvertOptions(
             column_types={k: v for k, v in types.items() if _csv_can_hold(v)},
             strings_can_be_null=True,
@@ -139,23 +156,83 @@ def _csv_options(path: Path, types: dict[str, pa.DataType], block_size: int) -> 
     }
 
 
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
 def _csv_can_hold(dtype: pa.DataType) -> bool:
     return not (pa.types.is_nested(dtype) or pa.types.is_dictionary(dtype))
 
 
-def _raise_csv_value_error(exc: BaseException, path: Path, types: dict[str, pa.DataType]) -> None:
-    match = _CSV_COLUMN.search(str(exc))
-    if match and "conversion error" in str(exc).lower():
+def _unreadable(
+    exc: BaseException, path: Path, fmt: str, types: dict[str, pa.DataType]
+) -> DataError:
+    """The reader's exception as a :class:`DataError` in FedPark's words.
+
+    Arrow's message is only *matched* here, for its kind and its integers (a column index,
+    field counts); none of its text is kept: it may quote the offending row.
+    """
+    text = str(exc)
+    if isinstance(exc, pa.ArrowNotImplementedError):
+        return UnsupportedDataError(ReadProblem.UNSUPPORTED_TYPE, path.name)
+    if fmt != "csv":
+        corrupt_page = "checksum" in text.lower() or "crc" in text.lower()
+        problem = ReadProblem.CORRUPT_PAGE if corrupt_page else ReadProblem.TRUNCATED
+        return UnreadableDataError(problem, path.name)
+    failure = _csv_failure(text, path, types)
+    if failure.problem is ReadProblem.CSV_VALUE and failure.column in types:
+        return CsvValueError(failure.column, types[failure.column], path.name)
+    return UnreadableDataError(failure, path.name)
+
+
+def _csv_failure(text: str, path: Path, types: dict[str, pa.DataType]) -> ReadFailure:
+    fields = _CSV_FIELDS.search(text)
+    if fields:
+        expected, found = int(fields.group(1)), int(fields.group(2))
+        return ReadFailure(
+            problem=ReadProblem.CSV_FIELD_COUNT,
+            line=_first_line_with_fields(path, expected),
+            expected_fields=expected,
+            found_fields=found,
+        )
+    if "straddl" in text:
+        return ReadFailure(problem=ReadProblem.CSV_LINE_TOO_LONG)
+    if text.startswith("Empty CSV file"):
+        return ReadFailure(problem=ReadProblem.EMPTY)
+    column = _CSV_COLUMN.search(text)
+    name = None
+    if column:
         header = _csv_header(path)
-        index = int(match.group(1))
-        if index < len(header) and header[index] in types:
-            raise CsvValueError(header[index], types[header[index]]) from None
+        index = int(column.group(1))
+        name = header[index] if index < len(header) and header[index] in types else None
+    if "utf8" in text.lower() or "utf-8" in text.lower():
+        return ReadFailure(problem=ReadProblem.CSV_ENCODING, column=name)
+    if name is not None and "conversion error" in text.lower():
+        return ReadFailure(problem=ReadProblem.CSV_VALUE, column=name)
+    return ReadFailure(problem=ReadProblem.TRUNCATED)
 
 
 def _csv_header(path: Path) -> list[str]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        return next(csv.reader([fh.readline()], delimiter=delimiter), [])
+        return next(csv.reader([fh.readline()], delimiter=_delimiter(path)), [])
+
+
+def _first_line_with_fields(path: Path, expected: int) -> int | None:
+    """The first line (1-based) whose field count is not ``expected``, as Arrow splits lines
+    (no line breaks inside values). Only on the error path: it reads the file again."""
+    delimiter = _delimiter(path)
+    try:
+        with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            for number, line in enumerate(fh, start=1):
+                stripped = line.rstrip("\r\n")
+                if not stripped:
+                    continue  # Arrow skips empty lines
+                fields = next(csv.reader([stripped], delimiter=delimiter), [])
+                if len(fields) != expected:
+                    return number
+    except (OSError, csv.Error):
+        return None
+    return None
 
 
 def _parquet(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -181,15 +258,11 @@ def _ipc_stream(
 
 def _csv(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     types = {f.name: f.type for f in source.schema}
-    options = _csv_options(source.path, types, 8 << 20)
+    options = _csv_options(source.path, types)
     convert: pacsv.ConvertOptions = options["convert_options"]
     convert.include_columns = columns
-    try:
-        with pacsv.open_csv(source.path, **options) as reader:
-            yield from reader
-    except _READ_ERRORS as exc:
-        _raise_csv_value_error(exc, source.path, types)
-        raise
+    with pacsv.open_csv(source.path, **options) as reader:
+        yield from reader
 
 
 _BATCHES = {
@@ -198,9 +271,3 @@ _BATCHES = {
     "ipc-stream": _ipc_stream,
     "csv": _csv,
 }
-
-
-def _short(exc: BaseException) -> str:
-    """Arrow's message without its C++ source locations; cut to one line."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]

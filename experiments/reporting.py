@@ -6,35 +6,25 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from flwr.app import Message
 
-from fedpark.experiments.run_spec import REFUSED
+from fedpark.experiments.protocol import (
+    FAILURE_CODE,
+    FLOWER_ERROR_KINDS,
+    REFUSAL_CODE,
+    FactoryProblem,
+    FactoryRefusal,
+    FactoryResult,
+    FailureKind,
+    NodeFailure,
+    RoundReport,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FactoryResult:
-    org: str
-    node_id: int
-    examples: int
-    metrics: dict[str, float]
-
-
-@dataclass
-class RoundReport:
-    round: int
-    train: dict[str, float] = field(default_factory=dict)
-    evaluate: dict[str, float] = field(default_factory=dict)
-    train_factories: list[FactoryResult] = field(default_factory=list)
-    evaluate_factories: list[FactoryResult] = field(default_factory=list)
-    refused: list[dict[str, str]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
 
 
 class Reporter(Protocol):
@@ -58,7 +48,7 @@ class DirectoryReporter:
 
     def round(self, report: RoundReport, checkpoint: bytes) -> None:
         (self.directory / f"round-{report.round:04d}.json").write_text(
-            json.dumps(asdict(report), indent=2)
+            report.model_dump_json(indent=2)
         )
         (self.directory / f"checkpoint-{report.round:04d}.safetensors").write_bytes(checkpoint)
 
@@ -118,7 +108,7 @@ class HubReporter:
             content=checkpoint,
             headers={"Content-Type": "application/octet-stream"},
         )
-        self._send("POST", "/rounds", json=asdict(report))
+        self._send("POST", "/rounds", json=report.model_dump(mode="json"))
 
     def finished(self, model: bytes, summary: dict[str, Any]) -> None:
         self._send(
@@ -133,24 +123,46 @@ class HubReporter:
         return self._send("GET", f"/rounds/{number}/checkpoint").content
 
 
-def factory_results(
-    replies: Iterable[Message],
-) -> tuple[list[FactoryResult], list[dict[str, str]], list[str]]:
-    """Split replies into results, contract refusals and other failures (no data in any)."""
+def sort_replies(
+    replies: Iterable[Message], columns: set[str]
+) -> tuple[list[FactoryResult], list[FactoryRefusal], list[NodeFailure]]:
+    """Split replies into results, refusals and failures, reading no text from any reply.
+
+    A FedPark ClientApp's error carries a :class:`FactoryProblem` (JSON); it is parsed, and a
+    column it names is kept only if it is one of ``columns`` (the contract's). Any other
+    error is known by its code alone: Flower's own replies quote the exception of the
+    ClientApp that failed, and exceptions quote their input.
+    """
     results, refused, failures = [], [], []
     for reply in replies:
-        node = reply.metadata.src_node_id
-        if reply.has_error():
-            reason = reply.error.reason or f"error code {reply.error.code}"
-            if reason.startswith(REFUSED):
-                org, _, detail = reason.removeprefix(REFUSED).strip().partition(":")
-                refused.append({"org": org.strip(), "node_id": str(node), "reason": detail.strip()})
-            else:
-                failures.append(f"node {node}: {reason[:300]}")
+        node = int(reply.metadata.src_node_id)
+        if not reply.has_error():
+            try:
+                results.append(_result(node, reply))
+            except (KeyError, TypeError, ValueError):
+                failures.append(NodeFailure.of(node, FailureKind.INVALID_REPLY))
             continue
-        content = reply.content
-        org = str(content["fedpark"]["org"]) if "fedpark" in content else str(node)
-        metrics = {k: float(v) for k, v in content["metrics"].items()}  # type: ignore[arg-type]
-        examples = int(metrics.pop("num-examples", 0))
-        results.append(FactoryResult(org, node, examples, metrics))
+        code = int(reply.error.code)
+        if code not in (REFUSAL_CODE, FAILURE_CODE):
+            kind = FLOWER_ERROR_KINDS.get(code, FailureKind.UNKNOWN)
+            failures.append(NodeFailure.of(node, kind))
+            continue
+        try:
+            problem = FactoryProblem.model_validate_json(reply.error.reason or "")
+        except ValueError:
+            failures.append(NodeFailure.of(node, FailureKind.INVALID_REPLY))
+            continue
+        problem = problem.without_foreign_column(columns)
+        if problem.refused and code == REFUSAL_CODE:
+            refused.append(FactoryRefusal.of(node, problem))
+        else:
+            failures.append(NodeFailure.of(node, FailureKind.FACTORY_ERROR, problem))
     return results, refused, failures
+
+
+def _result(node: int, reply: Message) -> FactoryResult:
+    content = reply.content
+    org = str(content["fedpark"]["org"]) if "fedpark" in content else str(node)
+    metrics = {k: float(v) for k, v in content["metrics"].items()}  # type: ignore[arg-type]
+    examples = int(metrics.pop("num-examples", 0))
+    return FactoryResult(org=org, node_id=node, examples=examples, metrics=metrics)

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedpark.experiments.models import ModelSpec
 
 SPEC_KEY = "fedpark-spec"
-REFUSED = "fedpark-refused"  # prefix of a ClientApp's error reason when data breaks the contract
 
 
 class _Model(BaseModel):
@@ -70,6 +69,11 @@ class RunSpec(_Model):
     strategy_params: dict[str, float] = Field(default_factory=dict)
     rounds: int = Field(default=3, ge=1, le=10000)
     min_factories: int = Field(default=2, ge=1)
+    rounds_below_k: int = Field(
+        default=1,
+        ge=1,
+        description="Rounds with fewer than min_factories contributors that end the run",
+    )
     round_timeout: float = Field(default=600, gt=0)
     normalization: Normalization = Normalization()
     seed: int = 0

@@ -22,7 +22,7 @@ FORBIDDEN = {
     "hub": {
         "fedpark.clients",
         "fedpark.datasets",
-        "fedpark.experiments",
+        "fedpark.experiments",  # but its protocol module (ALLOWED)
         "torch",
         # Flower's training side; the hub uses only its control plane (Control API client,
         # FAB building, protobuf messages).
@@ -34,6 +34,12 @@ FORBIDDEN = {
         "flwr.simulation",
     },
 }
+
+
+# Exceptions to the above: what crosses the process boundary between the hub and FedPark's
+# Flower apps is typed once, in a module free of torch and Flower that both sides import.
+ALLOWED = {"hub": {"fedpark.experiments.protocol"}}
+PROTOCOL = REPO / "experiments" / "protocol.py"
 
 
 def _imports(path: Path) -> set[str]:
@@ -53,8 +59,20 @@ def test_dependencies_go_one_way(package: str) -> None:
         for source in (REPO / package).rglob("*.py")
         for name in _imports(source)
         if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[package])
+        and name not in ALLOWED.get(package, set())
     ]
     assert offenders == []
+
+
+def test_the_protocol_module_needs_only_contracts() -> None:
+    """The hub may import it: it must not pull torch, Flower or the apps in."""
+    imported = {
+        name.split(".")[0] if not name.startswith("fedpark") else name
+        for name in _imports(PROTOCOL)
+    }
+    fedpark = {name for name in imported if name.startswith("fedpark")}
+    assert all(name.startswith("fedpark.contracts") for name in fedpark), fedpark
+    assert imported - fedpark <= {"__future__", "enum", "typing", "pydantic"}, imported
 
 
 # Loaders that unpickle: torch.load without weights_only, numpy with allow_pickle, pandas'

@@ -120,13 +120,17 @@ def launch(
 def metrics_table(rounds: list[dict[str, Any]]) -> Table:
     table = Table(title="Metrics per round (evaluation weighted by examples)")
     keys = sorted({k for r in rounds for k in r["report"].get("evaluate", {})})
-    for col in ("round", "train_loss", *keys, "factories", "refused"):
+    for col in ("round", "train_loss", *keys, "factories", "refused or failed"):
         table.add_column(col)
     for r in rounds:
         report = r["report"]
         trained = report["train_factories"]
         factories = f"{len(trained)} ({sum(f['examples'] for f in trained)} examples)"
-        refused = ", ".join(f["org"] for f in report.get("refused", [])) or "-"
+        if report.get("aggregated") is False:
+            factories += " not aggregated: below k"
+        absent = [f["org"] for f in report.get("refused", [])]
+        absent += [f.get("org") or f"node {f['node_id']}" for f in report.get("failures", [])]
+        refused = ", ".join(absent) or "-"
         loss = report.get("train", {}).get("train_loss")
         table.add_row(
             str(r["round"]),
@@ -278,7 +282,8 @@ def verify(
     out.print(
         f"[green]verified[/green]: experiment {payload['experiment_id']} on contract "
         f"{facts['contract']['id']} {facts['contract']['version']}, "
-        f"{len(facts['rounds'])} rounds, participants {', '.join(facts['participants'])}",
+        f"{len(facts['rounds'])} rounds, contributing factories "
+        f"{', '.join(facts['participants'])}",
         highlight=False,
     )
 

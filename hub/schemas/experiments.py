@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fedpark.experiments.protocol import RoundReport
+
 Slug = Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 
 # Parameters each of Flower's strategies accepts (the ServerApp checks them again).
@@ -67,6 +69,13 @@ class ExperimentCreate(_Strict):
     strategy_params: dict[str, float] = Field(default_factory=dict, max_length=10)
     rounds: int = Field(default=3, ge=1, le=1000)
     min_factories: int = Field(default=2, ge=1, le=200)
+    rounds_below_k: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Rounds whose updates come from fewer than min_factories factories (they "
+        "aggregate nothing) before the experiment fails; 1: the first such round ends it",
+    )
     round_timeout: float = Field(default=600, ge=10, le=86400, description="Seconds")
     seed: int = Field(default=0, ge=0, le=2**31)
 
@@ -122,16 +131,8 @@ class RoundPublic(BaseModel):
     created_at: datetime
 
 
-class RoundReportCreate(_Strict):
-    """What the ServerApp reports after a round (no data, only metrics and counts)."""
-
-    round: int = Field(ge=1)
-    train: dict[str, float] = Field(default_factory=dict)
-    evaluate: dict[str, float] = Field(default_factory=dict)
-    train_factories: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    evaluate_factories: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    refused: list[dict[str, str]] = Field(default_factory=list, max_length=1000)
-    failures: list[str] = Field(default_factory=list, max_length=1000)
+# The ServerApp's round report: one typed model, shared with the Flower apps.
+RoundReportCreate = RoundReport
 
 
 class RunFinishCreate(_Strict):
@@ -155,7 +156,9 @@ class ModelSummaryPublic(BaseModel):
     contract_id: str
     contract_version: str
     org_id: str
-    participants: list[str]
+    contributors: list[str] = Field(
+        description="The factories whose updates are in the model (not those only invited)"
+    )
     weights_sha256: str
     created_at: datetime
 

@@ -197,6 +197,7 @@ class ExperimentService:
             "strategy_params": body.strategy_params,
             "rounds": body.rounds,
             "min_factories": body.min_factories,
+            "rounds_below_k": body.rounds_below_k,
             "round_timeout": body.round_timeout,
             "normalization": {
                 "mean": {k: m for k, (m, _) in pooled.items()},

@@ -12,7 +12,13 @@ import json
 from typing import Any
 
 from fedpark.contracts.signing import canonical, sign_document
-from fedpark.hub.errors import AuthenticationError, ConflictError, NotFoundError
+from fedpark.experiments.protocol import RoundReport
+from fedpark.hub.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
 from fedpark.hub.schemas.experiments import RoundReportCreate
 from fedpark.hub.services.experiments import ACTIVE, set_status
 from fedpark.hub.services.keys import HubKey
@@ -77,6 +83,15 @@ class RunReportService:
         )
 
     def record_round(self, run: Experiment, report: RoundReportCreate) -> None:
+        """Keep a round's report. A round below k is recorded as such (it aggregated nothing);
+        the ServerApp, which decides when the run ends, reports the failure itself."""
+        k = int(json.loads(run.settings)["min_factories"])
+        if report.aggregated and len(set(report.contributors)) < k:
+            raise InvalidInputError(
+                f"round {report.round} aggregated {len(set(report.contributors))} factories' "
+                f"updates, fewer than the experiment's k = {k}: not recorded",
+                field="contributors",
+            )
         with self.storage.unit_of_work() as uow:
             row = uow.experiments.round(run.id, report.round)
             if row is None:
@@ -103,10 +118,13 @@ class RunReportService:
             sealed = uow.experiments.model(run.id)
             if sealed is not None:  # a retried finish: the first one went through
                 return sealed
-            rounds = [r for r in uow.experiments.rounds(run.id) if r.report]
+            rows = [r for r in uow.experiments.rounds(run.id) if r.report]
+        rounds = [RoundReport.model_validate_json(r.report) for r in rows]
         stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
         if not stored.sha256:
             raise ConflictError(f"experiment {run.id} has no uploaded model to finish with")
+        if not any(r.aggregated for r in rounds):
+            raise ConflictError(f"experiment {run.id} has no aggregated round: nothing to seal")
         manifest = self._manifest(run, rounds, stored.sha256, summary)
         manifest_bytes = canonical(manifest)
         signature = sign_document(
@@ -129,6 +147,7 @@ class RunReportService:
             model = uow.experiments.add_model(
                 TrainedModel(
                     experiment_id=run.id,
+                    contributors=json.dumps(manifest["participants"]),
                     weights_key=stored.key,
                     weights_sha256=stored.sha256,
                     weights_version_id=stored.version_id,
@@ -151,14 +170,14 @@ class RunReportService:
     def _manifest(
         self,
         run: Experiment,
-        rounds: list[ExperimentRound],
+        rounds: list[RoundReport],
         weights_sha256: str,
         summary: dict[str, Any],
     ) -> dict[str, Any]:
-        reports = [json.loads(r.report) for r in rounds]
         settings = json.loads(run.settings)
+        contributors = sorted({org for r in rounds if r.aggregated for org in r.contributors})
         return {
-            "format": "fedpark-model-manifest/v1",
+            "format": "fedpark-model-manifest/v2",
             "experiment": {
                 "id": run.id,
                 "name": run.name,
@@ -170,16 +189,24 @@ class RunReportService:
                 "version": run.contract_version,
                 "sha256": run.contract_sha256,
             },
-            "participants": json.loads(run.participants),
+            # Whose updates are in the model: the contributors of aggregated rounds.
+            "participants": contributors,
+            "invited": json.loads(run.participants),
+            "min_factories": settings["min_factories"],
             "rounds": [
                 {
-                    "round": r["round"],
-                    "examples": {f["org"]: f["examples"] for f in r["train_factories"]},
-                    "train": r["train"],
-                    "evaluate": r["evaluate"],
-                    "refused": [f["org"] for f in r["refused"]],
+                    "round": r.round,
+                    "aggregated": r.aggregated,
+                    "contributors": r.contributors,
+                    "examples": {
+                        f.org: f.examples for f in r.train_factories if f.org in r.contributors
+                    },
+                    "train": r.train,
+                    "evaluate": r.evaluate,
+                    "refused": [f.org for f in r.refused],
+                    "failed": sorted({f.org or f"node {f.node_id}" for f in r.failures}),
                 }
-                for r in reports
+                for r in rounds
             ],
             # Runs resumed after their SuperLink was lost: from which round's checkpoint.
             "restarts": [

@@ -264,4 +264,6 @@ class TrainedModel(Base):
     signature_key: Mapped[str] = mapped_column(String(300))
     signature_sha256: Mapped[str] = mapped_column(String(64))
     signature_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # JSON list: the factories whose updates entered an aggregated round (not the invitees).
+    contributors: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -14,7 +14,7 @@ import pytest
 from samples import sensor_table
 
 from fedpark.contracts import Contract, UnreadableDataError, validate_file, validate_table
-from fedpark.contracts.errors import UnsupportedDataError
+from fedpark.contracts.errors import ReadProblem, UnsupportedDataError
 
 
 def _with(table: pa.Table, name: str, values: list | np.ndarray, dtype=None) -> pa.Table:  # type: ignore[no-untyped-def,type-arg]
@@ -174,8 +174,9 @@ def test_corrupted_page_is_caught_by_its_checksum(contract: Contract, tmp_path: 
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(UnreadableDataError, match="truncated or corrupted"):
+    with pytest.raises(UnreadableDataError, match="damaged page") as caught:
         validate_file(contract, path)
+    assert caught.value.failure.problem is ReadProblem.CORRUPT_PAGE
 
 
 def test_fast_paths_never_hide_a_violation(contract: Contract) -> None:

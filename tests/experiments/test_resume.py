@@ -8,9 +8,11 @@ import pytest
 import torch
 from flwr.app import ArrayRecord
 
+from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.models import ModelSpec, build_model
-from fedpark.experiments.reporting import DirectoryReporter, RoundReport
-from fedpark.experiments.server_app import RoundRecorder, resume_from
+from fedpark.experiments.protocol import RoundReport
+from fedpark.experiments.reporting import DirectoryReporter
+from fedpark.experiments.server_app import resume_from
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import numpy_to_safetensors
 
@@ -52,8 +54,12 @@ def test_a_checkpoint_of_another_model_is_refused_clearly(tmp_path: Path) -> Non
 def test_a_resumed_run_reports_its_rounds_under_their_real_numbers(tmp_path: Path) -> None:
     reporter = DirectoryReporter(tmp_path)
     model = _model()
-    recorder = RoundRecorder(
-        build_strategy("fedavg", {}, min_factories=1), reporter, list(model.state_dict()), 3
+    recorder = ContractStrategy(
+        build_strategy("fedavg", {}, min_factories=1),
+        reporter,
+        min_factories=1,
+        columns=set(),
+        offset=3,
     )
     arrays = ArrayRecord(model.state_dict())
     assert recorder.end_of_round(0, arrays) is None  # Flower's call before round 1: no report

@@ -215,7 +215,7 @@ def list_models(
             contract_id=run.contract_id,
             contract_version=run.contract_version,
             org_id=run.org_id,
-            participants=json.loads(run.participants),
+            contributors=json.loads(model.contributors),
             weights_sha256=model.weights_sha256,
             created_at=model.created_at,
         )

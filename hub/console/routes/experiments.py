@@ -226,10 +226,16 @@ def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
         for _, rep in reports:
             trained = [f for f in rep.get("train_factories", []) if f.get("org") == org]
             refused = [r for r in rep.get("refused", []) if r.get("org") == org]
+            failed = [f for f in rep.get("failures", []) if f.get("org") == org]
             if trained:
-                cells.append(("trained", f"{sum(int(f.get('examples', 0)) for f in trained):,}"))
+                rows = f"{sum(int(f.get('examples', 0)) for f in trained):,}"
+                if rep.get("aggregated") is False:
+                    rows += " (not aggregated: fewer than k factories)"
+                cells.append(("trained", rows))
             elif refused:
                 cells.append(("refused", refused[0].get("reason", "refused")))
+            elif failed:
+                cells.append(("failed", failed[0].get("reason", "failed")))
             else:
                 cells.append(("absent", "—"))
         grid.append((org, cells))
