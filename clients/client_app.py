@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pyarrow as pa
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
@@ -39,10 +38,18 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
+from fedpark.clients.api import HubClient
+from fedpark.clients.approved import (
+    ContractNotVerifiedError,
+    ContractUnavailableError,
+    fetch_verified,
+    verified_contract,
+)
+from fedpark.clients.errors import HubError
+from fedpark.clients.supernode import EVENTS_FILE
 from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
-from fedpark.contracts.errors import ContractError, ReadFailure
+from fedpark.contracts.errors import ReadFailure
 from fedpark.contracts.reader import open_source
-from fedpark.contracts.signing import load_public_key, verify_contract
 from fedpark.experiments.features import (
     FeaturePlan,
     Normalization,
@@ -59,8 +66,6 @@ from fedpark.experiments.protocol import (
 )
 from fedpark.experiments.run_spec import SPEC_KEY, RunSpec
 from fedpark.experiments.training import TrainConfig, evaluate, train
-
-EVENTS_FILE = "events.jsonl"
 
 log = logging.getLogger(__name__)
 
@@ -87,44 +92,27 @@ class LocalData:
     eval_y: np.ndarray
 
 
-def _verified_contract(contract_dir: Path, key_file: Path | None = None) -> Contract:
+def _contract(config: dict[str, object], spec: RunSpec, work_dir: Path) -> Contract:
+    """The run's contract as this factory holds it: from ``contract-dir``, or fetched once
+    from the hub; either way verified with the hub key the factory pinned."""
     try:
-        document = json.loads((contract_dir / "contract.json").read_text())
-        contract = Contract.model_validate(document)
-        signature = json.loads((contract_dir / "signature.json").read_text())
-        key = load_public_key((key_file or contract_dir / "hub-key.pem").read_bytes())
-        verify_contract(contract, signature, key)
-    except (OSError, ValueError, ContractError):
-        raise RefusedError(ProblemKind.CONTRACT_NOT_VERIFIED) from None
-    return contract
-
-
-def _contract_from_hub(config: dict[str, object], spec: RunSpec, work_dir: Path) -> Contract:
-    """Fetch (once) the run's contract and the hub's signature; verify with the pinned key."""
-    contract_id, version = str(spec.contract["id"]), str(spec.contract["version"])
-    folder = work_dir / "contracts" / contract_id / version
-    if not (folder / "signature.json").exists():
+        if "contract-dir" in config:
+            return verified_contract(Path(str(config["contract-dir"])))
         token = Path(str(config["token-file"])).read_text().strip()
-        hub = str(config["hub-url"]).rstrip("/")
-        base = f"{hub}/api/v1/contracts/{contract_id}/versions/{version}"
-        try:
-            with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
-                parts = {
-                    name: http.get(f"{base}/{part}")
-                    for name, part in (
-                        ("contract.json", "document"),
-                        ("signature.json", "signature"),
-                    )
-                }
-        except httpx.HTTPError:
-            raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE) from None
-        for response in parts.values():
-            if response.status_code != 200:
-                raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE, status=response.status_code)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, response in parts.items():
-            (folder / name).write_bytes(response.content)
-    return _verified_contract(folder, Path(str(config["hub-key"])))
+        with HubClient(str(config["hub-url"]), token) as api:
+            return fetch_verified(
+                api,
+                str(spec.contract["id"]),
+                str(spec.contract["version"]),
+                work_dir,
+                Path(str(config["hub-key"])),
+            )
+    except ContractNotVerifiedError:
+        raise RefusedError(ProblemKind.CONTRACT_NOT_VERIFIED) from None
+    except ContractUnavailableError as exc:
+        raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE, status=exc.status) from None
+    except (OSError, HubError):  # no token file, or a token that is not one
+        raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE) from None
 
 
 def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
@@ -155,10 +143,7 @@ def _load(msg: Message, context: Context) -> LocalData:
     config = context.node_config
     org = _org(context)
     data = Path(str(config["data-path"]))
-    if "contract-dir" in config:
-        contract = _verified_contract(Path(str(config["contract-dir"])))
-    else:
-        contract = _contract_from_hub(dict(config), spec, _work_dir(context))
+    contract = _contract(dict(config), spec, _work_dir(context))
     if contract_sha256(contract) != spec.contract_sha256:
         raise RefusedError(ProblemKind.CONTRACT_MISMATCH)
     _validated(contract, data, _work_dir(context))

@@ -13,6 +13,9 @@ from fedpark.clients.processes import ChildProcess
 
 log = logging.getLogger(__name__)
 
+# Where the ClientApp notes what it did (trained, refused, failed) for `fedpark factory join`.
+EVENTS_FILE = "events.jsonl"
+
 
 def flower_env(home: Path) -> dict[str, str]:
     """Environment for Flower processes: their own FLWR_HOME, no update checks, and this

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +51,24 @@ class ValidationReport(_Model):
     rules_checked: int = Field(ge=0)
     schema_differences: list[SchemaDifference] = Field(default_factory=list, max_length=5000)
     violations: list[RuleViolation] = Field(default_factory=list, max_length=20000)
+
+    def shared(self) -> ValidationReport:
+        """The report as it may leave the factory: no name taken from the file itself.
+
+        The file's name and the names of columns the contract does not know come from the
+        factory, not from the contract (a CSV without its header row has a row of values
+        as its column names); they become "a .csv file" and "extra column #N".
+        """
+        extras = iter(range(1, len(self.schema_differences) + 1))
+        differences = [
+            d.model_copy(update={"column": f"extra column #{next(extras)}"})
+            if d.kind == "extra"
+            else d
+            for d in self.schema_differences
+        ]
+        suffix = Path(self.source).suffix.lower().lstrip(".")
+        source = f"a .{suffix} file" if suffix.isalnum() and len(suffix) <= 8 else "a data file"
+        return self.model_copy(update={"source": source, "schema_differences": differences})
 
     def rule_counts(self) -> dict[str, int]:
         """Violations per rule: the only detail a refusal sends to the hub."""

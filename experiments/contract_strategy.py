@@ -22,14 +22,10 @@ from fedpark.experiments.protocol import (
     NodeFailure,
     RoundReport,
 )
-from fedpark.experiments.reporting import Reporter, sort_replies
+from fedpark.experiments.reporting import Reporter, RunError, sort_replies
 from fedpark.experiments.weights import numpy_to_safetensors
 
 log = logging.getLogger(__name__)
-
-
-class RunError(RuntimeError):
-    """The run cannot go on; the message, in FedPark's own words, becomes the experiment's."""
 
 
 class TooFewFactoriesError(RunError):

@@ -27,6 +27,10 @@ from fedpark.experiments.protocol import (
 log = logging.getLogger(__name__)
 
 
+class RunError(RuntimeError):
+    """The run cannot go on; the message, in FedPark's own words, becomes the experiment's."""
+
+
 class Reporter(Protocol):
     def round(self, report: RoundReport, checkpoint: bytes) -> None: ...
 
@@ -92,9 +96,10 @@ class HubReporter:
                 if time.monotonic() + delay > deadline:
                     raise
             else:
-                if response.status_code < 500 and response.status_code != 429:
-                    response.raise_for_status()
+                if response.status_code < 400:
                     return response
+                if response.status_code < 500 and response.status_code != 429:
+                    raise RunError(_refusal(method, path, response))
                 if time.monotonic() + delay > deadline:
                     response.raise_for_status()
             log.warning("the hub did not take %s %s: retrying in %.1fs", method, path, delay)
@@ -121,6 +126,15 @@ class HubReporter:
 
     def checkpoint(self, number: int) -> bytes:
         return self._send("GET", f"/rounds/{number}/checkpoint").content
+
+
+def _refusal(method: str, path: str, response: httpx.Response) -> str:
+    """The hub's refusal of a report, in the hub's words (its problem detail)."""
+    try:
+        detail = str(response.json().get("detail", ""))[:500]
+    except ValueError:
+        detail = ""
+    return f"the hub refused {method} {path} ({response.status_code}): {detail or 'no detail'}"
 
 
 def sort_replies(

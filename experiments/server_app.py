@@ -15,10 +15,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedpark.contracts import Contract
-from fedpark.experiments.contract_strategy import ContractStrategy, RunError
+from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.models import build_model
-from fedpark.experiments.reporting import DirectoryReporter, HubReporter, Reporter
+from fedpark.experiments.reporting import DirectoryReporter, HubReporter, Reporter, RunError
 from fedpark.experiments.run_spec import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import (

@@ -189,6 +189,8 @@ def start_park(
     record: bool = False,
     closed: bool = False,
     hub_settings: dict[str, str] | None = None,
+    write: Callable[[str, pa.Table, Path], Path] | None = None,
+    columns: list[dict[str, Any]] | None = None,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
@@ -199,7 +201,9 @@ def start_park(
     tells them the proxy's Fleet address), so every byte a factory sends is captured. With
     ``closed`` the control plane is closed as in production: the park's CA (``fedpark pki``),
     a TLS SuperLink with node authentication, and factories reaching only the Fleet gate.
-    ``hub_settings`` adds ``FEDPARK_*`` settings to the hub's environment.
+    ``hub_settings`` adds ``FEDPARK_*`` settings to the hub's environment. ``write(org, table,
+    folder)`` writes a factory's file and returns its path (what it joins with; the table is
+    what it declares); ``columns`` replaces the contract's columns.
     """
     pki = _park_pki(tmp / "pki") if closed else None
     federation = Federation(tmp / "flwr").start_superlink(pki)
@@ -246,6 +250,7 @@ def start_park(
                 "model_download_orgs": ["carmaker"],
                 "min_factories": 2,
             },
+            **({"columns": columns} if columns is not None else {}),
         )
         park.contract = data
         base = f"/contracts/{data['id']}/versions/{data['version']}"
@@ -261,7 +266,11 @@ def start_park(
             table = sensor_table(rows=rows, seed=10 + i)
             if prepare is not None:
                 table = prepare(org, table)
-            pq.write_table(table, folder / "line.parquet")
+            if write is None:
+                path = folder / "line.parquet"
+                pq.write_table(table, path)
+            else:
+                path = write(org, table, folder)
             result = validate_table(contract, table)
             with hub.client(park.people[f"{org}-op"].token) as factory:
                 declared = factory.post(
@@ -278,7 +287,7 @@ def start_park(
                     "factory",
                     "join",
                     "--data",
-                    str(folder / "line.parquet"),
+                    str(path),
                     "--work-dir",
                     str(folder / "node"),
                 ),

@@ -376,11 +376,25 @@ def declare(
     version: VersionArg,
     data: DataArg,
     name: Annotated[str, typer.Option(help="A name for this dataset, e.g. line-3.")],
+    allow_failing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-failing",
+            help="Declare data that breaks the contract anyway (it is recorded as "
+            "non-compliant and cannot take part in experiments).",
+        ),
+    ] = False,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate local data against the approved version and declare it (no rows are sent)."""
+    """Validate local data against the approved version and declare it (no rows are sent).
+
+    Exits 1 without declaring if the data breaks the contract (unless --allow-failing),
+    2 if it cannot be read. What is sent: the validation report (rule names, counts, row
+    numbers; neither the file's name nor column names the contract does not know) and the
+    profile (aggregates; categories seen at least k times).
+    """
     from fedpark.contracts import DataError, validate_file
     from fedpark.contracts.document import contract_from_data
 
@@ -390,15 +404,28 @@ def declare(
         try:
             result = validate_file(contract, data)
         except DataError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(f"not declared: {exc}") from None
         print_report(result, show_profile=False)
+        if not result.report.passed and not allow_failing:
+            counts = ", ".join(f"{r}={n}" for r, n in result.report.rule_counts().items())
+            raise _fail(
+                f"not declared: {data.name} breaks {contract_id} {version} ({counts}); fix "
+                "the data, or record it as non-compliant with --allow-failing",
+                code=1,
+            )
         body = {
             "name": name,
-            "report": result.report.model_dump(mode="json"),
+            "report": result.report.shared().model_dump(mode="json"),
             "profile": result.profile.model_dump(mode="json"),
         }
         declared = api.post(f"{_path(contract_id, version)}/datasets", body)
     show(declared, ("org_id", "name", "rows", "compliant", "declared_at"), as_json)
+    if not result.report.passed:
+        out.print(
+            "[yellow]declared as non-compliant[/yellow] (--allow-failing): it cannot take "
+            "part in experiments until data that meets the contract is declared",
+            highlight=False,
+        )
 
 
 @app.command("datasets")

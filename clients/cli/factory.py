@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -17,6 +19,7 @@ from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
 from fedpark.clients.errors import HubApiError
 
 app = typer.Typer(help="Run a factory's federated client next to its data.", no_args_is_help=True)
+log = logging.getLogger("fedpark.factory")
 
 
 def _free_port() -> int:
@@ -56,6 +59,88 @@ def _node_key(api: HubClient, work_dir: Path) -> Path:
     return path
 
 
+def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
+    """Validate the data now against each approved version this organization declared data
+    under, and say what runs on it will do: a refusal seen at start, not mid-run."""
+    from fedpark.clients.approved import (
+        ContractNotVerifiedError,
+        ContractUnavailableError,
+        fetch_verified,
+    )
+    from fedpark.contracts import DataError, validate_file
+
+    declared = api.get("/datasets", limit=500)
+    versions = sorted({(d["contract_id"], d["version"]) for d in declared})
+    if not versions:
+        _say(
+            "[yellow]note:[/yellow] your organization has declared no dataset yet; runs need "
+            "one under their contract (`fedpark contract declare`)"
+        )
+    for contract_id, version in versions:
+        name = f"{contract_id} {version}"
+        try:
+            contract = fetch_verified(api, contract_id, version, work_dir, work_dir / "hub-key.pem")
+            result = validate_file(contract, data)
+        except ContractUnavailableError as exc:
+            _say(f"[yellow]{name}[/yellow]: cannot fetch the approved contract ({exc})")
+            continue
+        except ContractNotVerifiedError:
+            _say(
+                f"[red]{name}[/red]: its signature does not verify with the pinned hub key; "
+                "runs on it will be refused"
+            )
+            continue
+        except DataError as exc:
+            _say(f"[red]{name}: runs will be refused[/red]: {exc}")
+            continue
+        report = result.report
+        if report.passed:
+            _say(
+                f"[green]{name}[/green]: {data.name} meets it ({report.rows} rows, "
+                f"{report.rules_checked} rules)"
+            )
+        else:
+            counts = ", ".join(f"{r}={n}" for r, n in report.rule_counts().items())
+            _say(
+                f"[red]{name}: runs will be refused[/red]: {data.name} breaks it ({counts}); "
+                f"`fedpark contract validate` shows the rows"
+            )
+
+
+def _say(message: str) -> None:
+    """To the terminal and to the log (`factory join` often runs under a service manager)."""
+    out.print(message, highlight=False)
+    log.info("%s", re.sub(r"\[/?[a-z ]+\]", "", message))
+
+
+def _follow_events(path: Path, stop: threading.Event) -> None:
+    """Print what the ClientApp did, as it writes it (refusals and failures: counts only)."""
+    position = path.stat().st_size if path.exists() else 0
+    while not stop.wait(0.5):
+        if not path.exists() or path.stat().st_size <= position:
+            continue
+        with path.open() as fh:
+            fh.seek(position)
+            lines = fh.readlines()
+            position = fh.tell()
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            _say(_event_text(event))
+
+
+def _event_text(event: dict[str, object]) -> str:
+    run = f"run {event.get('run')}"
+    kind = event.get("event")
+    if kind == "trained":
+        return f"{run}, round {event.get('round')}: trained on {event.get('rows')} rows"
+    if kind == "refused":
+        return f"[red]{run}: refused[/red]: {event.get('reason')}"
+    return f"[red]{run}: the client failed[/red]: {event.get('reason')} (see supernode.log)"
+
+
 def _pin_key(path: Path, pem: str) -> None:
     """Trust the hub's key on first join; refuse if it changes afterwards."""
     if path.exists():
@@ -84,18 +169,19 @@ def join(
     Only model updates and aggregate metrics leave; before each run the client checks that the
     contract carries the hub's signature and that the data meets it.
     """
-    from fedpark.clients.supernode import Supervisor, flower_env, supernode_argv
+    from fedpark.clients.supernode import EVENTS_FILE, Supervisor, flower_env, supernode_argv
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not data.is_file():
         raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    work_dir = work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
     with client(hub, token) as api:
         me = api.get("/me")
         federation = api.get("/federation")
         base_url = api.base_url
-    work_dir = work_dir.resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    _pin_key(work_dir / "hub-key.pem", federation["hub_key_pem"])
+        _pin_key(work_dir / "hub-key.pem", federation["hub_key_pem"])
+        _check_declared(api, data, work_dir)
     token_file = work_dir / "token"
     token_file.unlink(missing_ok=True)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -128,8 +214,17 @@ def join(
     )
     thread = threading.Thread(target=supervisor.run, name="supernode-supervisor")
     thread.start()
+    stop_following = threading.Event()
+    follower = threading.Thread(
+        target=_follow_events,
+        args=(work_dir / EVENTS_FILE, stop_following),
+        name="clientapp-events",
+        daemon=True,
+    )
+    follower.start()
     while thread.is_alive():
         thread.join(0.5)
+    stop_following.set()
     out.print("left the federation")
 
 

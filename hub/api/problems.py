@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fedpark.hub.errors import DomainError, FedparkError, TooManyRequestsError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_FIELD_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
 def _console(request: Request) -> bool:
@@ -49,9 +51,46 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+def _location(error: Any, names: frozenset[str]) -> str:
+    """Where the error is, as a path of field names. A dict's key becomes ``*``: it may be a
+    value (a category name in a factory's profile). An unknown field of a model is named if
+    it looks like a field name: a typo is worth showing."""
+    loc = [p for p in error["loc"] if p not in ("body", "query", "path", "header")]
+    parts = [str(p) if isinstance(p, int) or p in names else "*" for p in loc]
+    if error.get("type") == "extra_forbidden" and loc and _FIELD_LIKE.match(str(loc[-1])):
+        parts[-1] = str(loc[-1])
     return ".".join(parts) or "body"
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, unless it quotes the input (a custom validator's f-string, a
+    union tag): answers never echo what was sent, which may be a factory's report."""
+    message = str(error.get("msg", "invalid"))
+    value = error.get("input")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value)
+        if len(text) >= 4 and text in message:
+            return f"invalid value ({error.get('type', 'value_error')})"
+    return message
+
+
+def _field_names(app: Any) -> frozenset[str]:
+    """Every field name in the API's schemas (computed once per app)."""
+    names: frozenset[str] | None = getattr(app.state, "problem_field_names", None)
+    if names is None:
+        spec = app.openapi()
+        schemas = spec.get("components", {}).get("schemas", {})
+        found = {name for schema in schemas.values() for name in schema.get("properties", {})}
+        found |= {
+            parameter["name"]
+            for path in spec.get("paths", {}).values()
+            for operation in path.values()
+            if isinstance(operation, dict)
+            for parameter in operation.get("parameters", [])
+        }
+        names = frozenset(found)
+        app.state.problem_field_names = names
+    return names
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -65,7 +104,8 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _location(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    names = _field_names(request.app)
+    errors = [{"field": _location(e, names), "message": _message(e)} for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     detail = f"{first['field']}: {first['message']}"
     if len(errors) > 1:

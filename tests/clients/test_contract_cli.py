@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -157,3 +158,31 @@ def test_draft_approve_sign_verify_declare(
     )
     rows = json.loads(listing.stdout)
     assert [(r["org_id"], r["name"], r["compliant"]) for r in rows] == [("acme", "line-1", True)]
+
+    # Data that breaks the contract is not declared by mistake: exit 1, nothing recorded ...
+    def declare(data: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        args = ("contract", "declare", "cli-line", version, str(data), "--name", name, *extra)
+        return run(*args, park=park, who="acme-factory")
+
+    refused = declare(data_files["broken"], "line-2")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "not declared: broken.parquet breaks cli-line" in refused.stdout
+    assert "--allow-failing" in refused.stdout
+    unreadable = declare(data_files["truncated"], "line-3")
+    assert unreadable.returncode == 2 and "not declared: truncated.parquet" in unreadable.stdout
+    # ... unless on purpose; and what is recorded names neither the file nor its own columns.
+    headless = tmp_path / "secret-supplier-line.csv"  # a CSV export without its header row
+    pacsv.write_csv(sensor_table().drop_columns(["window"]), headless)
+    headless.write_text("\n".join(headless.read_text().splitlines()[1:]) + "\n")
+    recorded = declare(headless, "line-4", "--allow-failing")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "declared as non-compliant" in recorded.stdout
+    listing = run(
+        "contract", "datasets", "cli-line", version, "--json", park=park, who="acme-steward"
+    )
+    [stored] = [r for r in json.loads(listing.stdout) if r["name"] == "line-4"]
+    assert stored["compliant"] is False
+    assert stored["report"]["source"] == "a .csv file"
+    extras = [d["column"] for d in stored["report"]["schema_differences"] if d["kind"] == "extra"]
+    assert extras and all(c.startswith("extra column #") for c in extras), extras
+    assert "secret-supplier" not in listing.stdout and "1970-01-01" not in listing.stdout
