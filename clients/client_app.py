@@ -142,6 +142,8 @@ def _load(msg: Message, context: Context) -> LocalData:
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
     config = context.node_config
     org = _org(context)
+    if spec.participants and org not in spec.participants:
+        raise RefusedError(ProblemKind.NOT_INVITED)  # before the data is even opened
     data = Path(str(config["data-path"]))
     contract = _contract(dict(config), spec, _work_dir(context))
     if contract_sha256(contract) != spec.contract_sha256:
@@ -172,6 +174,7 @@ def _note(context: Context, msg: Message, event: str, **fields: Any) -> None:
     JSON in the work dir's ``events.jsonl``. It stays at the factory."""
     line = {"at": time.time(), "run": msg.metadata.run_id, "event": event, **fields}
     try:
+        _work_dir(context).mkdir(parents=True, exist_ok=True)
         with (_work_dir(context) / EVENTS_FILE).open("a") as fh:
             fh.write(json.dumps(line) + "\n")
     except OSError:
@@ -180,7 +183,10 @@ def _note(context: Context, msg: Message, event: str, **fields: Any) -> None:
 
 def _reply_problem(msg: Message, context: Context, problem: FactoryProblem) -> Message:
     code = REFUSAL_CODE if problem.refused else FAILURE_CODE
-    _note(context, msg, "refused" if problem.refused else "failed", reason=problem.describe())
+    event = "refused" if problem.refused else "failed"
+    if problem.kind is ProblemKind.NOT_INVITED:
+        event = "skipped"
+    _note(context, msg, event, reason=problem.describe())
     return Message(Error(code, problem.model_dump_json(exclude_none=True)), reply_to=msg)
 
 

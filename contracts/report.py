@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,7 +94,7 @@ class ColumnProfile(_Model):
     null_fraction: float = Field(ge=0, le=1)
     non_finite: int = Field(default=0, ge=0, description="NaN and ±inf values")
     numeric: NumericStats | None = None
-    categories: dict[str, int] | None = Field(
+    categories: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
         default=None, description="Counts of categories seen at least k times"
     )
     suppressed_categories: int = Field(

@@ -40,6 +40,7 @@ class ProblemKind(StrEnum):
     CONTRACT_UNAVAILABLE = "contract-unavailable"
     DATA_UNREADABLE = "data-unreadable"
     DATA_BREAKS_CONTRACT = "data-breaks-contract"
+    NOT_INVITED = "not-invited"  # not a participant of this experiment: it takes no part
     FACTORY_ERROR = "factory-error"  # not a refusal: the ClientApp itself failed
 
 
@@ -81,6 +82,8 @@ class FactoryProblem(_Wire):
             return "the contract does not carry a valid signature of the hub's pinned key"
         if kind is ProblemKind.CONTRACT_MISMATCH:
             return "the run asks for a contract other than the approved one this factory holds"
+        if kind is ProblemKind.NOT_INVITED:
+            return "the factory is not a participant of this experiment"
         return f"the factory's client failed ({self.error or 'an error'})"
 
     def without_foreign_column(self, columns: set[str]) -> FactoryProblem:

@@ -21,6 +21,7 @@ from fedpark.experiments.protocol import (
     FactoryResult,
     FailureKind,
     NodeFailure,
+    ProblemKind,
     RoundReport,
 )
 
@@ -143,7 +144,8 @@ def sort_replies(
     """Split replies into results, refusals and failures, reading no text from any reply.
 
     A FedPark ClientApp's error carries a :class:`FactoryProblem` (JSON); it is parsed, and a
-    column it names is kept only if it is one of ``columns`` (the contract's). Any other
+    column it names is kept only if it is one of ``columns`` (the contract's). A factory that
+    is not a participant (Flower samples every connected node) is left out altogether. Any other
     error is known by its code alone: Flower's own replies quote the exception of the
     ClientApp that failed, and exceptions quote their input.
     """
@@ -167,6 +169,8 @@ def sort_replies(
             failures.append(NodeFailure.of(node, FailureKind.INVALID_REPLY))
             continue
         problem = problem.without_foreign_column(columns)
+        if problem.kind is ProblemKind.NOT_INVITED:
+            continue  # a factory outside the experiment: not part of its report
         if problem.refused and code == REFUSAL_CODE:
             refused.append(FactoryRefusal.of(node, problem))
         else:

@@ -68,6 +68,11 @@ class RunSpec(_Model):
     strategy: str = "fedavg"
     strategy_params: dict[str, float] = Field(default_factory=dict)
     rounds: int = Field(default=3, ge=1, le=10000)
+    participants: list[str] = Field(
+        default_factory=list,
+        description="The invited factories (organization ids); a factory not listed does "
+        "not train, whatever it holds. Empty: every connected factory (runs without a hub)",
+    )
     min_factories: int = Field(default=2, ge=1)
     rounds_below_k: int = Field(
         default=1,

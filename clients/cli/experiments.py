@@ -77,7 +77,17 @@ def launch(
         ),
     ] = None,
     rounds: Annotated[int, typer.Option(min=1)] = 3,
-    min_factories: Annotated[int, typer.Option(min=1)] = 2,
+    min_factories: Annotated[
+        int, typer.Option(min=1, help="k: the fewest factories whose updates form a round.")
+    ] = 2,
+    rounds_below_k: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Rounds with fewer than k contributing factories (they aggregate nothing) "
+            "that end the experiment.",
+        ),
+    ] = 1,
     round_timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 600,
     epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
@@ -108,6 +118,7 @@ def launch(
         "strategy_params": _params(param or []),
         "rounds": rounds,
         "min_factories": min_factories,
+        "rounds_below_k": rounds_below_k,
         "round_timeout": round_timeout,
     }
     with client(hub, token) as api:

@@ -138,6 +138,8 @@ def _event_text(event: dict[str, object]) -> str:
         return f"{run}, round {event.get('round')}: trained on {event.get('rows')} rows"
     if kind == "refused":
         return f"[red]{run}: refused[/red]: {event.get('reason')}"
+    if kind == "skipped":
+        return f"{run}: not a participant of that experiment: skipped"
     return f"[red]{run}: the client failed[/red]: {event.get('reason')} (see supernode.log)"
 
 

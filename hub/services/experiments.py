@@ -196,6 +196,7 @@ class ExperimentService:
             "strategy": body.strategy,
             "strategy_params": body.strategy_params,
             "rounds": body.rounds,
+            "participants": body.participants,
             "min_factories": body.min_factories,
             "rounds_below_k": body.rounds_below_k,
             "round_timeout": body.round_timeout,

@@ -57,15 +57,23 @@ def test_clear_errors(park: Park, tmp_path: Path) -> None:
         park.hub, park.operator.token, "user", "create", "u1", "--org", "acme", "--role", "king"
     )
     assert bad_choice.returncode == 2 and "role must be one of" in bad_choice.stderr
-    down = subprocess.run(
-        fedpark_argv("org", "list"),
-        capture_output=True,
-        text=True,
-        env=clean_env(FEDPARK_HUB="http://127.0.0.1:9", FEDPARK_TOKEN="x"),
-        check=False,
-    )
+    token = "fpk_" + "x" * 43  # well-formed, but nobody listens
+
+    def unreachable(token: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            fedpark_argv("org", "list"),
+            capture_output=True,
+            text=True,
+            env=clean_env(FEDPARK_HUB="http://127.0.0.1:9", FEDPARK_TOKEN=token),
+            check=False,
+        )
+
+    down = unreachable(token)
     assert down.returncode == 1 and "cannot reach the hub" in down.stderr
-    assert "Traceback" not in down.stderr + role.stderr + no_token.stderr
+    malformed = unreachable("x")  # checked before it is sent anywhere
+    assert malformed.returncode == 1 and "the API token is 1 characters long" in malformed.stderr
+    outputs = down.stderr + malformed.stderr + role.stderr + no_token.stderr
+    assert "Traceback" not in outputs and token not in outputs
 
 
 def test_help_tells_everything() -> None:

@@ -185,13 +185,16 @@ def _outside_a_run() -> None:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
 
 
-def _train_message(contract: Contract, tmp: Path, data: Path) -> tuple[Message, Context]:
+def _train_message(
+    contract: Contract, tmp: Path, data: Path, participants: list[str] | None = None
+) -> tuple[Message, Context]:
     folder = write_contract_dir(contract, Ed25519PrivateKey.generate(), tmp / "contract")
     spec = {
         "experiment_id": "exp-privacy",
         "contract": contract.model_dump(mode="json"),
         "contract_sha256": contract_sha256(contract),
         "model": {"kind": "mlp", "hidden": [4]},
+        "participants": participants or [],
         "output": {"directory": str(tmp / "out")},
     }
     context = Context(
@@ -264,3 +267,16 @@ def test_controls_arrow_quotes_the_row_that_a_forwarding_client_would_have_sent(
             source = open_source(data, csv_types=types)
             list(source.batches(source.schema.names, 1 << 16))
         assert SENTINEL not in str(ours.value)
+
+
+def test_a_factory_not_invited_takes_no_part_and_never_opens_its_data(
+    contract: Contract, tmp_path: Path
+) -> None:
+    """Flower sends every connected node the round; one outside the experiment declines."""
+    message, context = _train_message(
+        contract, tmp_path, tmp_path / "no-such-file.parquet", participants=["acme", "carol"]
+    )
+    reply = app(message=message, context=context)
+    problem = FactoryProblem.model_validate_json(reply.error.reason)
+    assert (reply.error.code, problem.kind) == (REFUSAL_CODE, ProblemKind.NOT_INVITED)
+    assert "skipped" in (tmp_path / "work" / "events.jsonl").read_text()

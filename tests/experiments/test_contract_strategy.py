@@ -248,6 +248,15 @@ def test_k_factories_aggregate_and_the_others_are_named(strategy: str, trouble: 
         assert SENTINEL not in report.model_dump_json()
 
 
+def test_a_factory_outside_the_experiment_is_left_out_of_the_report() -> None:
+    outsider = error(REFUSAL_CODE, problem("carol", ProblemKind.NOT_INVITED))
+    wrapped = _strategy("fedavg")
+    _run(wrapped, Grid4Tests({1: good("acme"), 2: good("bravo"), 3: outsider}))
+    [(report, _)] = _reports(wrapped)
+    assert report.contributors == ["acme", "bravo"]
+    assert report.refused == [] and report.failures == []
+
+
 def test_two_nodes_of_one_factory_count_once() -> None:
     with pytest.raises(TooFewFactoriesError, match="1 factory contributed"):
         _run(_strategy("fedavg"), Grid4Tests({1: good("acme"), 2: good("acme")}))

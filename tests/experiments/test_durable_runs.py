@@ -31,8 +31,8 @@ pytestmark = pytest.mark.integration
 ROUNDS = 4
 
 
-def _launch(park: ParkSetup) -> str:
-    launch = launch_body(park, "survives", ROUNDS)
+def _launch(park: ParkSetup, **settings: Any) -> str:
+    launch = launch_body(park, "survives", ROUNDS) | settings
     with park.hub.client(park.people["alice"].token) as client:
         experiment = str(client.post("/experiments", json=launch).json()["id"])
         deadline = time.monotonic() + 240
@@ -92,7 +92,8 @@ def test_hub_restart_during_a_run_loses_nothing(s3_server: EmbeddedS3, tmp_path:
 def test_a_factory_that_drops_mid_run_rejoins_it(s3_server: EmbeddedS3, tmp_path: Path) -> None:
     park = start_park(tmp_path, s3_server, rows=600)
     try:
-        experiment = _launch(park)
+        # k = 2 of 2: the round acme misses aggregates nothing; the experiment allows that.
+        experiment = _launch(park, rounds_below_k=3)
         node = tmp_path / "acme" / "node"
         dead = supernode_pid(node)
         os.kill(dead, signal.SIGKILL)  # the plant's machine drops off mid-run
@@ -104,6 +105,9 @@ def test_a_factory_that_drops_mid_run_rejoins_it(s3_server: EmbeddedS3, tmp_path
         assert state["status"] == "finished", state
         last = rounds[-1]["report"]["train_factories"]
         assert {f["org"] for f in last} == {"acme", "bravo"}  # acme trains again
+        for r in rounds:  # no aggregate of fewer than k = 2 factories, ever
+            report = r["report"]
+            assert report["aggregated"] == (report["contributors"] == ["acme", "bravo"]), report
     finally:
         park.stop()
 

@@ -1,8 +1,8 @@
 """The error path of a real experiment: a factory whose CSV breaks mid-file is refused by line
-number, no model is made from fewer than k factories, and no byte of any row reaches the hub,
-the SuperLink or anything they store, answer or log.
+number, no model is made from fewer than k factories, a model names who contributed, and no
+byte of any row reaches the hub, the SuperLink or anything they store, answer or log.
 
-Two factories join with CSV files (k = 2). Every row of both carries a sentinel in its pii
+Three factories join with CSV files (k = 2). Every row carries a sentinel in its pii
 column; bravo's file ends with a row that has one field too many, itself full of sentinels
 (Arrow's error message quotes that row whole). Everything the factories send passes through
 recording proxies; afterwards the hub's answers, its data folder (catalog, log), the
@@ -12,11 +12,12 @@ SuperLink's folder (state, the ServerApp's log) and the S3 server's folder are s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from federation import run_experiment, start_park
+from federation import ParkSetup, launch_body, start_park, wait_for_experiment
 from samples import contract_data
 
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -51,25 +52,45 @@ def _files(*folders: Path) -> bytes:
     return b"".join(p.read_bytes() for folder in folders for p in folder.rglob("*") if p.is_file())
 
 
+def _run(park: ParkSetup, name: str, participants: list[str]) -> dict[str, Any]:
+    body = launch_body(park, name, rounds=2) | {"participants": participants}
+    with park.hub.client(park.people["alice"].token) as alice:
+        created = alice.post("/experiments", json=body)
+        assert created.status_code == 201, created.text
+        return wait_for_experiment(alice, created.json()["id"], timeout=300)
+
+
 def test_a_broken_csv_is_refused_by_line_and_fewer_than_k_make_no_model(
     s3_server: EmbeddedS3, tmp_path: Path
 ) -> None:
+    """Two experiments on one park (k = 2): acme + bravo (bravo refuses: no model), then
+    acme + bravo + carol (a model from acme and carol, which says so)."""
     columns = contract_data()["columns"][:-1]  # without the nested `window`
     park = start_park(
-        tmp_path, s3_server, rows=ROWS, prepare=_flat, write=_csv, record=True, columns=columns
+        tmp_path,
+        s3_server,
+        factories=("acme", "bravo", "carol"),
+        rows=ROWS,
+        prepare=_flat,
+        write=_csv,
+        record=True,
+        columns=columns,
     )
     answers: list[bytes] = []
     try:
-        state = run_experiment(park, "k on the error path")
+        state = _run(park, "k on the error path", ["acme", "bravo"])
         experiment = state["id"]
+        done = _run(park, "k with a third factory", ["acme", "bravo", "carol"])
         with park.hub.client(park.people["alice"].token) as alice:
             rounds = alice.get(f"/experiments/{experiment}/rounds")
             answers += [alice.get(f"/experiments/{experiment}").content, rounds.content]
             answers.append(alice.get("/experiments").content)
+            answers.append(alice.get(f"/experiments/{done['id']}/rounds").content)
         with park.hub.client(park.people["buyer"].token) as buyer:
             model = buyer.get(f"/models/{experiment}")
             listed = buyer.get("/models")
-            answers += [model.content, listed.content]
+            manifest = buyer.get(f"/models/{done['id']}/manifest")
+            answers += [model.content, listed.content, manifest.content]
     finally:
         park.stop()
 
@@ -87,6 +108,27 @@ def test_a_broken_csv_is_refused_by_line_and_fewer_than_k_make_no_model(
     assert [r["org"] for r in report["refused"]] == ["bravo"]
     assert model.status_code == 404
     assert experiment not in [m["experiment_id"] for m in listed.json()]
+
+    # With a third factory the rounds reach k; the model names who is in it, not who was asked.
+    assert done["status"] == "finished", done
+    facts = manifest.json()
+    assert (facts["participants"], facts["invited"]) == (
+        ["acme", "carol"],
+        ["acme", "bravo", "carol"],
+    )
+    assert [(r["aggregated"], r["contributors"], r["refused"]) for r in facts["rounds"]] == [
+        (True, ["acme", "carol"], ["bravo"])
+    ] * 2
+    [summary] = [m for m in listed.json() if m["experiment_id"] == done["id"]]
+    assert summary["contributors"] == ["acme", "carol"]
+
+    # The factory heard it first: `factory join` checked the file at start, and printed (and
+    # logged) each refusal its ClientApp made, with counts and line numbers only.
+    joined = (tmp_path / "bravo" / "join.log").read_text()
+    assert "runs will be refused" in joined and "8 fields on line 302" in joined, joined
+    assert ": refused: the data file has 8 fields on line 302" in joined, joined
+    assert "meets it" in (tmp_path / "acme" / "join.log").read_text()
+    assert SENTINEL not in joined
 
     # Nothing of any row anywhere: what the factories sent, what the hub answered, and what
     # the hub, the SuperLink and the object store keep (catalog, logs, objects).

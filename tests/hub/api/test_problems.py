@@ -56,3 +56,33 @@ def test_openapi_declares_bearer_auth(park: Park) -> None:
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     assert spec["paths"]["/api/v1/me"]["get"]["security"] == [{"HTTPBearer": []}]
     assert "security" not in spec["paths"]["/health"]["get"]
+
+
+def test_invalid_input_is_never_echoed(park: Park) -> None:
+    """A 422 names the field and the rule, never what was sent: a declaration's profile holds
+    a factory's category names, and a value may be anything a caller did not mean to repeat."""
+    from harness import contract_in_state
+    from samples import sensor_table
+
+    from fedpark.contracts import Contract, validate_table
+
+    sentinel = "SENTINEL-ECHO-m2Lp"
+    data = contract_in_state(park, "approved")
+    result = validate_table(Contract.model_validate(data), sensor_table(rows=50))
+    profile = result.profile.model_dump(mode="json")
+    profile["columns"][1]["categories"] = {f"{sentinel}-category": -5}  # a negative count
+    report = result.report.model_dump(mode="json") | {"format": f"{sentinel}-format" * 3}
+    path = f"/contracts/{data['id']}/versions/{data['version']}/datasets"
+    bodies = [
+        {"name": "line", "report": report, "profile": profile},
+        {"name": "line", "report": result.report.model_dump(mode="json"), "profile": profile},
+        {"name": f"{sentinel}\u0000", "report": {f"{sentinel}-key": 1}, "profile": {}},
+    ]
+    with park.client("acme-factory") as factory:
+        answers = [factory.post(path, json=body) for body in bodies]
+        answers.append(factory.get("/datasets", params={"limit": sentinel}))
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert sentinel not in answer.text, answer.text
+    fields = [e["field"] for e in answers[1].json()["errors"]]
+    assert "profile.columns.1.categories.*" in fields, fields
