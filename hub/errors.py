@@ -16,6 +16,7 @@ domain branch to HTTP problem details in one place (``fedpark.hub.api.problems``
         ├── PermissionDeniedError     403: the caller's role may not do this
         ├── NotFoundError             404: unknown id, or another organization's private object
         ├── ConflictError             409: the object exists or is in the wrong state
+        │   └── ChangedMeanwhileError  409: another request changed it since it was read
         ├── InvalidInputError         422: well-formed JSON with values that cannot be used
         └── TooManyRequestsError      429: too many failed sign-ins, or requests with a token
 
@@ -92,6 +93,12 @@ class ConflictError(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class ChangedMeanwhileError(ConflictError):
+    """Another request changed the object between this request's read and its write."""
+
+    code = "changed-meanwhile"
 
 
 class InvalidInputError(DomainError):

@@ -13,6 +13,7 @@ deprecated and retired ones, plus every version their own organization owns.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from fedpark.contracts.model import semver_key
 from fedpark.contracts.signing import approval_payload, canonical, sign_document
 from fedpark.hub.domain import Principal, Role
 from fedpark.hub.errors import (
+    ChangedMeanwhileError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -135,6 +137,7 @@ class ContractService:
                 setattr(row, field, value)
             row.title, row.domain = contract.title, contract.domain.value
             row.status, row.reason, row.updated_at = "draft", None, utcnow()
+            _clear_decision(row)  # a changed document carries no earlier signature
             row.compatibility = self._compatibility(uow, others, contract)
             uow.contracts.replace_columns(contract_id, version, _columns(contract))
             return row
@@ -188,25 +191,41 @@ class ContractService:
         to: str,
         reason: str | None = None,
     ) -> ContractVersion:
-        with self.storage.unit_of_work() as uow:
-            row = self._row(uow, caller, contract_id, version)
-            self._authorize(caller, row, to)
-            if row.status not in from_:
-                raise ConflictError(
-                    f"contract {_name(contract_id, version)} is {row.status}; "
-                    f"only a {' or '.join(from_)} version can become {to}"
-                )
-            now = utcnow()
-            if to == "submitted":
-                row.submitted_by, row.submitted_at = caller.username, now
-            if to == "approved":
-                self._sign(caller, row, now)
-            if to in ("approved", "rejected"):
-                row.decided_by, row.decided_at = caller.username, now
-            row.status, row.updated_at = to, now
-            if reason is not None:
-                row.reason = reason
-            return row
+        """Move a version from one of ``from_`` to ``to``: exactly one of several concurrent
+        requests wins (the UPDATE is conditional on the row version it read); the others get
+        409 with the state they lost to."""
+        signature: str | None = None
+        try:
+            with self.storage.unit_of_work() as uow:
+                row = self._row(uow, caller, contract_id, version)
+                self._authorize(caller, row, to)
+                if row.status not in from_:
+                    raise ConflictError(
+                        f"contract {_name(contract_id, version)} is {row.status}; "
+                        f"only a {' or '.join(from_)} version can become {to}"
+                    )
+                now = utcnow()
+                if to == "submitted":
+                    row.submitted_by, row.submitted_at = caller.username, now
+                    _clear_decision(row)
+                if to == "approved":
+                    signature = self._sign(caller, row, now)
+                if to in ("approved", "rejected"):
+                    row.decided_by, row.decided_at = caller.username, now
+                row.status, row.updated_at = to, now
+                if reason is not None:
+                    row.reason = reason
+                return row
+        except ChangedMeanwhileError:
+            if signature is not None:  # the loser's signature is never referenced: drop it
+                self.storage.objects.delete_quietly(self.bucket, signature)
+            with self.storage.unit_of_work() as uow:
+                current = uow.contracts.get(contract_id, version)
+            state = current.status if current else "gone"
+            raise ConflictError(
+                f"contract {_name(contract_id, version)} became {state} while this request "
+                f"ran: it was not made {to}"
+            ) from None
 
     @staticmethod
     def _authorize(caller: Principal, row: ContractVersion, to: str) -> None:
@@ -238,7 +257,9 @@ class ContractService:
     def retire(self, caller: Principal, contract_id: str, version: str) -> ContractVersion:
         return self._transition(caller, contract_id, version, from_=("deprecated",), to="retired")
 
-    def _sign(self, caller: Principal, row: ContractVersion, at: datetime) -> None:
+    def _sign(self, caller: Principal, row: ContractVersion, at: datetime) -> str:
+        """Sign the approval into an object of its own (a request that loses the race leaves
+        nothing another version of the row could point at); its key."""
         contract = self._load(row)
         payload = approval_payload(
             contract, caller.username, caller.org_id, at.astimezone(UTC), self.hub_url
@@ -246,12 +267,13 @@ class ContractService:
         document = sign_document(payload, self.key.private_key)
         stored = self.storage.objects.put_bytes(
             self.bucket,
-            f"{row.contract_id}/{row.version}/signature.json",
+            f"{row.contract_id}/{row.version}/signature-{uuid.uuid4().hex}.json",
             canonical(document),
             "application/json",
         )
         row.signature_key, row.signature_sha256 = stored.key, stored.sha256
         row.signature_version_id = stored.version_id
+        return stored.key
 
     # -- reading --------------------------------------------------------------------------
 
@@ -327,6 +349,13 @@ class ContractService:
         return self.storage.objects.get_bytes(
             self.bucket, key, sha256=sha256, version_id=version_id
         )
+
+
+def _clear_decision(row: ContractVersion) -> None:
+    """Forget an earlier review: its signature and who decided (the document changed, or is
+    submitted again)."""
+    row.signature_key = row.signature_sha256 = row.signature_version_id = None
+    row.decided_by, row.decided_at = None, None
 
 
 def _columns(contract: Contract) -> list[ContractColumnIndex]:

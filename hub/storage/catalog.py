@@ -15,8 +15,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
-from fedpark.hub.errors import CatalogError, ConfigurationError, ConflictError
+from fedpark.hub.errors import (
+    CatalogError,
+    ChangedMeanwhileError,
+    ConfigurationError,
+    ConflictError,
+)
 from fedpark.hub.storage.repositories import (
     AuditRepo,
     ConsoleSessionRepo,
@@ -102,8 +108,13 @@ class Catalog:
                     datasets=DatasetRepo(session),
                     experiments=ExperimentRepo(session),
                 )
-        except SQLIntegrityError as exc:
-            raise ConflictError(f"conflicts with an existing record: {exc.orig}") from None
+        except SQLIntegrityError:
+            # The driver's text names tables and values: not for an answer.
+            raise ConflictError("conflicts with an existing record") from None
+        except StaleDataError:
+            raise ChangedMeanwhileError(
+                "another request changed this meanwhile; read it again and retry"
+            ) from None
         except OperationalError as exc:
             raise CatalogError(f"catalog {self.display_url} unavailable: {exc.orig}") from None
 

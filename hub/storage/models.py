@@ -172,6 +172,12 @@ class ContractVersion(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bumped by every change, and every UPDATE is conditional on the value it read: a change
+    # made from a stale read fails instead of overwriting (two stewards deciding at once
+    # cannot both win).
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": row_version}  # noqa: RUF012 - SQLAlchemy's API
 
 
 class ContractColumnIndex(Base):

@@ -318,6 +318,13 @@ class ObjectStore:
             st.size or 0,
         )
 
+    def delete_quietly(self, bucket: str, key: str) -> None:
+        """Remove an object nothing refers to (best effort: a failure is only logged)."""
+        try:
+            self._call(lambda: self._client.remove_object(bucket, key), attempts=1)
+        except StorageError as exc:
+            log.warning("could not remove the unreferenced %s/%s: %s", bucket, key, exc)
+
     def presigned_get_url(
         self,
         bucket: str,
