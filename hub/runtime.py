@@ -64,6 +64,8 @@ class HubRuntime:
             else load_or_create_key(settings.data_dir / "audit.key")
         )
         key = HubKey.load_or_create(settings.signing_key_path)
+        audit = AuditService(storage.catalog, audit_key)
+        storage.catalog.on_write = audit.record_with_change  # each change with its record
         contracts = ContractService(storage, key, settings.base_url)
         ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
         flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
@@ -81,7 +83,7 @@ class HubRuntime:
                 token_ttl_days=settings.token_ttl_days,
                 token_max_ttl_days=settings.token_max_ttl_days,
             ),
-            audit=AuditService(storage.catalog, audit_key),
+            audit=audit,
             federation=FederationService(flower),
             throttle=Throttle(
                 settings.auth_failures_per_minute, settings.requests_per_token_per_minute

@@ -1,7 +1,10 @@
-"""Request ids, and exactly one audit record for every state-changing request.
+"""Request ids, and an audit record for every state-changing request.
 
-The record is written before the response starts, so a client that got an answer can rely on
-the record being there; a request that fails with an exception is recorded as an error.
+A request that changes the catalog gets its record in the same transaction as the change
+(the catalog's write hook, :meth:`AuditService.record_with_change`): a crash cannot leave a
+change without its record, nor a record of a change that was rolled back. A request that
+changes nothing (refused, failed) is recorded before its answer starts; one that fails with
+a 5xx after its change committed gets a second record saying so.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import uuid
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fedpark.hub.services.audit import AuditEntry
+from fedpark.hub.services.audit import CURRENT_REQUEST, AuditEntry, RequestAudit
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,18 @@ class AuditMiddleware:
         entry = AuditEntry(request_id=request_id, action=f"{method} {scope['path']}"[:120])
         state = scope.setdefault("state", {})
         state["request_id"], state["audit"] = request_id, entry
-        recorded = False
+        current = RequestAudit(entry, lambda: _route_status(scope))
+        answered = False
+        if method in MUTATING:
+            CURRENT_REQUEST.set(current)  # this task and every thread it hands work to
 
         async def record(status: int) -> None:
-            nonlocal recorded
-            if method not in MUTATING or recorded:
+            nonlocal answered
+            if method not in MUTATING or answered:
                 return
-            recorded = True
+            answered = True
+            if current.recorded and status < 500:
+                return  # recorded with its change
             audit = scope["app"].state.runtime.audit
             await anyio.to_thread.run_sync(audit.append, entry, status)
 
@@ -60,3 +68,9 @@ class AuditMiddleware:
         except Exception:
             await record(500)
             raise
+
+
+def _route_status(scope: Scope) -> int:
+    """The status the matched route answers on success (FastAPI's ``status_code``)."""
+    status = getattr(scope.get("route"), "status_code", None)
+    return int(status) if status else 200

@@ -14,12 +14,14 @@ import hmac
 import json
 import logging
 import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from fedpark.hub.domain import Principal, Role
 from fedpark.hub.errors import ConflictError, PermissionDeniedError
-from fedpark.hub.storage import Catalog
+from fedpark.hub.storage import Catalog, UnitOfWork
 from fedpark.hub.storage.models import AuditRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,33 @@ class AuditEntry:
     object: str = ""
     actor: str = "anonymous"
     actor_org: str | None = None
+
+
+@dataclass
+class RequestAudit:
+    """The audit state of one state-changing request, shared with every transaction it runs.
+
+    ``success_status`` is what the request answers if it succeeds (its route's status): a
+    record committed with the request's change is written before the answer is known.
+    """
+
+    entry: AuditEntry
+    success_status: Callable[[], int]
+    recorded: bool = False
+
+
+CURRENT_REQUEST: ContextVar[RequestAudit | None] = ContextVar("fedpark_audit", default=None)
+
+
+def describe(obj: str) -> None:
+    """Name the object the current request creates (a new token's id) before it commits."""
+    current = CURRENT_REQUEST.get()
+    if current is not None:
+        current.entry.object = obj
+
+
+def _outcome(status_code: int) -> str:
+    return "success" if status_code < 400 else "denied" if status_code < 500 else "error"
 
 
 @dataclass
@@ -78,30 +107,49 @@ class AuditService:
         self._lock = threading.Lock()
 
     def append(self, entry: AuditEntry, status_code: int) -> AuditRecord:
-        """Write exactly one record; concurrent writers retry on the ``seq`` clash."""
-        outcome = "success" if status_code < 400 else "denied" if status_code < 500 else "error"
+        """Write exactly one record in a transaction of its own (a request that changed
+        nothing: refused, failed, or read-only); concurrent writers retry on the ``seq``
+        clash."""
         for _ in range(_APPEND_ATTEMPTS):
             try:
-                with self._lock, self.catalog.unit_of_work() as uow:
-                    head = uow.audit.head()
-                    record = AuditRecord(
-                        seq=(head.seq if head else 0) + 1,
-                        at=utcnow(),
-                        request_id=entry.request_id,
-                        actor=entry.actor,
-                        actor_org=entry.actor_org,
-                        action=entry.action,
-                        object=entry.object,
-                        outcome=outcome,
-                        status_code=status_code,
-                        prev_hash=head.hash if head else GENESIS,
-                    )
-                    record.hash = record_digest(self._key, _fields(record))
-                    uow.audit.append(record)
-                    return record
+                with self._lock, self.catalog.unit_of_work(bookkeeping=True) as uow:
+                    return self._append_in(uow, entry, status_code)
             except ConflictError:
                 continue
         raise ConflictError("the audit log is too busy: could not append a record")
+
+    def record_with_change(self, uow: UnitOfWork) -> Callable[[], None] | None:
+        """The catalog's write hook: the current request's record, in the transaction that
+        makes its change (so no change commits without its record, and no record without its
+        change). Outside a request (the run supervisor), or once recorded: nothing."""
+        current = CURRENT_REQUEST.get()
+        if current is None or current.recorded:
+            return None
+        self._append_in(uow, current.entry, current.success_status())
+
+        def committed() -> None:
+            current.recorded = True
+
+        return committed
+
+    def _append_in(self, uow: UnitOfWork, entry: AuditEntry, status_code: int) -> AuditRecord:
+        uow.audit.lock_chain()
+        head = uow.audit.head()
+        record = AuditRecord(
+            seq=(head.seq if head else 0) + 1,
+            at=utcnow(),
+            request_id=entry.request_id,
+            actor=entry.actor,
+            actor_org=entry.actor_org,
+            action=entry.action,
+            object=entry.object,
+            outcome=_outcome(status_code),
+            status_code=status_code,
+            prev_hash=head.hash if head else GENESIS,
+        )
+        record.hash = record_digest(self._key, _fields(record))
+        uow.audit.append(record)
+        return record
 
     def newest(self, caller: Principal, limit: int) -> list[AuditRecord]:
         """The most recent records first, with the same visibility as :meth:`list`."""

@@ -25,6 +25,7 @@ from fedpark.hub.errors import (
 )
 from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
 from fedpark.hub.schemas.experiments import ExperimentCreate
+from fedpark.hub.services.audit import describe
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.identity import Page
 from fedpark.hub.services.tokens import hash_token, new_run_token
@@ -100,6 +101,7 @@ class ExperimentService:
             raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
         token = new_run_token()
         experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
+        describe(f"experiment:{experiment_id}")  # the audit record commits with the row
         spec = self._spec(
             experiment_id,
             contract.model_dump(mode="json"),

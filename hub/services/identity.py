@@ -19,6 +19,7 @@ from fedpark.hub.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from fedpark.hub.services.audit import describe
 from fedpark.hub.services.tokens import hash_token, new_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import ApiToken, ConsoleSession, Organization, User, utcnow
@@ -48,7 +49,7 @@ class IdentityService:
 
     def authenticate(self, secret: str) -> Principal:
         """Resolve a bearer token; 401 for an unknown, expired or revoked one."""
-        with self.storage.unit_of_work() as uow:
+        with self.storage.unit_of_work(bookkeeping=True) as uow:
             token = uow.tokens.by_hash(hash_token(secret))
             if token is None:
                 raise AuthenticationError("unknown API token")
@@ -102,7 +103,7 @@ class IdentityService:
     def session_principal(self, cookie: str) -> Principal:
         """The caller behind a console cookie; 401 once it or its token no longer holds."""
         now = utcnow()
-        with self.storage.unit_of_work() as uow:
+        with self.storage.unit_of_work(bookkeeping=True) as uow:
             row = uow.console_sessions.get(hash_token(cookie))
             if row is None or row.expires_at <= now:
                 raise AuthenticationError("your console session has ended: sign in again")
@@ -209,6 +210,7 @@ class IdentityService:
         if not target.active:
             raise ConflictError(f"user {target.username!r} is deactivated")
         token_id, secret, digest = new_token()
+        describe(f"token:{token_id}")  # the audit record commits with the token
         now = utcnow()
         with self.storage.unit_of_work() as uow:
             token = uow.tokens.add(

@@ -27,9 +27,9 @@ class Storage:
         self.objects.ensure_buckets()
         self.catalog.migrate()
 
-    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+    def unit_of_work(self, *, bookkeeping: bool = False) -> AbstractContextManager[UnitOfWork]:
         """Catalog repositories in one transaction (see :meth:`Catalog.unit_of_work`)."""
-        return self.catalog.unit_of_work()
+        return self.catalog.unit_of_work(bookkeeping=bookkeeping)
 
     def close(self) -> None:
         self.catalog.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from fedpark.hub.errors import (
@@ -43,6 +43,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+# Called inside a transaction that changed something, just before it commits; what it
+# returns runs once the commit succeeded. The audit log uses it to commit each request's
+# record in the same transaction as the request's change.
+WriteHook = Callable[["UnitOfWork"], Callable[[], None] | None]
+
+
+def _note_write(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info["wrote"] = True
+
+
+def _note_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
 
 
 @dataclass
@@ -86,6 +102,13 @@ class Catalog:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _note_write)
+        event.listen(self._sessions, "do_orm_execute", _note_statement)
+        self.on_write: WriteHook | None = None
+
+    @property
+    def backend(self) -> str:
+        return str(self.url.get_backend_name())
 
     @property
     def display_url(self) -> str:
@@ -93,11 +116,17 @@ class Catalog:
         return self.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[UnitOfWork]:
-        """Commit on success, roll back on error; a unique-key clash becomes ConflictError."""
+    def unit_of_work(self, *, bookkeeping: bool = False) -> Iterator[UnitOfWork]:
+        """Commit on success, roll back on error; a unique-key clash becomes ConflictError.
+
+        A transaction that changed something runs :attr:`on_write` before it commits, unless
+        it is ``bookkeeping`` (a token's last use, the audit log's own records): changes that
+        are not what a request asked for.
+        """
+        committed: Callable[[], None] | None = None
         try:
             with self._sessions() as session, session.begin():
-                yield UnitOfWork(
+                uow = UnitOfWork(
                     session=session,
                     orgs=OrganizationRepo(session),
                     users=UserRepo(session),
@@ -108,6 +137,10 @@ class Catalog:
                     datasets=DatasetRepo(session),
                     experiments=ExperimentRepo(session),
                 )
+                yield uow
+                session.flush()
+                if self.on_write is not None and session.info.get("wrote") and not bookkeeping:
+                    committed = self.on_write(uow)
         except SQLIntegrityError:
             # The driver's text names tables and values: not for an answer.
             raise ConflictError("conflicts with an existing record") from None
@@ -117,6 +150,8 @@ class Catalog:
             ) from None
         except OperationalError as exc:
             raise CatalogError(f"catalog {self.display_url} unavailable: {exc.orig}") from None
+        if committed is not None:
+            committed()
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""

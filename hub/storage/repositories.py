@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import delete, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from fedpark.hub.storage.models import (
@@ -119,12 +119,24 @@ class ConsoleSessionRepo:
         self.session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
 
 
+_CHAIN_LOCK = 0x66706B61  # "fpka": the audit chain's PostgreSQL advisory lock
+
+
 class AuditRepo:
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def head(self) -> AuditHead | None:
         return self.session.get(AuditHead, 1)
+
+    def lock_chain(self) -> None:
+        """Hold the chain until this transaction ends, so that reading the head and appending
+        after it is one step for every writer (hub replicas included). PostgreSQL: an advisory
+        transaction lock; SQLite: its database write lock, taken by a write."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+        else:
+            self.session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
 
     def append(self, record: AuditRecord) -> None:
         """Add a record and move the head; a concurrent append fails on the primary key."""
