@@ -80,6 +80,46 @@ class CsvValueError(UnreadableDataError):
         super().__init__(failure, file)
 
 
+def first_unparsable_row(path: Path, column: str, dtype: pa.DataType) -> int | None:
+    """The first row (0-based, as the validator counts) whose ``column`` cell does not parse
+    as ``dtype``, found by reading that column as text and casting it. Only on the error
+    path; None if it cannot be told."""
+    options = _csv_options(path, {column: pa.string()})
+    convert: pacsv.ConvertOptions = options["convert_options"]  # type: ignore[assignment]
+    convert.include_columns = [column]
+    offset = 0
+    try:
+        with pacsv.open_csv(path, **options) as reader:  # type: ignore[arg-type]
+            for batch in reader:
+                cells = batch.column(0)
+                if not _casts(cells, dtype):
+                    return offset + _first_failing(cells, dtype)
+                offset += batch.num_rows
+    except _READ_ERRORS:
+        return None
+    return None
+
+
+def _casts(cells: pa.Array, dtype: pa.DataType) -> bool:
+    try:
+        cells.cast(dtype)
+    except _READ_ERRORS:
+        return False
+    return True
+
+
+def _first_failing(cells: pa.Array, dtype: pa.DataType) -> int:
+    """Bisect a batch that does not cast down to its first cell that does not."""
+    low, high = 0, len(cells)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _casts(cells.slice(low, middle - low), dtype):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def _type_name(dtype: pa.DataType) -> str:
     try:
         return format_type(dtype)

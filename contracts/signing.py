@@ -46,8 +46,10 @@ def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as exc:
-        raise SignatureError(f"not a PEM public key: {exc}") from None
+    except (ValueError, TypeError):
+        raise SignatureError(
+            "the key file is not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError("the public key is not an Ed25519 key")
     return key

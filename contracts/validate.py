@@ -18,7 +18,12 @@ import pyarrow.compute as pc
 from fedpark.contracts.checks import ColumnCheck, dictionary_of
 from fedpark.contracts.document import contract_sha256
 from fedpark.contracts.model import ColumnRole, Contract
-from fedpark.contracts.reader import CsvValueError, DataSource, open_source
+from fedpark.contracts.reader import (
+    CsvValueError,
+    DataSource,
+    first_unparsable_row,
+    open_source,
+)
 from fedpark.contracts.report import (
     DataProfile,
     RuleViolation,
@@ -271,6 +276,17 @@ def _csv_value_failure(contract: Contract, path: Path, exc: CsvValueError) -> Va
         expected=format_type(exc.expected),
         found="text that does not parse as that type",
     )
+    row = first_unparsable_row(path, exc.column, exc.expected)
+    violations = [
+        RuleViolation(
+            column=exc.column,
+            rule="type",
+            count=1,
+            first_rows=[row],
+            message=f"text that does not parse as {format_type(exc.expected)} (first seen)",
+        )
+        for row in ([row] if row is not None else [])
+    ]
     report = ValidationReport(
         contract_id=contract.id,
         contract_version=contract.version,
@@ -281,5 +297,6 @@ def _csv_value_failure(contract: Contract, path: Path, exc: CsvValueError) -> Va
         rows=0,
         rules_checked=0,
         schema_differences=[difference],
+        violations=violations,
     )
     return ValidationResult(report, DataProfile(rows=0, k=1))

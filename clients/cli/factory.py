@@ -168,8 +168,12 @@ def join(
 ) -> None:
     """Start this factory's Flower SuperNode for the hub's federation, and keep it running.
 
-    Only model updates and aggregate metrics leave; before each run the client checks that the
-    contract carries the hub's signature and that the data meets it.
+    Only model updates and aggregate metrics leave. At start, the data is checked against
+    every contract version your organization declared data under. Before each round the
+    client checks that the run's contract carries the hub's signature and that the data meets
+    it; data that breaks it is refused for that round (the hub hears the rule counts or what
+    could not be read, never a value), and a round with fewer than the contract's k factories
+    aggregates nothing. Each round trained or refused is printed here and in the log.
     """
     from fedpark.clients.supernode import EVENTS_FILE, Supervisor, flower_env, supernode_argv
 

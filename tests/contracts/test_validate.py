@@ -143,6 +143,8 @@ def test_csv_cell_of_the_wrong_type_is_reported_without_its_value(
     report = validate_file(flat_contract, path).report
     assert not report.passed
     assert report.schema_differences[0].column == "temp"
+    [where] = report.violations  # which row to fix: line 4 of the file is data row 2
+    assert (where.column, where.rule, where.first_rows) == ("temp", "type", [2])
     assert "SECRET-TEXT" not in report.model_dump_json()
 
 
