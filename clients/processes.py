@@ -13,8 +13,11 @@ from typing import IO
 
 
 def _tie_to_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child
+    # SIGKILL when the parent dies (PR_SET_PDEATHSIG): a parent that died cannot escalate a
+    # graceful stop that hangs. The signal comes when the *thread* that started the child
+    # ends: start children from a thread that outlives them (the main one, a supervisor's).
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:
         os._exit(1)
 
@@ -22,7 +25,8 @@ def _tie_to_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the c
 class ChildProcess:
     """A command in its own process group, stopped with SIGTERM (then SIGKILL).
 
-    The kernel also sends it SIGTERM if this process dies without stopping it.
+    The kernel kills it (SIGKILL) if this process dies without stopping it, even in the middle
+    of a stop that hangs.
     """
 
     def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None):

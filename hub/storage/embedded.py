@@ -2,8 +2,9 @@
 
 The zero-setup default when no S3 endpoint is configured. It keeps its data under the FedPark
 data dir, binds loopback only, uses generated credentials (kept, mode 0600, so a restart sees the
-same data) and dies with its parent: it runs in its own process group, which :meth:`stop` signals,
-and it gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``) if FedPark is killed outright.
+same data) and dies with its parent: it runs in its own process group, which :meth:`stop` signals
+(SIGTERM, then SIGKILL), and the kernel kills it (``PR_SET_PDEATHSIG``, SIGKILL) if FedPark dies
+without stopping it, whatever state its shutdown is in.
 """
 
 from __future__ import annotations
@@ -107,10 +108,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child
-    """preexec hook: ask the kernel for SIGTERM when the parent dies (Linux)."""
+    """preexec hook: ask the kernel for SIGKILL when the parent dies (Linux).
+
+    SIGKILL, not SIGTERM: a parent that dies outright cannot escalate a graceful stop that
+    hangs (weed's shutdown blocks when its data folder is removed meanwhile); the parent's own
+    :meth:`EmbeddedS3.stop` is the graceful path.
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
