@@ -14,6 +14,8 @@ from fedpark.contracts.errors import ContractFormatError, ContractInvalidError
 from fedpark.contracts.model import Contract
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+MAX_DOCUMENT_DEPTH = 64  # a contract nests a few levels (columns, rules, nested types)
+MAX_DOCUMENT_ALIASES = 100
 
 
 def parse_document(text: str | bytes, source: str = "contract") -> Any:
@@ -21,12 +23,38 @@ def parse_document(text: str | bytes, source: str = "contract") -> Any:
     if len(text) > MAX_DOCUMENT_BYTES:
         raise ContractFormatError(f"{source} is larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
+        _check_shape(text, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ContractFormatError(f"{source} is not valid YAML or JSON: {exc}") from None
+    except RecursionError:  # a shape the event scan let through should still not crash
+        raise ContractFormatError(f"{source} nests too deeply") from None
     if not isinstance(data, dict):
         raise ContractFormatError(f"{source} must be a mapping at the top level")
     return data
+
+
+def _check_shape(text: str | bytes, source: str) -> None:
+    """Refuse, before building anything, documents nested deeper than a contract ever is or
+    full of aliases (each alias re-expands a subtree: "billion laughs"). The event stream is
+    read iteratively, so neither costs a recursion."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DOCUMENT_DEPTH:
+                raise ContractFormatError(
+                    f"{source} nests more than {MAX_DOCUMENT_DEPTH} levels deep: not a contract"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_DOCUMENT_ALIASES:
+                raise ContractFormatError(
+                    f"{source} uses more than {MAX_DOCUMENT_ALIASES} YAML aliases: write the "
+                    "values out"
+                )
 
 
 def contract_from_data(data: Any, source: str = "contract") -> Contract:

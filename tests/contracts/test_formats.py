@@ -99,3 +99,29 @@ schema:
 def test_not_odcs_is_refused() -> None:
     with pytest.raises(ContractFormatError, match="ODCS v3"):
         load_odcs("kind: Something\napiVersion: v2\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id: x1\nrules: " + "[" * 5000 + "]" * 5000 + "\n", "nests more than 64 levels"),
+        ("id: x1\nrules: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n", "nests more than 64 levels"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+                for p, c in zip("abcdefghijklm", "bcdefghijklmn", strict=True)
+            ),
+            "more than 100 YAML aliases",
+        ),
+    ],
+    ids=["deep lists", "deep mappings", "billion laughs"],
+)
+def test_abusive_yaml_is_a_format_error_not_a_crash(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """No RecursionError and no exponential expansion: a clear error (the CLI's exit 2)."""
+    path = tmp_path / "abusive.yaml"
+    path.write_text(text)
+    with pytest.raises(ContractFormatError, match=message):
+        load_contract(path)
