@@ -85,11 +85,11 @@ def first_unparsable_row(path: Path, column: str, dtype: pa.DataType) -> int | N
     as ``dtype``, found by reading that column as text and casting it. Only on the error
     path; None if it cannot be told."""
     options = _csv_options(path, {column: pa.string()})
-    convert: pacsv.ConvertOptions = options["convert_options"]  # type: ignore[assignment]
+    convert: pacsv.ConvertOptions = options["convert_options"]
     convert.include_columns = [column]
     offset = 0
     try:
-        with pacsv.open_csv(path, **options) as reader:  # type: ignore[arg-type]
+        with pacsv.open_csv(path, **options) as reader:
             for batch in reader:
                 cells = batch.column(0)
                 if not _casts(cells, dtype):

@@ -15,7 +15,7 @@ from fedpark.hub import console
 from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
 from fedpark.hub.api.headers import SecurityHeaders
-from fedpark.hub.api.limits import BodySizeLimit
+from fedpark.hub.api.limits import BodySizeLimit, JsonShapeLimit
 from fedpark.hub.api.routes import audit, contracts, experiments, health, identity
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.settings import Settings
@@ -102,6 +102,7 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(JsonShapeLimit)  # inside the size limit: the body it reads is bounded
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -1,10 +1,26 @@
-"""Refuse request bodies above a size limit with 413, before they are read into memory."""
+"""Bound what a request may cost before it is parsed.
+
+``BodySizeLimit`` refuses bodies above a size limit with 413 before they are read into memory.
+``JsonShapeLimit`` refuses, before any JSON is parsed, bodies whose *shape* would cost far more
+than their bytes (2.6 million tiny objects in 8 MiB take gigabytes once parsed and validated),
+and text the catalog cannot store (NUL, lone surrogates), with 422.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_JSON_DEPTH = 32
+MAX_JSON_CONTAINERS = 100_000  # objects and arrays in one body
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NUL = re.compile(rb"\\u0000|\x00")
+_HIGH = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_QUERY_NUL = re.compile(rb"%00|\x00")
 
 
 class BodyTooLargeError(Exception):
@@ -58,24 +74,123 @@ class BodySizeLimit:
                 await self._refuse(scope, send, limit)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "type": "urn:fedpark:problem:too-large",
-                "title": "Request body too large",
-                "status": 413,
-                "detail": f"the request body exceeds {limit} bytes",
-                "instance": scope.get("path", ""),
-                "request_id": scope.get("state", {}).get("request_id"),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _problem(
+            scope,
+            send,
+            413,
+            "too-large",
+            "Request body too large",
+            f"the request body exceeds {limit} bytes",
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+def json_shape_problem(body: bytes) -> str | None:
+    """Why ``body`` may not be parsed, or None. Linear in its size, no parsing; a few times
+    the body's size in memory at most."""
+    escapes = body.replace(b"\\\\", b"__")  # an escaped backslash starts no escape
+    if _NUL.search(escapes):
+        return "text may not contain NUL characters (U+0000)"
+    if _lone_surrogate(escapes):
+        return "text may not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    skeleton = np.frombuffer(_STRINGS.sub(b'""', body), dtype=np.uint8)
+    opens = (skeleton == ord("{")) | (skeleton == ord("["))
+    containers = int(np.count_nonzero(opens))
+    if containers > MAX_JSON_CONTAINERS:
+        return f"the body holds more than {MAX_JSON_CONTAINERS} JSON objects and arrays"
+    marks = skeleton[opens | (skeleton == ord("}")) | (skeleton == ord("]"))]
+    steps = np.where((marks == ord("{")) | (marks == ord("[")), 1, -1)
+    if containers and int(np.cumsum(steps).max()) > MAX_JSON_DEPTH:
+        return f"the body nests more than {MAX_JSON_DEPTH} levels deep"
+    return None
+
+
+def _lone_surrogate(body: bytes) -> bool:
+    highs = {m.end() for m in _HIGH.finditer(body)}
+    lows = {m.start() for m in _LOW.finditer(body)}
+    return bool(highs - lows) or bool(lows - highs)
+
+
+class JsonShapeLimit:
+    """Check JSON request bodies (and query strings) before the application parses them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _QUERY_NUL.search(scope.get("query_string", b"")) or _QUERY_NUL.search(
+            scope.get("raw_path") or b""
+        ):
+            await _problem(
+                scope,
+                send,
+                422,
+                "invalid-input",
+                "Invalid input",
+                "the URL may not contain NUL characters (%00)",
+            )
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        form = content_type.startswith(b"application/x-www-form-urlencoded")
+        if not (form or content_type.startswith(b"application/json")):
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:  # bounded: BodySizeLimit (outside this) caps the body
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if form:  # the console's forms
+            problem = (
+                "text may not contain NUL characters (%00)" if _QUERY_NUL.search(body) else None
+            )
+        else:
+            problem = json_shape_problem(body)
+        if problem is not None:
+            await _problem(scope, send, 422, "invalid-input", "Invalid input", problem)
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _problem(
+    scope: Scope, send: Send, status: int, code: str, title: str, detail: str
+) -> None:
+    body = json.dumps(
+        {
+            "type": f"urn:fedpark:problem:{code}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": scope.get("path", ""),
+            "request_id": scope.get("state", {}).get("request_id"),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
