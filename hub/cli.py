@@ -91,6 +91,46 @@ def verify_audit(data_dir: DataDirOpt = None) -> None:
     raise typer.Exit(1)
 
 
+@hub_app.command("check")
+def check(data_dir: DataDirOpt = None) -> None:
+    """Read back every stored object the catalog pins and report the missing or damaged.
+
+    Reads everything (contracts, checkpoints, models) and changes nothing. Exit 1 if an object
+    is missing or damaged. With embedded storage, run it while the hub is stopped (it starts
+    the storage of the data dir itself); with an S3 server, any time.
+    """
+    from fedpark.hub.runtime import build_storage
+    from fedpark.hub.server import embedded_storage_if_needed
+    from fedpark.hub.services.integrity import check_stored_objects
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        with embedded_storage_if_needed(settings) as ready:
+            storage = build_storage(ready)
+            try:
+                report = check_stored_objects(storage)
+            finally:
+                storage.close()
+    except FedparkError as exc:
+        raise _fail(str(exc)) from None
+    size = f"{report.bytes / 2**20:.1f} MiB"
+    if report.ok:
+        typer.echo(f"all {report.checked} stored objects intact ({size} read)")
+        return
+    typer.echo(
+        f"{len(report.missing)} missing and {len(report.damaged)} damaged of "
+        f"{report.checked} stored objects ({size} read):"
+    )
+    for pinned in report.missing:
+        typer.echo(f"  MISSING  {pinned.what}: {pinned.bucket}/{pinned.key}")
+    for pinned in report.damaged:
+        typer.echo(
+            f"  DAMAGED  {pinned.what}: {pinned.bucket}/{pinned.key} "
+            f"(expected sha256 {pinned.sha256})"
+        )
+    raise typer.Exit(1)
+
+
 @storage_app.command("serve")
 def storage_serve(
     data_dir: DataDirOpt = None,

@@ -11,6 +11,10 @@ domain branch to HTTP problem details in one place (``fedpark.hub.api.problems``
     │   ├── ObjectNotFoundError       no such object or version
     │   └── IntegrityError            bytes read back do not match the recorded sha256
     ├── CatalogError                  the SQL catalog cannot be reached or migrated
+
+Storage and catalog errors are not the caller's fault: unavailability answers 503 with
+Retry-After (it passes), a missing or damaged object the catalog pins answers 500
+``stored-data-damaged`` at once and is logged as an alert (it does not pass by waiting).
     └── DomainError                   a request the hub refuses (carries an HTTP status)
         ├── AuthenticationError       401: no token, unknown, expired or revoked token
         ├── PermissionDeniedError     403: the caller's role may not do this

@@ -24,6 +24,26 @@ from fedpark.hub.storage import Catalog, ObjectStore, Storage
 log = logging.getLogger(__name__)
 
 
+def build_storage(settings: Settings) -> Storage:
+    """The catalog and the object store the settings name; opens no connection yet."""
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise ConfigurationError(
+            "no S3 storage configured: set FEDPARK_S3_ENDPOINT, FEDPARK_S3_ACCESS_KEY and "
+            "FEDPARK_S3_SECRET_KEY, or run `fedpark hub serve`, which starts embedded storage"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    buckets = settings.buckets()
+    objects = ObjectStore(
+        settings.s3_endpoint,
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        buckets=tuple(buckets.values()),
+    )
+    return Storage(Catalog(settings.catalog_url), objects, buckets)
+
+
 @dataclass
 class HubRuntime:
     settings: Settings
@@ -42,22 +62,7 @@ class HubRuntime:
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
         """Wire the parts together; opens no connection yet."""
-        if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
-            raise ConfigurationError(
-                "no S3 storage configured: set FEDPARK_S3_ENDPOINT, FEDPARK_S3_ACCESS_KEY and "
-                "FEDPARK_S3_SECRET_KEY, or run `fedpark hub serve`, which starts embedded storage"
-            )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        buckets = settings.buckets()
-        objects = ObjectStore(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key.get_secret_value(),
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-            buckets=tuple(buckets.values()),
-        )
-        storage = Storage(Catalog(settings.catalog_url), objects, buckets)
+        storage = build_storage(settings)
         audit_key = (
             settings.audit_key.get_secret_value().encode()
             if settings.audit_key

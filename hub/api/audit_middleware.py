@@ -9,6 +9,8 @@ a 5xx after its change committed gets a second record saying so.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import uuid
@@ -16,6 +18,8 @@ import uuid
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fedpark.hub.api.problems import RETRY_AFTER_SECONDS
+from fedpark.hub.errors import FedparkError
 from fedpark.hub.services.audit import CURRENT_REQUEST, AuditEntry, RequestAudit
 
 log = logging.getLogger(__name__)
@@ -53,9 +57,20 @@ class AuditMiddleware:
             audit = scope["app"].state.runtime.audit
             await anyio.to_thread.run_sync(audit.append, entry, status)
 
+        replaced = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the app's body for an answer that was replaced
             if message["type"] == "http.response.start":
-                await record(message["status"])
+                try:
+                    await record(message["status"])
+                except FedparkError as exc:  # the answer cannot be recorded: not given
+                    log.warning("cannot record request %s: %s", request_id, exc)
+                    replaced = True
+                    await _unavailable(send, request_id)
+                    return
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -66,8 +81,29 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            await record(500)
+            with contextlib.suppress(FedparkError):
+                await record(500)
             raise
+
+
+async def _unavailable(send: Send, request_id: str) -> None:
+    body = json.dumps(
+        {
+            "type": "urn:fedpark:problem:unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "the audit log cannot be written just now: retry later",
+            "request_id": request_id,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _route_status(scope: Scope) -> int:

@@ -13,11 +13,18 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fedpark.hub.console.views import error_page
-from fedpark.hub.errors import DomainError, FedparkError, TooManyRequestsError
+from fedpark.hub.errors import (
+    DomainError,
+    FedparkError,
+    IntegrityError,
+    ObjectNotFoundError,
+    TooManyRequestsError,
+)
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 5  # storage or catalog outages: most are restarts
 _FIELD_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
@@ -131,9 +138,32 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, FedparkError):  # storage or catalog trouble: the service is degraded
+    if isinstance(exc, IntegrityError | ObjectNotFoundError):  # not transient: alert
+        log.critical(
+            "ALERT stored data missing or damaged (%s %s): %s",
+            request.method,
+            request.url.path,
+            exc,
+        )
+        return problem(
+            request,
+            500,
+            "stored-data-damaged",
+            "Stored data is missing or damaged",
+            "the hub's stored copy of what this request needs failed its integrity check "
+            "(missing, or not the bytes recorded); waiting will not help: the park operator "
+            "has been alerted and can find it by the request id",
+        )
+    if isinstance(exc, FedparkError):  # storage or catalog unreachable: it passes
         log.error("request failed: %s", exc)
-        return problem(request, 503, "unavailable", "Service unavailable", str(exc))
+        return problem(
+            request,
+            503,
+            "unavailable",
+            "Service unavailable",
+            str(exc),
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     log.exception("unexpected error")
     return problem(
         request,

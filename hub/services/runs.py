@@ -18,6 +18,7 @@ from fedpark.hub.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    ObjectNotFoundError,
 )
 from fedpark.hub.schemas.experiments import RoundReportCreate
 from fedpark.hub.services.experiments import ACTIVE, set_status
@@ -120,7 +121,12 @@ class RunReportService:
                 return sealed
             rows = [r for r in uow.experiments.rounds(run.id) if r.report]
         rounds = [RoundReport.model_validate_json(r.report) for r in rows]
-        stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
+        try:
+            stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
+        except ObjectNotFoundError:
+            raise ConflictError(
+                f"experiment {run.id} has no uploaded model to finish with"
+            ) from None
         if not stored.sha256:
             raise ConflictError(f"experiment {run.id} has no uploaded model to finish with")
         if not any(r.aggregated for r in rounds):

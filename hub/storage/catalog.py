@@ -12,8 +12,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -148,8 +155,12 @@ class Catalog:
             raise ChangedMeanwhileError(
                 "another request changed this meanwhile; read it again and retry"
             ) from None
-        except OperationalError as exc:
-            raise CatalogError(f"catalog {self.display_url} unavailable: {exc.orig}") from None
+        except (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError) as exc:
+            # A restart or a lost connection: the pool reconnects (pre-ping) next time. The
+            # driver's text (SQL, parameters) stays out of answers and logs: its kind only.
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            log.warning("catalog %s unavailable (%s)", self.display_url, cause)
+            raise CatalogError(f"the catalog at {self.display_url} is unavailable") from None
         if committed is not None:
             committed()
 

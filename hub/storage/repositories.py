@@ -185,6 +185,9 @@ class ContractRepo:
         self.session.flush()
         return row
 
+    def all(self) -> list[ContractVersion]:
+        return list(self.session.scalars(select(ContractVersion)))
+
     def replace_columns(
         self, contract_id: str, version: str, columns: list[ContractColumnIndex]
     ) -> None:
@@ -324,6 +327,12 @@ class ExperimentRepo:
             .order_by(ExperimentRound.round)
         )
         return list(self.session.scalars(query))
+
+    def all_rounds(self) -> list[ExperimentRound]:
+        return list(self.session.scalars(select(ExperimentRound)))
+
+    def all_models(self) -> list[TrainedModel]:
+        return list(self.session.scalars(select(TrainedModel)))
 
     def round(self, experiment_id: str, number: int) -> ExperimentRound | None:
         return self.session.get(ExperimentRound, (experiment_id, number))
