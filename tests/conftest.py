@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import ROLES, HubProcess, Member, Park, add_member, add_org, hub_env
+from postgres import REQUIRED_ENV, PostgresCluster
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 from fedpark.hub.storage.objects import ObjectStore
@@ -56,3 +58,19 @@ def park(hub: HubProcess) -> Park:
         me = admin.get("/me").json()
     operator = Member("admin", "park-operator", "admin", me["user"]["id"], hub.admin_token, "")
     return Park(hub=hub, operator=operator, members=members)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of the session's own (skipped where none is installed, except
+    under CI, which installs one and requires it)."""
+    cluster = PostgresCluster.create()
+    if cluster is None:
+        message = "PostgreSQL server binaries are missing: apt-get install postgresql"
+        if os.environ.get(REQUIRED_ENV):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.remove()

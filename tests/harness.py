@@ -101,6 +101,22 @@ class HubProcess:
         return self.process.stop() if self.process else None
 
     @property
+    def database_url(self) -> str:
+        return self.env.get("FEDPARK_DATABASE_URL") or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def execute(self, sql: str, **params: Any) -> None:
+        """Change the hub's catalog behind its back (SQLite or PostgreSQL), as time or an
+        operator would."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(sql), params)
+        finally:
+            engine.dispose()
+
+    @property
     def admin_token(self) -> str:
         return (self.data_dir / "bootstrap-admin-token").read_text().strip()
 

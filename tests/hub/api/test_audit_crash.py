@@ -35,9 +35,9 @@ def _burst(hub: HubProcess, factory: str, admin: str, user_id: str, stop: thread
 
 
 def test_sigkill_mid_burst_leaves_no_change_without_its_record(
-    s3_server: EmbeddedS3, tmp_path: Path
+    s3_server: EmbeddedS3, tmp_path: Path, database: dict[str, str]
 ) -> None:
-    hub = HubProcess(tmp_path / "hub", hub_env(s3_server)).start()
+    hub = HubProcess(tmp_path / "hub", hub_env(s3_server, **database)).start()
     try:
         with hub.client(hub.admin_token) as admin:
             add_org(admin, "acme")

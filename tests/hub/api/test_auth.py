@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -48,8 +47,7 @@ def test_token_create_use_expire_revoke(park: Park) -> None:
 
     # Expire it in the catalog, as time would.
     past = (datetime.now(UTC) - timedelta(seconds=1)).replace(tzinfo=None)
-    with sqlite3.connect(hub.data_dir / "catalog.db") as db:
-        db.execute("UPDATE api_tokens SET expires_at = ? WHERE id = ?", (past, token_id))
+    hub.execute("UPDATE api_tokens SET expires_at = :at WHERE id = :id", at=past, id=token_id)
     with hub.client(secret) as laptop:
         response = laptop.get("/me")
     assert response.status_code == 401 and "expired" in response.json()["detail"]

@@ -29,9 +29,9 @@ def _rss_mib(pid: int) -> float:
 
 
 def test_sixteen_abusive_bodies_at_once_cost_the_hub_little(
-    s3_server: EmbeddedS3, tmp_path: Path
+    s3_server: EmbeddedS3, tmp_path: Path, database: dict[str, str]
 ) -> None:
-    hub = HubProcess(tmp_path / "hub", hub_env(s3_server)).start()
+    hub = HubProcess(tmp_path / "hub", hub_env(s3_server, **database)).start()
     try:
         with hub.client(hub.admin_token) as admin:
             add_org(admin, "acme")

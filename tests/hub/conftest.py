@@ -1,0 +1,50 @@
+"""The hub's tests run on both catalogs FedPark supports: SQLite (the default) and PostgreSQL
+(production). The session's hub, and with it ``park``, is parametrized over both; tests that
+start hubs of their own take ``database`` for the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import HubProcess, hub_env
+from postgres import PostgresCluster
+
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _database_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    if backend == "sqlite":
+        return {}
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return {"FEDPARK_DATABASE_URL": cluster.new_database()}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def catalog_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def hub(
+    s3_server: EmbeddedS3,
+    catalog_backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[HubProcess]:
+    """The session's hub on one catalog backend (each test using it runs on both)."""
+    data_dir: Path = tmp_path_factory.mktemp(f"hub-{catalog_backend}")
+    env = hub_env(s3_server, **_database_env(catalog_backend, request))
+    process = HubProcess(data_dir, env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for a hub of the test's own on a fresh catalog: {} for SQLite in its data
+    dir, or a new PostgreSQL database."""
+    return _database_env(str(request.param), request)
