@@ -236,7 +236,12 @@ class ExperimentService:
             raise ConflictError(f"experiment {experiment_id} is already {row.status}")
         if self.flower is not None and row.flower_run_id is not None:
             self.flower.stop(int(row.flower_run_id))
-        return set_status(self.storage, experiment_id, "stopped", "stopped by " + caller.username)
+        stopped = set_status(
+            self.storage, experiment_id, "stopped", "stopped by " + caller.username
+        )
+        if stopped.status != "stopped":
+            raise ConflictError(f"experiment {experiment_id} {stopped.status} meanwhile")
+        return stopped
 
     # -- models for partners --------------------------------------------------------------
 
@@ -291,14 +296,13 @@ class ExperimentService:
 def set_status(
     storage: Storage, experiment_id: str, status: str, error: str | None = None
 ) -> Experiment:
-    """Close (or start) an experiment that is still open; a closed one stays as it ended."""
+    """Close (or start) an experiment that is still open; a closed one stays as it ended (of
+    concurrent closes, the first wins). The row as it is afterwards."""
+    fields: dict[str, object] = {} if status in ACTIVE else {"ended_at": utcnow()}
+    if error:
+        fields["error"] = error
     with storage.unit_of_work() as uow:
+        uow.experiments.move(experiment_id, ACTIVE, status, **fields)
         row = uow.experiments.get(experiment_id)
         assert row is not None
-        if row.status in ACTIVE:
-            row.status = status
-            if status not in ACTIVE:
-                row.ended_at = utcnow()
-            if error:
-                row.error = error
         return row

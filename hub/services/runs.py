@@ -107,8 +107,7 @@ class RunReportService:
             experiment = uow.experiments.get(run.id)
             assert experiment is not None
             experiment.rounds_completed = max(experiment.rounds_completed, report.round)
-            if experiment.status == "pending":
-                experiment.status = "running"
+            uow.experiments.move(run.id, ("pending",), "running")
 
     def store_model(self, run: Experiment, data: bytes) -> None:
         self.storage.objects.put_bytes(self.bucket, f"{run.id}/model.safetensors", data)
@@ -165,9 +164,9 @@ class RunReportService:
                     signature_version_id=signature_obj.version_id,
                 )
             )
-            row = uow.experiments.get(run.id)
-            assert row is not None
-            row.status, row.ended_at = "finished", utcnow()
+            if not uow.experiments.move(run.id, ACTIVE, "finished", ended_at=utcnow()):
+                # stopped or failed while sealing: no model for it (the insert rolls back)
+                raise ConflictError(f"experiment {run.id} closed before its model was sealed")
             return model
 
     def fail(self, run: Experiment, reason: str) -> None:

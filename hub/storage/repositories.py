@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, text, tuple_
+from sqlalchemy import delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from fedpark.hub.storage.models import (
@@ -327,6 +327,22 @@ class ExperimentRepo:
             .order_by(ExperimentRound.round)
         )
         return list(self.session.scalars(query))
+
+    def move(self, experiment_id: str, from_: Sequence[str], to: str, **fields: object) -> bool:
+        """Set the status to ``to`` (and ``fields``) only if it is one of ``from_`` now: one
+        UPDATE conditional on the state, so of concurrent moves (finish, stop, fail) exactly
+        one wins. Whether this one did."""
+        statement = (
+            update(Experiment)
+            .where(Experiment.id == experiment_id, Experiment.status.in_(list(from_)))
+            .values(status=to, **fields)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.flush()  # this session's own pending changes go first
+        result = self.session.execute(statement)
+        moved = bool(getattr(result, "rowcount", 0) == 1)
+        self.session.expire_all()  # rows read before now show the outcome when read again
+        return moved
 
     def all_rounds(self) -> list[ExperimentRound]:
         return list(self.session.scalars(select(ExperimentRound)))

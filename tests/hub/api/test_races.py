@@ -79,3 +79,51 @@ def test_a_version_changed_after_its_decision_carries_no_earlier_signature(park:
         assert author.post(f"{path}/submit").json()["status"] == "submitted"
         state = author.get(path).json()
     assert (state["signed"], state["decided_by"], state["decided_at"]) == (False, None, None)
+
+
+def test_four_way_races_never_leave_a_signature_on_anything_but_an_approval(park: Park) -> None:
+    """approve, reject, update and submit at once on a submitted version, 15 times: whatever
+    order they land in, the version ends in a state one of them could produce, and it carries
+    a valid signature exactly when it is approved."""
+    with park.client("acme-factory") as reader:
+        key = load_public_key(reader.get("/keys/hub").content)
+    for _ in range(15):
+        data = contract_in_state(park, "submitted")
+        path = f"/contracts/{data['id']}/versions/{data['version']}"
+        barrier = threading.Barrier(4)
+        changed = {**data, "title": "Press line sensors (edited)"}
+
+        def act(
+            who: str,
+            method: str,
+            suffix: str,
+            body: object = None,
+            barrier: threading.Barrier = barrier,
+            path: str = path,
+        ) -> int:
+            with park.client(who) as client:
+                barrier.wait()
+                return client.request(method, f"{path}{suffix}", json=body).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            codes = [
+                pool.submit(act, *call)
+                for call in (
+                    ("acme-steward", "POST", "/approve"),
+                    ("bravo-steward", "POST", "/reject", {"reason": "race"}),
+                    ("acme-factory", "PUT", "", changed),
+                    ("acme-factory", "POST", "/submit"),
+                )
+            ]
+            statuses = [c.result() for c in codes]
+        assert set(statuses) <= {200, 409}, statuses
+        with park.client("acme-factory") as reader:
+            state = reader.get(path).json()
+            signature = reader.get(f"{path}/signature")
+        assert state["status"] in ("approved", "rejected", "draft", "submitted"), state
+        assert state["signed"] == (state["status"] == "approved")
+        if state["status"] == "approved":
+            contract = Contract.model_validate(state["document"])
+            verify_contract(contract, signature.json(), key)
+        else:
+            assert signature.status_code == 404

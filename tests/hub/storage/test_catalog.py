@@ -1,4 +1,5 @@
-"""The catalog: migrations build exactly the models' schema."""
+"""The catalog: migrations build exactly the models' schema, up and down, on SQLite and on
+PostgreSQL; concurrent state changes have one winner."""
 
 from __future__ import annotations
 
@@ -12,17 +13,6 @@ from sqlalchemy import inspect
 from fedpark.hub.errors import CatalogError, ConfigurationError
 from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.models import Base
-
-
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
-    catalog.migrate()
-    catalog.migrate()  # idempotent
-    tables = set(inspect(catalog.engine).get_table_names())
-    assert {"organizations", "users", "api_tokens", "audit_log", "audit_head"} <= tables
-    with catalog.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    assert diff == [], f"models changed without a migration: {diff}"
 
 
 def test_bad_url_is_a_configuration_error() -> None:
@@ -39,13 +29,17 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 def test_migrations_go_up_and_down_on_both_backends(
     tmp_path: Path, database: dict[str, str]
 ) -> None:
-    """Every revision's downgrade undoes its upgrade, on SQLite and on PostgreSQL."""
+    """The migrations build exactly the models' schema, idempotently, and every revision's
+    downgrade undoes its upgrade, on SQLite and on PostgreSQL."""
     from alembic import command
     from alembic.config import Config
 
     url = database.get("FEDPARK_DATABASE_URL") or f"sqlite:///{tmp_path / 'c.db'}"
     catalog = Catalog(url)
     catalog.migrate()
+    catalog.migrate()  # idempotent
+    tables = set(inspect(catalog.engine).get_table_names())
+    assert {"organizations", "users", "api_tokens", "audit_log", "audit_head"} <= tables
     with catalog.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == [], f"models changed without a migration: {diff}"
@@ -57,4 +51,57 @@ def test_migrations_go_up_and_down_on_both_backends(
     assert set(inspect(catalog.engine).get_table_names()) <= {"alembic_version"}
     catalog.migrate()
     assert "contract_versions" in inspect(catalog.engine).get_table_names()
+    catalog.dispose()
+
+
+def test_of_concurrent_closes_of_an_experiment_exactly_one_wins(
+    tmp_path: Path, database: dict[str, str]
+) -> None:
+    """finish, stop and fail racing on one running experiment: one UPDATE applies."""
+    import threading
+
+    from fedpark.hub.storage.models import Experiment, Organization
+
+    url = database.get("FEDPARK_DATABASE_URL") or f"sqlite:///{tmp_path / 'c.db'}"
+    catalog = Catalog(url)
+    catalog.migrate()
+    with catalog.unit_of_work() as uow:
+        uow.session.add(Organization(id="tu", name="TU", kind="university"))
+        uow.session.flush()
+        for i in range(10):
+            uow.experiments.add(
+                Experiment(
+                    id=f"exp-{i}",
+                    name="race",
+                    contract_id="c-1",
+                    contract_version="1.0.0",
+                    contract_sha256="0" * 64,
+                    org_id="tu",
+                    created_by="alice",
+                    status="running",
+                    settings="{}",
+                    participants="[]",
+                    run_token_hash=f"{i:064d}",
+                )
+            )
+    for i in range(10):
+        barrier = threading.Barrier(3)
+        won: list[str] = []
+
+        def close(to: str, experiment: str = f"exp-{i}", barrier=barrier, won=won) -> None:  # type: ignore[no-untyped-def]
+            barrier.wait()
+            with catalog.unit_of_work() as uow:
+                if uow.experiments.move(experiment, ("pending", "running"), to):
+                    won.append(to)
+
+        threads = [
+            threading.Thread(target=close, args=(to,)) for to in ("finished", "stopped", "failed")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with catalog.unit_of_work() as uow:
+            final = uow.experiments.get(f"exp-{i}")
+        assert final is not None and len(won) == 1 and final.status == won[0], (won, final)
     catalog.dispose()
