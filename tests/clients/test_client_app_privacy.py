@@ -186,13 +186,17 @@ def _outside_a_run() -> None:
 
 
 def _train_message(
-    contract: Contract, tmp: Path, data: Path, participants: list[str] | None = None
+    contract: Contract,
+    tmp: Path,
+    data: Path,
+    participants: list[str] | None = None,
+    run_contract_sha256: str | None = None,
 ) -> tuple[Message, Context]:
     folder = write_contract_dir(contract, Ed25519PrivateKey.generate(), tmp / "contract")
     spec = {
         "experiment_id": "exp-privacy",
         "contract": contract.model_dump(mode="json"),
-        "contract_sha256": contract_sha256(contract),
+        "contract_sha256": run_contract_sha256 or contract_sha256(contract),
         "model": {"kind": "mlp", "hidden": [4]},
         "participants": participants or [],
         "output": {"directory": str(tmp / "out")},
@@ -280,3 +284,16 @@ def test_a_factory_not_invited_takes_no_part_and_never_opens_its_data(
     problem = FactoryProblem.model_validate_json(reply.error.reason)
     assert (reply.error.code, problem.kind) == (REFUSAL_CODE, ProblemKind.NOT_INVITED)
     assert "skipped" in (tmp_path / "work" / "events.jsonl").read_text()
+
+
+def test_a_run_naming_another_contract_than_the_approved_one_is_refused(
+    contract: Contract, tmp_path: Path
+) -> None:
+    """The run's spec says which contract (by sha256); the factory holds the hub-signed one:
+    if they differ, it does not train (and does not open its data)."""
+    message, context = _train_message(
+        contract, tmp_path, tmp_path / "no-such-file.parquet", run_contract_sha256="ab" * 32
+    )
+    reply = app(message=message, context=context)
+    problem = FactoryProblem.model_validate_json(reply.error.reason)
+    assert problem.kind is ProblemKind.CONTRACT_MISMATCH, problem.describe()

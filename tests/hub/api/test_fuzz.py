@@ -27,8 +27,11 @@ MIN_REQUESTS = 1000
 
 
 @pytest.fixture
-def fresh_hub(s3_server: EmbeddedS3, tmp_path: Path) -> Iterator[HubProcess]:
-    hub = HubProcess(tmp_path / "hub", hub_env(s3_server)).start()
+def fresh_hub(
+    s3_server: EmbeddedS3, tmp_path: Path, database: dict[str, str]
+) -> Iterator[HubProcess]:
+    """On SQLite and on PostgreSQL: some inputs (NUL) only fail on one of them."""
+    hub = HubProcess(tmp_path / "hub", hub_env(s3_server, **database)).start()
     yield hub
     hub.stop()
 
