@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ROLES, HubProcess, Member, Park, add_member, add_org, hub_env
+from harness import HubProcess, Park, build_park, hub_env
 from postgres import REQUIRED_ENV, PostgresCluster
 
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -47,17 +47,7 @@ def hub(s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def park(hub: HubProcess) -> Park:
     """Two factories with a member of every role, plus the park operator's admin."""
-    with hub.client(hub.admin_token) as admin:
-        for org in ("acme", "bravo"):
-            add_org(admin, org)
-        members = {
-            f"{org}-{role}": add_member(admin, f"{org}-{role}", org, role)
-            for org in ("acme", "bravo")
-            for role in ROLES
-        }
-        me = admin.get("/me").json()
-    operator = Member("admin", "park-operator", "admin", me["user"]["id"], hub.admin_token, "")
-    return Park(hub=hub, operator=operator, members=members)
+    return build_park(hub)
 
 
 @pytest.fixture(scope="session")

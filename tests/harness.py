@@ -215,3 +215,18 @@ def pids_mentioning(*needles: str) -> list[int]:
         if all(n.encode() in cmdline for n in needles):
             pids.append(int(proc.name))
     return pids
+
+
+def build_park(hub: HubProcess) -> Park:
+    """Two factories with a member of every role, plus the park operator's admin."""
+    with hub.client(hub.admin_token) as admin:
+        for org in ("acme", "bravo"):
+            add_org(admin, org)
+        members = {
+            f"{org}-{role}": add_member(admin, f"{org}-{role}", org, role)
+            for org in ("acme", "bravo")
+            for role in ROLES
+        }
+        me = admin.get("/me").json()
+    operator = Member("admin", "park-operator", "admin", me["user"]["id"], hub.admin_token, "")
+    return Park(hub=hub, operator=operator, members=members)

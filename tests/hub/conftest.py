@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import HubProcess, hub_env
+from harness import HubProcess, Park, build_park, hub_env
 from postgres import PostgresCluster
 
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -41,6 +41,14 @@ def hub(
     process = HubProcess(data_dir, env).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def park(hub: HubProcess) -> Park:
+    """The park on this directory's hub: a fixture of its own, so that the park made for
+    other tests on the unparametrized hub is never reused here (pytest would: its cache
+    knows nothing of the override)."""
+    return build_park(hub)
 
 
 @pytest.fixture(params=BACKENDS)
