@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -26,7 +27,24 @@ def test_no_top_level_module_is_shadowed(tmp_path: Path) -> None:
         assert origin is None or str(REPO) not in origin, f"`import {name}` finds FedPark"
 
 
+def _generated() -> dict[str, int]:
+    """Build output in the checkout (build/, *.egg-info), with modification times."""
+    paths = [*REPO.glob("build/**/*"), *REPO.glob("*.egg-info/**/*"), *REPO.glob("*.egg-info")]
+    return {str(p): p.stat().st_mtime_ns for p in paths if p.exists()}
+
+
 def test_wheel_holds_only_the_fedpark_namespace(tmp_path: Path) -> None:
+    # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache"
+        ),
+    )
+    wheels = tmp_path / "wheels"
+    generated_before = _generated()
     subprocess.run(
         [
             sys.executable,
@@ -37,13 +55,14 @@ def test_wheel_holds_only_the_fedpark_namespace(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
-            str(REPO),
+            str(wheels),
+            str(source),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("fedpark-*.whl")
+    (wheel,) = wheels.glob("fedpark-*.whl")
+    assert _generated() == generated_before, "the build wrote into the source tree"
     names = zipfile.ZipFile(wheel).namelist()
     assert all(n.startswith(("fedpark/", "fedpark-")) for n in names), names
     shipped = {n for n in names if n.endswith(".py")}

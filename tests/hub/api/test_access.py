@@ -441,6 +441,24 @@ def test_other_organizations_objects_are_not_found(park: Park, action: str, who:
 
 
 def test_org_admin_sees_only_their_organizations_audit(park: Park) -> None:
+    """Each organization's admin makes a record of their own first: the test stands alone."""
+    ids = {}
+    for org in ("acme", "bravo"):
+        request_id = f"req-{org}-{uuid.uuid4().hex[:12]}"
+        with park.client(f"{org}-admin") as admin:
+            made = admin.post(
+                "/users",
+                json={"username": f"aud-{uuid.uuid4().hex[:8]}", "org_id": org, "role": "partner"},
+                headers={"X-Request-ID": request_id},
+            )
+        assert made.status_code == 201, made.text
+        ids[org] = request_id
+    records: list[dict[str, object]] = []
     with park.client("acme-admin") as admin:
-        records = admin.get("/audit", params={"limit": 1000}).json()
-    assert records and {r["actor_org"] for r in records} == {"acme"}
+        after = 0
+        while page := admin.get("/audit", params={"after_seq": after, "limit": 1000}).json():
+            records += page
+            after = int(page[-1]["seq"])
+    seen = {r["request_id"] for r in records}
+    assert ids["acme"] in seen and ids["bravo"] not in seen
+    assert {r["actor_org"] for r in records} == {"acme"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import uuid
 
 import pytest
 from harness import HubProcess, Park, fedpark_argv, hub_env
@@ -25,25 +26,37 @@ def _records_after(park: Park, seq: int) -> list[dict[str, object]]:
 
 def test_one_record_per_state_changing_request(park: Park) -> None:
     before = _head(park)
+    mark = uuid.uuid4().hex[:8]  # this test's requests, whatever else writes meanwhile
+    ids = [f"req-{mark}-{i}" for i in range(5)]
     with park.client("acme-admin") as admin:
         created = admin.post(
             "/users",
-            json={"username": "audited", "org_id": "acme", "role": "steward"},
-            headers={"X-Request-ID": "req-created-0001"},
+            json={"username": f"audited-{mark}", "org_id": "acme", "role": "steward"},
+            headers={"X-Request-ID": ids[0]},
         )
-        denied = admin.post("/organizations", json={"id": "nope", "name": "n", "kind": "other"})
-        invalid = admin.post("/users", json={"username": "X!", "org_id": "acme", "role": "?"})
-        admin.get("/users")  # reads are not recorded
+        denied = admin.post(
+            "/organizations",
+            json={"id": "nope", "name": "n", "kind": "other"},
+            headers={"X-Request-ID": ids[1]},
+        )
+        invalid = admin.post(
+            "/users",
+            json={"username": "X!", "org_id": "acme", "role": "?"},
+            headers={"X-Request-ID": ids[2]},
+        )
+        admin.get("/users", headers={"X-Request-ID": ids[3]})  # reads are not recorded
     with park.hub.client() as anonymous:
-        unauthenticated = anonymous.post("/tokens", json={"name": "x"})
-    records = _records_after(park, before)
+        unauthenticated = anonymous.post(
+            "/tokens", json={"name": "x"}, headers={"X-Request-ID": ids[4]}
+        )
+    records = [r for r in _records_after(park, before) if r["request_id"] in ids]
     assert [r["status_code"] for r in records] == [201, 403, 422, 401]
     first = records[0]
-    assert first["request_id"] == created.headers["x-request-id"] == "req-created-0001"
+    assert first["request_id"] == created.headers["x-request-id"] == ids[0]
     assert (first["actor"], first["actor_org"]) == ("acme-admin", "acme")
     assert (first["action"], first["object"], first["outcome"]) == (
         "user.create",
-        "user:audited@acme",
+        f"user:audited-{mark}@acme",
         "success",
     )
     assert records[1]["outcome"] == "denied" and records[1]["action"] == "organization.create"
