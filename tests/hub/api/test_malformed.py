@@ -86,17 +86,6 @@ def bodies() -> Iterator[tuple[str, str, str, bytes, str]]:
         ("application/x-www-form-urlencoded"),
     )
     yield "XML", "POST", "/contracts", b"<contract/>", "application/xml"
-    launch = {"name": "x", "contract_id": "nope", "contract_version": "1.0.0"}
-    for name, body in {
-        "NaN learning rate": launch | {"participants": ["acme"], "train": {"learning_rate": "NaN"}},
-        "negative rounds": launch | {"participants": ["acme"], "rounds": -1},
-        "10^9 rounds": launch | {"participants": ["acme"], "rounds": 10**9},
-        "huge hidden layer": launch | {"participants": ["acme"], "model": {"hidden": [10**9]}},
-        "unknown strategy": launch | {"participants": ["acme"], "strategy": "magic"},
-        "participants not a list": launch | {"participants": "acme"},
-        "10 000 participants": launch | {"participants": [f"f{i}" for i in range(10_000)]},
-    }.items():
-        yield name, "POST", "/experiments", json.dumps(body).encode(), JSON
     for name, body in {
         "username with spaces": {"username": "a b", "org_id": "acme", "role": "factory"},
         "unknown role": {"username": "abc", "org_id": "acme", "role": "god"},
@@ -132,8 +121,47 @@ def test_malformed_request_gets_a_clear_4xx(
         assert c.get("/me").status_code == 200
 
 
+# Launch bodies that break the schema -> the field the answer must name. They are sent on a
+# real approved contract: a handler that skipped validation would get further than a 404.
+LAUNCHES: dict[str, tuple[dict[str, object], str]] = {
+    "NaN learning rate": ({"train": {"learning_rate": "NaN"}}, "train.learning_rate"),
+    "negative rounds": ({"rounds": -1}, "rounds"),
+    "10^9 rounds": ({"rounds": 10**9}, "rounds"),
+    "huge hidden layer": ({"model": {"hidden": [10**9]}}, "model"),
+    "unknown strategy": ({"strategy": "magic"}, "strategy"),
+    "participants not a list": ({"participants": "acme"}, "participants"),
+    "10 000 participants": ({"participants": [f"f{i}" for i in range(10_000)]}, "participants"),
+    "k above the participants": ({"min_factories": 3}, "body"),
+}
+
+
+@pytest.fixture(scope="module")
+def approved(park: Park) -> dict[str, object]:
+    return contract_in_state(park, "approved")
+
+
+@pytest.mark.parametrize("case", sorted(LAUNCHES))
+def test_malformed_launch_is_a_422_naming_the_field(
+    park: Park, approved: dict[str, object], case: str
+) -> None:
+    changes, field = LAUNCHES[case]
+    body = {
+        "name": f"malformed {case}",
+        "contract_id": approved["id"],
+        "contract_version": approved["version"],
+        "participants": ["acme", "bravo"],
+    } | changes
+    with park.client("acme-researcher") as researcher:
+        before = researcher.get("/experiments", params={"limit": 500}).json()
+        answer = researcher.post("/experiments", json=body)
+        after = researcher.get("/experiments", params={"limit": 500}).json()
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"].startswith(field), answer.json()
+    assert len(after) == len(before)  # nothing half-written
+
+
 def test_corpus_size() -> None:
-    assert len(CASES) + len(DECLARATIONS) >= 45, len(CASES)
+    assert len(CASES) + len(LAUNCHES) + len(DECLARATIONS) >= 45, len(CASES)
 
 
 # Declarations: well-formed JSON around a profile that cannot be true.
