@@ -195,3 +195,20 @@ def test_fast_paths_never_hide_a_violation(contract: Contract) -> None:
     assert found[("temp", "min")] == [4]
     assert found[("temp", "finite")] == [3]
     assert found[("fault", "allowed_values")] == [6]
+
+
+def test_categories_seen_fewer_than_k_times_are_suppressed_not_named(contract: Contract) -> None:
+    """A profile names a category only if at least k rows hold it: a rare value (a one-off
+    machine, a single supplier's batch) is counted, never named."""
+    table = sensor_table(rows=200)
+    machines = table["machine"].to_pylist()
+    machines[:3] = ["press-9-RARE"] * 3  # allowed by the regex, seen 3 times
+    table = _with(table, "machine", machines)
+    data = contract.model_dump(mode="json")
+    data["columns"][1]["rules"]["allowed_values"] = None  # the regex still holds
+    relaxed = Contract.model_validate(data)
+    profile = validate_table(relaxed, table, min_category_count=10).profile.column("machine")
+    assert profile.categories is not None and "press-9-RARE" not in profile.categories
+    assert profile.suppressed_categories == 3
+    assert sum(profile.categories.values()) == 197
+    assert "press-9-RARE" not in validate_table(relaxed, table).profile.model_dump_json()

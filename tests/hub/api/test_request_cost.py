@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,3 +99,22 @@ def test_text_the_catalog_cannot_store_is_a_422(park: Park, where: str, value: s
     assert "may not contain" in answer.json()["detail"]
     assert search.status_code == 422 and "NUL" in search.json()["detail"]
     assert missing.status_code == 404  # nothing was half-written
+
+
+def test_a_chunked_body_without_length_is_cut_off_at_the_limit(park: Park) -> None:
+    """No Content-Length to refuse up front: the hub counts as it reads and answers 413."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(10):  # 10 MiB, over the 8 MiB limit
+            yield b"x" * (1 << 20)
+        yield b'"}'
+
+    with park.client("acme-factory") as author:
+        answer = author.post(
+            "/contracts", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        still = author.get("/me")
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["type"] == "urn:fedpark:problem:too-large"
+    assert still.status_code == 200
