@@ -10,7 +10,16 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import Park, clean_env, contract_in_state, fedpark_argv
+from harness import (
+    HubProcess,
+    Park,
+    add_member,
+    add_org,
+    clean_env,
+    contract_in_state,
+    fedpark_argv,
+    hub_env,
+)
 from samples import sensor_table
 
 from fedpark.clients.api import HubClient
@@ -21,6 +30,7 @@ from fedpark.clients.approved import (
     fetch_verified,
 )
 from fedpark.contracts.signing import public_key_pem
+from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +72,27 @@ def test_a_cached_contract_altered_on_disk_is_refused(park: Park, tmp_path: Path
             fetch_verified(api, data["id"], "1.0.0", tmp_path, pinned)
 
 
-def test_factory_join_refuses_a_hub_whose_key_changed(park: Park, tmp_path: Path) -> None:
+def test_factory_join_refuses_a_hub_whose_key_changed(
+    s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    # A hub that names a SuperLink (never reached here: join stops before it starts one).
+    hub = HubProcess(tmp_path / "hub", hub_env(s3_server, FEDPARK_SUPERLINK="127.0.0.1:9"))
+    hub.start()
+    try:
+        with hub.client(hub.admin_token) as admin:
+            add_org(admin, "acme")
+            factory = add_member(admin, "acme-op", "acme", "factory")
+        joined = _join_with_a_stale_pin(hub.url, factory.token, tmp_path)
+    finally:
+        hub.stop()
+    assert joined.returncode == 2, joined.stdout + joined.stderr
+    assert "the hub's signing key changed" in joined.stdout
+    assert not (tmp_path / "node" / "supernode.log").exists()  # no SuperNode was started
+
+
+def _join_with_a_stale_pin(
+    url: str, token: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     data = tmp_path / "line.parquet"
     pq.write_table(sensor_table(rows=50), data)
     work = tmp_path / "node"
@@ -70,18 +100,11 @@ def test_factory_join_refuses_a_hub_whose_key_changed(park: Park, tmp_path: Path
     (work / "hub-key.pem").write_bytes(
         public_key_pem(Ed25519PrivateKey.generate().public_key())  # pinned at a first join
     )
-    joined = subprocess.run(
+    return subprocess.run(
         fedpark_argv("factory", "join", "--data", str(data), "--work-dir", str(work)),
-        env=clean_env(
-            FEDPARK_HUB=park.hub.url,
-            FEDPARK_TOKEN=park.members["acme-factory"].token,
-            COLUMNS="200",
-        ),
+        env=clean_env(FEDPARK_HUB=url, FEDPARK_TOKEN=token, COLUMNS="200"),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert joined.returncode == 2, joined.stdout + joined.stderr
-    assert "the hub's signing key changed" in joined.stdout
-    assert not (work / "supernode.log").exists()  # no SuperNode was started
