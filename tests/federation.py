@@ -272,7 +272,12 @@ def start_park(
             else:
                 path = write(org, table, folder)
             result = validate_table(contract, table)
-            with hub.client(park.people[f"{org}-op"].token) as factory:
+            token = park.people[f"{org}-op"].token
+            with httpx.Client(  # through the recording proxy too, when there is one
+                base_url=f"{factory_hub_url}/api/v1",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            ) as factory:
                 declared = factory.post(
                     f"{base}/datasets",
                     json={

@@ -1,29 +1,36 @@
 """Proof that no row leaves a factory: sentinels planted in every factory's data, every byte
 each factory sends during a full experiment captured on loopback, and none of them found.
 
-Both factories reach the Flower Fleet API and the hub only through recording proxies (the hub
-advertises the proxy as the Fleet address; the factories join through the proxy's URL). Planted:
-a unique string in the pii column of every row, a unique id in the id column of every row, and
-every row's float64 `pressure` reading, each searched as raw bytes (little-endian, as Arrow,
-NumPy and protobuf carry them) and as text (as JSON or CSV would). Controls show the search
-would find them if rows travelled, and that the capture did see the factories' traffic.
+Three factories reach the Flower Fleet API and the hub only through recording proxies (the
+hub advertises the proxy as the Fleet address; the factories declare their data and join
+through the proxy's URL); one of them (carol) refuses every round, her file having broken the
+contract after she declared it. Planted: a unique string in the pii column of every row and a
+unique id in the id column of every row. Searched, besides those: every reading of both sensor
+columns and the window feature as stored (float64 and float32 bytes, little-endian as Arrow,
+NumPy and protobuf carry them; text as JSON or CSV would), and every row as the model sees it
+(after the feature plan and the pooled normalization, float32). Controls show the search finds
+every kind where rows are, and that the capture did see the factories' traffic.
 """
 
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from federation import run_experiment, start_park
+from federation import launch_body, start_park, wait_for_experiment
 
+from fedpark.contracts import Contract, validate_table
+from fedpark.experiments.features import model_arrays, plan_from_contract, pooled_normalization
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration
 
 ROWS = 600
-ID_BASE = {"acme": 7_301_000_000_000, "bravo": 7_302_000_000_000}
+ID_BASE = {"acme": 7_301_000_000_000, "bravo": 7_302_000_000_000, "carol": 7_303_000_000_000}
 
 
 def plant(org: str, table: pa.Table) -> pa.Table:
@@ -34,16 +41,34 @@ def plant(org: str, table: pa.Table) -> pa.Table:
     return table.set_column(table.schema.get_field_index("serial"), "serial", ids)
 
 
-def needles(org: str, table: pa.Table) -> dict[str, list[bytes]]:
-    """What a leaked row would look like on the wire, by kind."""
+def needles(org: str, table: pa.Table, model_rows: np.ndarray) -> dict[str, list[bytes]]:
+    """What a leaked row would look like on the wire, by kind: as stored (Arrow and NumPy
+    column layout, text) and as the model sees it (``model_rows``: the factory's rows after
+    the feature plan and the pooled normalization, float32, one row per line)."""
     pressures = [v for v in table["pressure"].to_pylist() if v is not None]
+    temps = table["temp"].to_numpy()
     ids = table["serial"].to_pylist()
+    windows = np.asarray(table["window"].to_pylist(), dtype=np.float32)
+    features = np.ascontiguousarray(model_rows, dtype=np.float32)
     return {
         "pii text": [v.encode() for v in table["operator"].to_pylist()] + [b"SENTINEL-"],
         "id bytes": [struct.pack("<q", v) for v in ids],
         "id text": [str(v).encode() for v in ids],
-        "reading bytes": [struct.pack("<d", v) for v in pressures],
-        "reading text": [repr(v).encode() for v in pressures],
+        "pressure float64": [struct.pack("<d", v) for v in pressures],
+        "pressure text": [repr(v).encode() for v in pressures],
+        # float32 values are 4 bytes: searched as runs of two (a leaked column holds its
+        # neighbours), which random weights do not match by chance.
+        "temp float32 runs": [temps[i : i + 2].tobytes() for i in range(len(temps) - 1)],
+        "temp text": [str(np.float32(v)).encode() for v in temps],
+        "window rows": [w.tobytes() for w in windows],
+        "model input rows": [row.tobytes() for row in features],
+        "model input column runs": [
+            features[i : i + 2, j].tobytes()
+            for j in range(features.shape[1])
+            for i in range(len(features) - 1)
+            # one-hot 0s and 1s are no secret (and common in any float32 traffic)
+            if not np.isin(features[i : i + 2, j], (0.0, 1.0, -1.0)).any()
+        ],
     }
 
 
@@ -58,10 +83,36 @@ def test_no_sentinel_and_no_raw_row_leaves_a_factory(s3_server: EmbeddedS3, tmp_
         tables[org] = plant(org, table)
         return tables[org]
 
-    park = start_park(tmp_path, s3_server, rows=ROWS, prepare=keep, record=True)
+    def write(org: str, table: pa.Table, folder: Path) -> Path:
+        """carol declared compliant rows, then her file changed: it breaks the contract now,
+        and she refuses every round of the proven run."""
+        if org == "carol":
+            temp = table["temp"].to_numpy().copy()
+            temp[::50] = 900.0
+            table = table.set_column(2, "temp", pa.array(temp))
+        path = folder / "line.parquet"
+        pq.write_table(table, path)
+        return path
+
+    park = start_park(
+        tmp_path,
+        s3_server,
+        factories=("acme", "bravo", "carol"),
+        rows=ROWS,
+        prepare=keep,
+        write=write,
+        record=True,
+    )
     try:
-        state = run_experiment(park, "privacy proof")
+        body = launch_body(park, "privacy proof") | {"participants": ["acme", "bravo", "carol"]}
+        with park.hub.client(park.people["alice"].token) as alice:
+            created = alice.post("/experiments", json=body)
+            assert created.status_code == 201, created.text
+            state = wait_for_experiment(alice, created.json()["id"], timeout=300)
+            rounds = alice.get(f"/experiments/{created.json()['id']}/rounds").json()
         assert state["status"] == "finished", state
+        # The proven run met a refusal on the way: carol's data broke the contract.
+        assert all([r["org"] for r in x["report"]["refused"]] == ["carol"] for x in rounds)
     finally:
         park.stop()
     assert park.fleet_proxy is not None and park.hub_proxy is not None
@@ -72,15 +123,24 @@ def test_no_sentinel_and_no_raw_row_leaves_a_factory(s3_server: EmbeddedS3, tmp_
     assert park.fleet_proxy.connections >= 2 and len(fleet) > 20_000, len(fleet)
     assert b"acme" in fleet and b"bravo" in fleet
     assert park.hub_proxy.connections >= 2 and b"GET /api/v1/contracts/" in hub
+    assert b"/datasets" in hub  # declarations went through the recording proxy too
+    assert sorted(tables) == ["acme", "bravo", "carol"]  # the loop below cannot pass empty
+    contract = Contract.model_validate(park.contract)
+    plan = plan_from_contract(contract, "classification")
+    profiles = [validate_table(contract, t).profile for t in tables.values()]
+    norm = pooled_normalization(profiles, plan.numeric)  # as the hub pools the declarations
     for org, table in tables.items():
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         as_arrow = sink.getvalue().to_pybytes()
         as_text = table.to_pandas().to_csv().encode()
-        patterns = needles(org, table)
-        in_rows = found(as_arrow + as_text, patterns)
-        assert all(in_rows[k] == len(patterns[k]) for k in patterns), in_rows
+        model_rows, _, _ = model_arrays(table, plan, norm)
+        patterns = needles(org, table, model_rows)
+        as_model = model_rows.astype(np.float32)
+        in_rows = found(as_arrow + as_text + as_model.tobytes() + as_model.T.tobytes(), patterns)
+        missing = {k: len(v) - in_rows[k] for k, v in patterns.items() if in_rows[k] != len(v)}
+        assert not missing and all(patterns.values()), missing  # the search finds every kind
 
         # The proof: not one of them in anything the factories sent.
         planted = {k: len(v) for k, v in patterns.items()}

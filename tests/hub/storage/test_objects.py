@@ -145,7 +145,11 @@ def test_unreachable_storage_gives_a_clear_error() -> None:
         store.check()
 
 
-def test_transient_errors_are_retried_with_backoff() -> None:
+def test_transient_errors_are_retried_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retried after the policy's delays (recorded, not timed), and the policy's delays grow
+    exponentially up to their cap, with jitter below the envelope."""
+    slept: list[float] = []
+    monkeypatch.setattr("fedpark.hub.storage.objects.time.sleep", slept.append)
     store = ObjectStore("127.0.0.1:9", "k", "s", retry=RetryPolicy(attempts=4, base_delay=0.01))
     calls: list[float] = []
 
@@ -156,10 +160,20 @@ def test_transient_errors_are_retried_with_backoff() -> None:
         return "ok"
 
     assert store._call(flaky) == "ok"
-    assert len(calls) == 3
+    assert len(calls) == 3 and len(slept) == 2  # two waits between three attempts
+    assert 0 <= slept[0] <= 0.01 and 0 <= slept[1] <= 0.02
 
     def always_down() -> str:
         raise ProtocolError("connection reset by peer")
 
     with pytest.raises(StorageUnavailableError):
         store._call(always_down)
+
+
+def test_the_retry_delay_grows_exponentially_to_its_cap() -> None:
+    policy = RetryPolicy(attempts=8, base_delay=0.2, max_delay=5.0)
+    for attempt in range(8):
+        envelope = min(5.0, 0.2 * 2**attempt)
+        samples = [policy.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= envelope for d in samples)
+        assert max(samples) > 0.9 * envelope  # full jitter: P(not) = 0.9**200, never
