@@ -173,9 +173,12 @@ def new_contract(owner: str = "acme", **changes: Any) -> dict[str, Any]:
     return data
 
 
-def contract_in_state(park: Park, state: str, owner: str = "acme") -> dict[str, Any]:
-    """A contract version brought to ``state`` through the API (authored by a factory)."""
-    data = new_contract(owner)
+def contract_in_state(
+    park: Park, state: str, owner: str = "acme", **changes: Any
+) -> dict[str, Any]:
+    """A contract version brought to ``state`` through the API (authored by a factory);
+    ``changes`` replace top-level fields of the sample contract (its policy, say)."""
+    data = new_contract(owner, **changes)
     author = f"{owner}-factory"
     path = f"/contracts/{data['id']}/versions/{data['version']}"
     steps = {

@@ -1,0 +1,85 @@
+"""What the hub checks before it starts a run, each refusal on its own: the contract must be
+approved, its policy must allow federated training by the caller's organization and not have
+expired, k and the series must fit the contract, and every participant must have declared
+compliant data. A launch that passes them all reaches Flower (here: none configured, 503), so
+no refusal above is Flower's. Nothing is written by any of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from harness import Park, contract_in_state
+from samples import contract_data, sensor_table
+
+from fedpark.contracts import Contract, validate_table
+
+pytestmark = pytest.mark.integration
+
+
+def _policy(**changes: Any) -> dict[str, Any]:
+    return contract_data()["policy"] | {"experiment_orgs": ["acme"], "min_factories": 2} | changes
+
+
+def _declare(park: Park, data: dict[str, Any], org: str, *, compliant: bool = True) -> None:
+    table = sensor_table(rows=200 if compliant else 20, seed=len(org))  # 20 < min_rows
+    result = validate_table(Contract.model_validate(data), table)
+    assert result.report.passed == compliant
+    body = {
+        "name": "line",
+        "report": result.report.model_dump(mode="json"),
+        "profile": result.profile.model_dump(mode="json"),
+    }
+    path = f"/contracts/{data['id']}/versions/{data['version']}/datasets"
+    with park.client(f"{org}-factory") as factory:
+        assert factory.post(path, json=body).status_code == 201
+
+
+def _launch(park: Park, data: dict[str, Any], **changes: Any) -> Any:
+    body = {
+        "name": "checked",
+        "contract_id": data["id"],
+        "contract_version": data["version"],
+        "participants": ["acme", "bravo"],
+        "min_factories": 2,
+    } | changes
+    with park.client("acme-researcher") as researcher:
+        before = len(researcher.get("/experiments", params={"limit": 500}).json())
+        answer = researcher.post("/experiments", json=body)
+        after = len(researcher.get("/experiments", params={"limit": 500}).json())
+    assert after == before, "a refused launch wrote something"
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "words"),
+    [
+        ("not approved", 409, "is submitted"),
+        ("no federated training", 403, "does not allow federated training"),
+        ("policy expired", 409, "policy expired on 2020-01-01"),
+        ("k below the contract's", 422, "at least the contract's k = 2"),
+        ("series not an id column", 422, "series must name an id column"),
+        ("a participant without compliant data", 422, "no compliant dataset declared by: bravo"),
+        ("everything right", 503, "no Flower SuperLink configured"),
+    ],
+)
+def test_each_launch_check_refuses_on_its_own(
+    park: Park, case: str, status: int, words: str
+) -> None:
+    policy = {
+        "no federated training": _policy(purposes=["analytics"]),
+        "policy expired": _policy(expires="2020-01-01"),
+    }.get(case, _policy())
+    data = contract_in_state(
+        park, "submitted" if case == "not approved" else "approved", policy=policy
+    )
+    if case != "not approved":
+        _declare(park, data, "acme")
+        _declare(park, data, "bravo", compliant=case != "a participant without compliant data")
+    changes: dict[str, Any] = {
+        "k below the contract's": {"min_factories": 1},
+        "series not an id column": {"model": {"kind": "tcnn", "series": "temp"}},
+    }.get(case, {})
+    answer = _launch(park, data, **changes)
+    assert answer.status_code == status, (case, answer.text)
+    assert words in answer.json()["detail"], answer.json()
