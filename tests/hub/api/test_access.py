@@ -249,6 +249,9 @@ MATRIX.update(
     }
 )
 
+# On a missing experiment every caller gets 404: these rows keep every endpoint in the matrix
+# and check anonymous callers and run tokens; who sees and does what to real experiments and
+# models is test_access_experiments.py.
 NO_EXPERIMENT = "exp-000000000000"
 EXP = "/api/v1/experiments/{experiment_id}"
 RUN = "/api/v1/runs/{experiment_id}"
