@@ -57,6 +57,10 @@ def fedpark_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "fedpark.clients.cli", *args]
 
 
+class PortTakenError(RuntimeError):
+    pass
+
+
 @dataclass
 class HubProcess:
     """``fedpark hub serve`` in a child process."""
@@ -66,6 +70,7 @@ class HubProcess:
     port: int = field(default_factory=free_port)
     process: ChildProcess | None = None
     ca: Path | None = None  # the CA that signed the hub's TLS certificate: serve HTTPS
+    started_once: bool = False
 
     @property
     def url(self) -> str:
@@ -80,6 +85,19 @@ class HubProcess:
         return self.data_dir / "hub-test.log"
 
     def start(self, timeout: float = 60) -> HubProcess:
+        """Start and wait until healthy. A first start whose free port was taken meanwhile
+        (found free, then bound by someone else) tries another; a restart keeps its port,
+        which the factories know."""
+        for _ in range(3):
+            try:
+                return self._start_once(timeout)
+            except PortTakenError:
+                if self.started_once:
+                    raise
+                self.port = free_port()
+        raise RuntimeError("no free port for the hub after 3 tries")
+
+    def _start_once(self, timeout: float) -> HubProcess:
         argv = fedpark_argv(
             "hub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)
         )
@@ -87,10 +105,14 @@ class HubProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.process.alive():
-                raise RuntimeError(f"hub exited during start:\n{self.process.log_tail(30)}")
+                tail = self.process.log_tail(30)
+                if "address already in use" in tail.lower():
+                    raise PortTakenError(tail)
+                raise RuntimeError(f"hub exited during start:\n{tail}")
             try:
                 health = httpx.get(f"{self.url}/health", timeout=2, verify=self.verify)
                 if health.status_code == 200:
+                    self.started_once = True
                     return self
             except httpx.TransportError:
                 pass
