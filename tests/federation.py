@@ -167,6 +167,8 @@ class ParkSetup:
     fleet_proxy: RecordingProxy | None = None
     hub_proxy: RecordingProxy | None = None
     gate: ChildProcess | None = None
+    # With ``report_proxy=True``: the hub's public URL, which the ServerApp reports to.
+    report_proxy: RecordingProxy | None = None
 
     def stop(self) -> None:
         for process in self.joins.values():
@@ -175,7 +177,7 @@ class ParkSetup:
             self.gate.stop()
         self.hub.stop()
         self.federation.stop()
-        for proxy in (self.fleet_proxy, self.hub_proxy):
+        for proxy in (self.fleet_proxy, self.hub_proxy, self.report_proxy):
             if proxy is not None:
                 proxy.close()
 
@@ -191,6 +193,7 @@ def start_park(
     hub_settings: dict[str, str] | None = None,
     write: Callable[[str, pa.Table, Path], Path] | None = None,
     columns: list[dict[str, Any]] | None = None,
+    report_proxy: bool = False,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
@@ -203,7 +206,8 @@ def start_park(
     a TLS SuperLink with node authentication, and factories reaching only the Fleet gate.
     ``hub_settings`` adds ``FEDPARK_*`` settings to the hub's environment. ``write(org, table,
     folder)`` writes a factory's file and returns its path (what it joins with; the table is
-    what it declares); ``columns`` replaces the contract's columns.
+    what it declares); ``columns`` replaces the contract's columns. With ``report_proxy`` the
+    hub's public URL (where the ServerApp reports) is a counting proxy in front of it.
     """
     pki = _park_pki(tmp / "pki") if closed else None
     federation = Federation(tmp / "flwr").start_superlink(pki)
@@ -222,11 +226,22 @@ def start_park(
         fleet_proxy = RecordingProxy(("127.0.0.1", federation.port))
         env["FEDPARK_FLEET_ADDRESS"] = fleet_proxy.address
     hub = HubProcess(tmp / "hub", hub_env(s3, **env))
+    reports = None
+    if report_proxy:  # the ServerApp reaches the hub through it (the hub's public URL)
+        reports = RecordingProxy(("127.0.0.1", hub.port))
+        hub.env["FEDPARK_PUBLIC_URL"] = f"http://{reports.address}"
     if record:
         hub_proxy = RecordingProxy(("127.0.0.1", hub.port))
     factory_hub_url = f"http://{hub_proxy.address}" if hub_proxy else hub.url
     park = ParkSetup(
-        hub, federation, {}, {}, fleet_proxy=fleet_proxy, hub_proxy=hub_proxy, gate=gate
+        hub,
+        federation,
+        {},
+        {},
+        fleet_proxy=fleet_proxy,
+        hub_proxy=hub_proxy,
+        gate=gate,
+        report_proxy=reports,
     )
     try:
         hub.start()

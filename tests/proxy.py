@@ -22,6 +22,7 @@ class RecordingProxy:
     sent: bytearray = field(default_factory=bytearray)  # client -> target
     received: bytearray = field(default_factory=bytearray)  # target -> client
     connections: int = 0
+    attempts_while_down: int = 0  # connections accepted while the target refused them
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -42,6 +43,8 @@ class RecordingProxy:
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
+                with self._lock:
+                    self.attempts_while_down += 1
                 client.close()
                 continue
             upstream.settimeout(None)
