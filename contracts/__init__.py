@@ -21,7 +21,7 @@ from fedpark.contracts.errors import (
     UnreadableDataError,
 )
 from fedpark.contracts.model import Column, ColumnRole, ColumnRules, Contract, Domain, UsagePolicy
-from fedpark.contracts.report import DataProfile, ValidationReport
+from fedpark.contracts.report import DataProfile, Declaration, ValidationReport
 from fedpark.contracts.validate import ValidationResult, validate_file, validate_table
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ContractInvalidError",
     "DataError",
     "DataProfile",
+    "Declaration",
     "Domain",
     "SignatureError",
     "UnreadableDataError",

@@ -8,7 +8,7 @@ times. ``extra="forbid"`` makes the hub refuse anything else smuggled in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -107,11 +107,47 @@ class DataProfile(_Model):
     k: int = Field(ge=1, description="Smallest category count that is reported")
     columns: list[ColumnProfile] = Field(default_factory=list, max_length=5000)
 
+    def shared(self) -> DataProfile:
+        """The profile as it may leave the factory: no single reading in it.
+
+        A column's minimum and maximum are readings of one row each: they leave rounded
+        outward to two significant digits (a bound, not a reading). Statistics of fewer
+        than ``k`` values (a mean of one value is that value) leave as a count alone.
+        """
+        columns = []
+        for column in self.columns:
+            stats = column.numeric
+            if stats is not None and stats.count < self.k:
+                stats = NumericStats(count=stats.count)
+            elif stats is not None:
+                low, high = bound(stats.min, math.floor), bound(stats.max, math.ceil)
+                stats = stats.model_copy(update={"min": low, "max": high})
+            columns.append(column.model_copy(update={"numeric": stats}))
+        return self.model_copy(update={"columns": columns})
+
     def column(self, name: str) -> ColumnProfile:
         for column in self.columns:
             if column.name == name:
                 return column
         raise KeyError(name)
+
+
+def bound(value: float | None, towards: Callable[[float], int], digits: int = 2) -> float | None:
+    """``value`` rounded to ``digits`` significant digits in the direction of ``towards``
+    (``math.floor`` for a lower bound, ``math.ceil`` for an upper one)."""
+    if value is None or not math.isfinite(value) or value == 0:
+        return value
+    scale = 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
+    return float(round(towards(value / scale) * scale, 12))
+
+
+class Declaration(_Model):
+    """What a factory sends to declare its data for a contract version: a name for the data
+    set, its validation report and its profile, both as they may leave the factory."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    report: ValidationReport
+    profile: DataProfile
 
 
 def pooled_moments(

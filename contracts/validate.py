@@ -26,6 +26,7 @@ from fedpark.contracts.reader import (
 )
 from fedpark.contracts.report import (
     DataProfile,
+    Declaration,
     RuleViolation,
     SchemaDifference,
     ValidationReport,
@@ -153,6 +154,11 @@ def _describe(dtype: pa.DataType) -> str:
 class ValidationResult:
     report: ValidationReport
     profile: DataProfile
+
+    def declaration(self, name: str) -> Declaration:
+        """The declaration of this data as ``name``: report and profile as they may leave
+        the factory (see ``ValidationReport.shared`` and ``DataProfile.shared``)."""
+        return Declaration(name=name, report=self.report.shared(), profile=self.profile.shared())
 
 
 def validate_file(

@@ -294,12 +294,7 @@ def start_park(
                 timeout=30,
             ) as factory:
                 declared = factory.post(
-                    f"{base}/datasets",
-                    json={
-                        "name": "line",
-                        "report": result.report.model_dump(mode="json"),
-                        "profile": result.profile.model_dump(mode="json"),
-                    },
+                    f"{base}/datasets", json=result.declaration("line").model_dump(mode="json")
                 )
                 assert declared.status_code == 201, declared.text
             park.joins[org] = ChildProcess(

@@ -393,7 +393,8 @@ def declare(
     Exits 1 without declaring if the data breaks the contract (unless --allow-failing),
     2 if it cannot be read. What is sent: the validation report (rule names, counts, row
     numbers; neither the file's name nor column names the contract does not know) and the
-    profile (aggregates; categories seen at least k times).
+    profile (aggregates of at least k values, minimum and maximum rounded outward to two
+    significant digits; categories seen at least k times).
     """
     from fedpark.contracts import DataError, validate_file
     from fedpark.contracts.document import contract_from_data
@@ -413,11 +414,7 @@ def declare(
                 "the data, or record it as non-compliant with --allow-failing",
                 code=1,
             )
-        body = {
-            "name": name,
-            "report": result.report.shared().model_dump(mode="json"),
-            "profile": result.profile.model_dump(mode="json"),
-        }
+        body = result.declaration(name).model_dump(mode="json")
         declared = api.post(f"{_path(contract_id, version)}/datasets", body)
     show(declared, ("org_id", "name", "rows", "compliant", "declared_at"), as_json)
     if not result.report.passed:

@@ -220,12 +220,7 @@ def join_factories(park: Park, document: dict[str, Any], hours: float) -> None:
         result = validate_file(contract, data)
         with park.api(f"{plant.name}-ops") as factory:
             factory.post(
-                f"{base}/datasets",
-                {
-                    "name": "tep-history",
-                    "report": result.report.model_dump(mode="json"),
-                    "profile": result.profile.model_dump(mode="json"),
-                },
+                f"{base}/datasets", result.declaration("tep-history").model_dump(mode="json")
             )
         park.processes.append(
             ChildProcess(

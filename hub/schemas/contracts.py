@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedpark.contracts.report import DataProfile, ValidationReport
+from fedpark.contracts.report import DataProfile, Declaration, ValidationReport
 
 
 class ContractChange(BaseModel):
@@ -54,14 +54,9 @@ class RejectionCreate(BaseModel):
     reason: str = Field(min_length=3, max_length=2000, description="Why, for the authors")
 
 
-class DatasetCreate(BaseModel):
-    """A declaration: the validation report and profile computed at the factory (no rows)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
-    report: ValidationReport
-    profile: DataProfile
+# A declaration: the validation report and profile computed at the factory (no rows), one
+# model on both sides of the wire.
+DatasetCreate = Declaration
 
 
 class DatasetPublic(BaseModel):

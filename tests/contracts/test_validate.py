@@ -212,3 +212,30 @@ def test_categories_seen_fewer_than_k_times_are_suppressed_not_named(contract: C
     assert profile.suppressed_categories == 3
     assert sum(profile.categories.values()) == 197
     assert "press-9-RARE" not in validate_table(relaxed, table).profile.model_dump_json()
+
+
+def test_a_declaration_carries_no_single_reading(contract: Contract) -> None:
+    """A column's minimum and maximum are one row's readings each: a declaration sends them
+    rounded outward (a bound that still holds every value); a mean of fewer than k values is
+    close to those values, so such a column's statistics leave as a count alone."""
+    table = sensor_table(rows=300)
+    readings = [3.2111, 2.9777, 3.0333, 3.1555]  # four readings, k is 10
+    table = _with(table, "pressure", readings + [None] * 296, pa.float64())
+    result = validate_table(contract, table, min_category_count=10)
+    temps = table["temp"].to_numpy()
+    low, high = float(temps.min()), float(temps.max())
+    exact = result.profile.column("temp").numeric
+    assert exact is not None and (exact.min, exact.max) == (low, high)  # the local profile
+
+    declared = result.declaration("line")
+    shared = declared.profile.column("temp").numeric
+    assert shared is not None and shared.min is not None and shared.max is not None
+    assert shared.min <= low and shared.max >= high  # still a bound on every reading
+    assert shared.min != low and shared.max != high
+    assert float(f"{shared.min:.2g}") == shared.min and float(f"{shared.max:.2g}") == shared.max
+    assert (shared.mean, shared.std, shared.count) == (exact.mean, exact.std, exact.count)
+    few = declared.profile.column("pressure").numeric
+    assert few is not None and few.model_dump(exclude_none=True) == {"count": 4}
+    text = declared.model_dump_json()
+    assert not any(repr(v) in text for v in (low, high, 3.2111, 2.9777, 3.0333, 3.1555))
+    assert declared.report == result.report.shared()
