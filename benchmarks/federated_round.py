@@ -26,8 +26,8 @@ from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest
 from flwr.supercore.control import ControlHttpClient
 from flwr.supercore.fab import Fab
 
-from fedpark.clients.cli.demo import Park, _free_port, approve_contract, join_factories
-from fedpark.clients.processes import ChildProcess
+from fedpark.clients.cli.demo import Park, approve_contract, join_factories
+from fedpark.clients.processes import ChildProcess, free_port
 from fedpark.clients.supernode import flower_env, supernode_argv
 from fedpark.contracts import Contract
 from fedpark.experiments.features import plan_from_contract
@@ -69,7 +69,7 @@ def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> li
     contract = Contract.model_validate(document)
     plan = plan_from_contract(contract, "classification")
     (work / "contract.json").write_text(json.dumps(document))
-    link = _free_port()
+    link = free_port()
     processes = [
         ChildProcess(
             [
@@ -90,7 +90,7 @@ def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> li
             config = {"data-path": str(path), "contract": str(work / "contract.json")}
             processes.append(
                 ChildProcess(
-                    supernode_argv(f"127.0.0.1:{link}", _free_port(), config),
+                    supernode_argv(f"127.0.0.1:{link}", free_port(), config),
                     work / f"node{i}.log",
                     env=flower_env(work / f"node{i}"),
                 ).start()

@@ -14,6 +14,7 @@ from fedpark.clients.api import HubClient
 from fedpark.clients.errors import HubApiError, HubError
 from fedpark.contracts import Contract
 from fedpark.contracts.errors import ContractError
+from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.signing import load_public_key, verify_contract
 
 PARTS = (("contract.json", "document"), ("signature.json", "signature"))
@@ -64,7 +65,7 @@ def fetch_verified(
     """
     folder = cache_folder(work_dir, contract_id, version)
     if not (folder / "signature.json").exists():
-        base = f"/contracts/{contract_id}/versions/{version}"
+        base = ContractRef(contract_id, version).api_path
         try:
             parts = {name: api.request_bytes("GET", f"{base}/{part}") for name, part in PARTS}
         except HubApiError as exc:

@@ -52,19 +52,19 @@ from fedpark.contracts.errors import ReadFailure
 from fedpark.contracts.reader import open_source
 from fedpark.experiments.features import (
     FeaturePlan,
-    Normalization,
     model_arrays,
     plan_from_contract,
     recent_split,
 )
-from fedpark.experiments.models import build_model
+from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import (
     FAILURE_CODE,
     REFUSAL_CODE,
+    SPEC_KEY,
     FactoryProblem,
     ProblemKind,
+    RunSpec,
 )
-from fedpark.experiments.run_spec import SPEC_KEY, RunSpec
 from fedpark.experiments.training import TrainConfig, evaluate, train
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _load(msg: Message, context: Context) -> LocalData:
     plan = plan_from_contract(contract, spec.model.task, spec.model.series)
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
-    norm = Normalization(spec.normalization.mean, spec.normalization.std)
+    norm = spec.normalization
     window = spec.model.window if spec.model.kind == "tcnn" else None
     x, y, series = model_arrays(table, plan, norm, window)
     (train_x, train_y), (eval_x, eval_y) = recent_split(x, y, spec.train.eval_fraction, series)
@@ -215,7 +215,7 @@ app = ClientApp(mods=[contained_errors_mod])
 
 def _model(local: LocalData, arrays: ArrayRecord) -> nn.Module:
     classes = len(local.plan.classes) if local.plan.classes else None
-    model = build_model(local.spec.model.spec(), local.plan.n_features, classes)
+    model = build_model(ModelSpec.of(local.spec.model), local.plan.n_features, classes)
     model.load_state_dict(arrays.to_torch_state_dict())
     return model
 

@@ -6,10 +6,18 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import IO
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago (for a child to bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _tie_to_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child

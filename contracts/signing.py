@@ -120,23 +120,3 @@ def verify_contract(
     if payload.get("contract_sha256") != contract_sha256(contract):
         raise SignatureError("the contract differs from the approved one (sha256 mismatch)")
     return payload
-
-
-def verify_model(
-    weights: bytes, manifest: bytes, document: Any, public_key: Ed25519PublicKey
-) -> dict[str, Any]:
-    """Check that the hub signed this manifest and that it names exactly these weights."""
-    payload = verify_document(document, public_key)
-    if payload.get("kind") != "model-manifest":
-        raise SignatureError("this signature is not a model manifest's")
-    if payload.get("manifest_sha256") != hashlib.sha256(manifest).hexdigest():
-        raise SignatureError("the manifest differs from the signed one (sha256 mismatch)")
-    if payload.get("weights_sha256") != hashlib.sha256(weights).hexdigest():
-        raise SignatureError("the weights differ from the signed ones (sha256 mismatch)")
-    try:
-        facts = json.loads(manifest)
-    except ValueError:
-        raise SignatureError("the manifest is not JSON") from None
-    if facts.get("weights", {}).get("sha256") != payload["weights_sha256"]:
-        raise SignatureError("the manifest names other weights than the signature")
-    return payload

@@ -10,7 +10,6 @@ window spans two of them; its values never reach the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,8 @@ import pyarrow.compute as pc
 
 from fedpark.contracts import Contract
 from fedpark.contracts.model import Column, ColumnRole
-from fedpark.contracts.report import DataProfile, pooled_moments
 from fedpark.contracts.types import is_numeric
+from fedpark.experiments.protocol.spec import Normalization, is_scalar_number
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,6 @@ class FeaturePlan:
         return names + [c for c in (self.time, self.series) if c]
 
 
-def _scalar_number(column: Column) -> bool:
-    dtype = column.arrow_type
-    return is_numeric(dtype) or pa.types.is_boolean(dtype)
-
-
 def plan_from_contract(contract: Contract, task: str, series: str | None = None) -> FeaturePlan:
     """Build the plan; raises ValueError when the contract cannot feed this task."""
     if series is not None:
@@ -61,7 +55,7 @@ def plan_from_contract(contract: Contract, task: str, series: str | None = None)
     for column in contract.columns:
         if column.role is not ColumnRole.FEATURE:
             continue  # id, pii, label and time columns are never features
-        if _scalar_number(column):
+        if is_scalar_number(column):
             numeric.append(column.name)
         elif column.rules.allowed_values and pa.types.is_string(column.arrow_type):
             categorical.append((column.name, tuple(str(v) for v in column.rules.allowed_values)))
@@ -96,20 +90,6 @@ def _classes(label: Column) -> tuple[Any, ...]:
     raise ValueError(
         f"classification needs the label's classes: give {label.name} allowed_values "
         "(or integer min and max)"
-    )
-
-
-@dataclass(frozen=True)
-class Normalization:
-    mean: dict[str, float]
-    std: dict[str, float]
-
-
-def pooled_normalization(profiles: Sequence[DataProfile], columns: Sequence[str]) -> Normalization:
-    """Standardization pooled over all factories' rows, from their profiles alone."""
-    pooled = pooled_moments(profiles, columns)
-    return Normalization(
-        {name: m for name, (m, _) in pooled.items()}, {name: s for name, (_, s) in pooled.items()}
     )
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from fedpark.experiments.protocol.spec import ModelSettings
+
 Task = Literal["classification", "regression"]
 
 
@@ -55,6 +57,18 @@ class ModelSpec:
             raise ValueError("tcnn needs window >= 2 and kernel_size >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
+
+    @classmethod
+    def of(cls, settings: ModelSettings) -> ModelSpec:
+        """The architecture an experiment's model settings describe."""
+        return cls(
+            kind=settings.kind,
+            task=settings.task,
+            hidden=tuple(settings.hidden),
+            window=settings.window,
+            kernel_size=settings.kernel_size,
+            dropout=settings.dropout,
+        )
 
 
 class MLP(nn.Module):

@@ -17,9 +17,9 @@ from flwr.serverapp import Grid, ServerApp
 from fedpark.contracts import Contract
 from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
-from fedpark.experiments.models import build_model
+from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.protocol import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.reporting import DirectoryReporter, HubReporter, Reporter, RunError
-from fedpark.experiments.run_spec import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import (
     from_safetensors,
@@ -60,7 +60,7 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
     """Train ``spec`` on the grid and report every round and the final model."""
     started = time.time()
     contract = Contract.model_validate(spec.contract)
-    model_spec = spec.model.spec()
+    model_spec = ModelSpec.of(spec.model)
     plan = plan_from_contract(contract, model_spec.task, spec.model.series)
     torch.manual_seed(spec.seed)
     norm = spec.normalization

@@ -21,19 +21,25 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-# name -> (class, parameters it accepts beyond the node counts)
-STRATEGIES: dict[str, tuple[Callable[..., Strategy], frozenset[str]]] = {
-    "fedavg": (FedAvg, frozenset()),
-    "fedprox": (FedProx, frozenset({"proximal_mu"})),
-    "fedavgm": (FedAvgM, frozenset({"server_learning_rate", "server_momentum"})),
-    "fedadam": (FedAdam, frozenset({"eta", "eta_l", "beta_1", "beta_2", "tau"})),
-    "fedmedian": (FedMedian, frozenset()),
-    "fedtrimmedavg": (FedTrimmedAvg, frozenset({"beta"})),
-    "krum": (Krum, frozenset({"num_malicious_nodes"})),
+from fedpark.experiments.protocol.spec import (
+    COUNT_PARAMS,
+    DP_PARAMS,
+    STRATEGY_PARAMS,
+    StrategyName,
+    check_strategy_params,
+)
+
+# Flower's class for each strategy FedPark runs; the parameters each takes are the protocol's
+# table (the hub checks a launch against the same one).
+CLASSES: dict[StrategyName, Callable[..., Strategy]] = {
+    StrategyName.FEDAVG: FedAvg,
+    StrategyName.FEDPROX: FedProx,
+    StrategyName.FEDAVGM: FedAvgM,
+    StrategyName.FEDADAM: FedAdam,
+    StrategyName.FEDMEDIAN: FedMedian,
+    StrategyName.FEDTRIMMEDAVG: FedTrimmedAvg,
+    StrategyName.KRUM: Krum,
 }
-DP_PARAMETERS = frozenset({"noise_multiplier", "clipping_norm"})
-# Parameters that count nodes: Flower slices with them, so they must be ints.
-COUNTS = frozenset({"num_malicious_nodes"})
 
 
 def build_strategy(
@@ -57,18 +63,17 @@ def build_strategy(
     min_factories
         At least the contract's k: no aggregate of fewer factories is ever formed.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
-    cls, accepted = STRATEGIES[name]
-    unknown = set(params) - accepted - DP_PARAMETERS
-    if unknown:
-        raise ValueError(f"{name} does not take {', '.join(sorted(unknown))}")
+    try:
+        strategy_name = StrategyName(name)
+    except ValueError:
+        known = ", ".join(StrategyName)
+        raise ValueError(f"unknown strategy {name!r}: use one of {known}") from None
+    check_strategy_params(strategy_name, dict(params))
     if min_factories < 1:
         raise ValueError("min_factories must be at least 1")
-    own = {k: v for k, v in params.items() if k in accepted}
-    for key in COUNTS & set(own):  # JSON and the API carry numbers as floats
-        if float(own[key]) != int(own[key]) or int(own[key]) < 0:
-            raise ValueError(f"{key} must be a whole number, not {own[key]}")
+    cls = CLASSES[strategy_name]
+    own = {k: v for k, v in params.items() if k in STRATEGY_PARAMS[strategy_name]}
+    for key in COUNT_PARAMS & set(own):  # JSON and the API carry numbers as floats
         own[key] = int(own[key])
     strategy = cls(
         fraction_train=fraction_train,
@@ -78,11 +83,9 @@ def build_strategy(
         min_available_nodes=min_factories,
         **own,
     )
-    dp = {k: params[k] for k in DP_PARAMETERS if k in params}
-    if not dp:
+    dp = {k: params[k] for k in DP_PARAMS if k in params}
+    if not dp:  # check_strategy_params saw both or neither
         return strategy
-    if set(dp) != DP_PARAMETERS:
-        raise ValueError("differential privacy needs both noise_multiplier and clipping_norm")
     return DifferentialPrivacyClientSideFixedClipping(
         strategy,
         noise_multiplier=float(dp["noise_multiplier"]),

@@ -1,4 +1,4 @@
-"""Roles, organization kinds and the authenticated caller."""
+"""Roles, organization kinds, the authenticated caller, and a page of a listing."""
 
 from __future__ import annotations
 
@@ -47,3 +47,11 @@ class Principal:
     def sees_org_private(self, org_id: str) -> bool:
         """Whether another organization's private objects are visible (park admins only)."""
         return self.is_park_admin or self.org_id == org_id
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which slice of a listing: ``limit`` items from ``offset``."""
+
+    offset: int = 0
+    limit: int = 100

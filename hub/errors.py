@@ -11,10 +11,8 @@ domain branch to HTTP problem details in one place (``fedpark.hub.api.problems``
     │   ├── ObjectNotFoundError       no such object or version
     │   └── IntegrityError            bytes read back do not match the recorded sha256
     ├── CatalogError                  the SQL catalog cannot be reached or migrated
-
-Storage and catalog errors are not the caller's fault: unavailability answers 503 with
-Retry-After (it passes), a missing or damaged object the catalog pins answers 500
-``stored-data-damaged`` at once and is logged as an alert (it does not pass by waiting).
+    ├── FlowerUnavailableError        the Flower SuperLink is not configured, cannot be
+    │                                 reached, or failed a Control API call
     └── DomainError                   a request the hub refuses (carries an HTTP status)
         ├── AuthenticationError       401: no token, unknown, expired or revoked token
         ├── PermissionDeniedError     403: the caller's role may not do this
@@ -24,7 +22,13 @@ Retry-After (it passes), a missing or damaged object the catalog pins answers 50
         ├── InvalidInputError         422: well-formed JSON with values that cannot be used
         └── TooManyRequestsError      429: too many failed sign-ins, or requests with a token
 
-Messages are written for a person and never contain secrets.
+Storage, catalog and Flower errors are not the caller's fault: unavailability answers 503
+with Retry-After (it passes), a missing or damaged object the catalog pins answers 500
+``stored-data-damaged`` at once and is logged as an alert (it does not pass by waiting).
+Contract errors (``fedpark.contracts.errors``) answer 422 with the field they name.
+
+Messages are written for a person in FedPark's words: never a secret, never the text of a
+driver's or a library's exception (that goes to the operator's log, where it helps).
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ class IntegrityError(StorageError):
 
 class CatalogError(FedparkError):
     """The SQL catalog cannot be reached or brought to the current schema."""
+
+
+class FlowerUnavailableError(FedparkError):
+    """The Flower SuperLink is not configured, cannot be reached, or failed a call."""
 
 
 class DomainError(FedparkError):

@@ -7,7 +7,7 @@ Only Flower's control-plane modules are used here; no training code is imported.
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,10 @@ from flwr.supercore.control import ControlHttpClient
 from flwr.supercore.error import ApiErrorCode, FlowerError
 from flwr.supercore.fab import Fab
 
-from fedpark.hub.errors import FedparkError
+from fedpark.experiments.protocol import SPEC_KEY, RunSpec
+from fedpark.hub.errors import ConflictError, FlowerUnavailableError, InvalidInputError
 
-SPEC_KEY = "fedpark-spec"  # the one run-config key; read by fedpark.experiments.run_spec
+log = logging.getLogger(__name__)
 
 # The Flower App Bundle holds only this pyproject.toml: the apps are FedPark's installed code,
 # so the SuperLink installs nothing per run (--disable-runtime-dependency-installation).
@@ -52,10 +53,6 @@ clientapp = "fedpark.clients.client_app:app"
 [tool.flwr.app.config]
 {SPEC_KEY} = "{{}}"
 """
-
-
-class FlowerUnavailableError(FedparkError):
-    """The SuperLink cannot be reached or refused the request."""
 
 
 @dataclass(frozen=True)
@@ -99,16 +96,18 @@ class FlowerControl:
     def _call(self, what: str, fn: Any) -> Any:
         try:
             return fn(self._client())
+        except (ConflictError, InvalidInputError):
+            raise
         except Exception as exc:  # the client raises transport and status errors alike
-            raise FlowerUnavailableError(
-                f"the Flower SuperLink at {self.address} could not {what}: {exc}"
-            ) from None
+            # Flower's text is for the operator's log; the answer says what FedPark tried.
+            log.warning("the Flower SuperLink at %s could not %s: %s", self.address, what, exc)
+            raise FlowerUnavailableError(f"the Flower SuperLink could not {what}") from None
 
-    def start_run(self, spec: dict[str, Any]) -> int:
+    def start_run(self, spec: RunSpec) -> int:
         data, digest = self._fab
         request = StartRunRequest(
             fab=fab_to_proto(Fab(digest, data, {})),
-            override_config=user_config_to_proto({SPEC_KEY: json.dumps(spec)}),
+            override_config=user_config_to_proto({SPEC_KEY: spec.model_dump_json()}),
         )
         response = self._call("start the run", lambda c: c.StartRun(request))
         return int(response.run_id)
@@ -136,7 +135,29 @@ class FlowerControl:
         self._call("stop the run", lambda c: c.StopRun(StopRunRequest(run_id=run_id)))
 
     def register_node(self, public_key_pem: bytes, name: str) -> int:
-        """Let a SuperNode's key in (SuperLinks with ``--enable-supernode-auth``)."""
+        """Let a SuperNode's key in (SuperLinks with ``--enable-supernode-auth``).
+
+        Raises
+        ------
+        ConflictError
+            The key is registered already (a factory joining again with its key).
+        InvalidInputError
+            The SuperLink does not accept the key.
+        """
         request = RegisterNodeRequest(public_key=public_key_pem, name=name)
-        response = self._call("register the node", lambda c: c.RegisterNode(request))
-        return int(response.node_id)
+
+        def register(client: ControlHttpClient) -> Any:
+            try:
+                return client.RegisterNode(request)
+            except httpx.HTTPStatusError as exc:
+                error = FlowerError.from_json(exc.response.text)
+                code = error.code if error is not None else None
+                if code == ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE:
+                    raise ConflictError("this node key is already registered") from None
+                if code == ApiErrorCode.PUBLIC_KEY_NOT_VALID:
+                    raise InvalidInputError(
+                        "the Flower SuperLink does not accept this node key", field="public_key"
+                    ) from None
+                raise
+
+        return int(self._call("register the node", register).node_id)

@@ -7,8 +7,9 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedpark.contracts import Contract
-from fedpark.experiments.features import Normalization, encode, plan_from_contract
+from fedpark.experiments.features import encode, plan_from_contract
 from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.protocol import Normalization
 from fedpark.experiments.training import TrainConfig, evaluate, train
 
 app = ClientApp()
@@ -29,7 +30,7 @@ def _local(context: Context):  # type: ignore[no-untyped-def]
 def _norm(plan, table):  # type: ignore[no-untyped-def]
     means = {c: float(table[c].to_numpy().mean()) for c in plan.numeric}
     stds = {c: float(table[c].to_numpy().std()) or 1.0 for c in plan.numeric}
-    return Normalization(means, stds)
+    return Normalization(mean=means, std=stds)
 
 
 @app.train()

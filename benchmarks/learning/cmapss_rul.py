@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedpark.datasets.cmapss import write_factories
-from fedpark.experiments.run_spec import ModelSettings, TrainSettings
+from fedpark.experiments.protocol import ModelSettings, TrainSettings
 
 console = Console()
 DEFAULT_STRATEGIES = ["fedavg", "fedprox:proximal_mu=0.01"]

@@ -31,23 +31,17 @@ from torch import nn
 
 from fedpark.contracts import Contract, contract_sha256, validate_file
 from fedpark.contracts.reader import open_source
-from fedpark.experiments.features import (
-    FeaturePlan,
-    Normalization,
-    model_arrays,
-    plan_from_contract,
-    pooled_normalization,
-    recent_split,
-)
-from fedpark.experiments.models import build_model
-from fedpark.experiments.run_spec import (
+from fedpark.experiments.features import FeaturePlan, model_arrays, plan_from_contract, recent_split
+from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.protocol import (
     SPEC_KEY,
     DirectoryOutput,
     ModelSettings,
+    Normalization,
     RunSpec,
     TrainSettings,
+    pooled_normalization,
 )
-from fedpark.experiments.run_spec import Normalization as SpecNormalization
 from fedpark.experiments.training import TrainConfig, evaluate, train
 from fedpark.experiments.weights import from_safetensors
 
@@ -121,7 +115,7 @@ class Study:
         target = None
         if self.model.task == "regression":
             target = (self.norm.mean[self.plan.label], self.norm.std[self.plan.label])
-        return build_model(self.model.spec(), self.plan.n_features, self.classes, target)
+        return build_model(ModelSpec.of(self.model), self.plan.n_features, self.classes, target)
 
     def score(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> Metrics:
         return evaluate(model, x, y, self.model.task, self.classes)
@@ -202,7 +196,7 @@ def run_fedpark(
         rounds=rounds,
         min_factories=len(study.factories),
         round_timeout=3600,
-        normalization=SpecNormalization(mean=study.norm.mean, std=study.norm.std),
+        normalization=study.norm,
         seed=seed,
         output=DirectoryOutput(directory=str(out)),
     )

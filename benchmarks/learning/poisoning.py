@@ -38,7 +38,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fedpark.datasets import tep
-from fedpark.experiments.run_spec import ModelSettings, TrainSettings
+from fedpark.experiments.protocol import ModelSettings, TrainSettings
 
 console = Console()
 ATTACKER = "plant-5"

@@ -43,7 +43,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fedpark.datasets import tep
-from fedpark.experiments.run_spec import ModelSettings, TrainSettings
+from fedpark.experiments.protocol import ModelSettings, TrainSettings
 
 console = Console()
 DEFAULT_STRATEGIES = [

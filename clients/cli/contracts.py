@@ -44,7 +44,9 @@ def _load(path: Path) -> Contract:
 
 
 def _path(contract_id: str, version: str) -> str:
-    return f"/contracts/{contract_id}/versions/{version}"
+    from fedpark.contracts.ref import ContractRef
+
+    return ContractRef(contract_id, version).api_path
 
 
 # -- offline --------------------------------------------------------------------------------

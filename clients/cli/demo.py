@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,16 +23,13 @@ from rich.table import Table
 from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import out
 from fedpark.clients.errors import HubError, HubUnreachableError
-from fedpark.clients.processes import ChildProcess
+from fedpark.clients.processes import ChildProcess, free_port
+
+if TYPE_CHECKING:
+    from fedpark.experiments.protocol import RoundReport
 
 MARKER = ".fedpark-demo"
 RESEARCH_ORG, PARTNER_ORG = "tu-lab", "carmaker"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(data_dir: Path) -> None:
@@ -80,7 +76,7 @@ class Park:
     def start(self, hub_port: int | None) -> None:
         from fedpark.clients.supernode import flower_env
 
-        link = _free_port()
+        link = free_port()
         (self.dir / "superlink").mkdir(parents=True, exist_ok=True)
         self.processes.append(
             ChildProcess(
@@ -99,7 +95,7 @@ class Park:
                 env=flower_env(self.dir / "superlink"),
             ).start()
         )
-        port = hub_port or _free_port()
+        port = hub_port or free_port()
         self.url = f"http://127.0.0.1:{port}"
         hub = ChildProcess(
             _fedpark("hub", "serve", "--port", str(port), "--data-dir", str(self.dir / "hub")),
@@ -256,7 +252,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run a whole park on this machine: contract, factories, federated training, signed model."""
-    from fedpark.clients.cli.experiments import follow
+    from fedpark.clients.cli.experiments import follow, reported
 
     started = time.perf_counter()
     data_dir = data_dir.resolve()
@@ -275,9 +271,7 @@ def demo(
                 f"researcher launched {experiment}: FedAvg, {rounds} rounds, {factories} factories"
             )
             follow(researcher, experiment)
-            rounds_done = [
-                r for r in researcher.get(f"/experiments/{experiment}/rounds") if r["report"]
-            ]
+            rounds_done = reported(researcher.get(f"/experiments/{experiment}/rounds"))
         _results(park, experiment, rounds_done, time.perf_counter() - started)
         if keep_running:
             out.print(f"\nEverything keeps running (hub {park.url}) until you press Ctrl-C.")
@@ -290,7 +284,7 @@ def demo(
         out.print(f"Everything the demo started is stopped. Results and logs: {data_dir}")
 
 
-def _results(park: Park, experiment: str, rounds: list[dict[str, Any]], took: float) -> None:
+def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float) -> None:
     from fedpark.clients.cli.experiments import metrics_table, verify_files
     from fedpark.clients.plots import plot_rounds
 

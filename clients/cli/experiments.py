@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+
+if TYPE_CHECKING:  # the protocol pulls pyarrow in: the CLI imports it when it needs it
+    from fedpark.experiments.protocol import RoundReport
 
 experiment_app = typer.Typer(
     help="Federated experiments on approved contracts.", no_args_is_help=True
@@ -98,9 +101,13 @@ def launch(
     as_json: JsonOpt = False,
 ) -> None:
     """Start federated training on an approved contract (researchers)."""
-    contract_id, _, version = contract.partition("@")
-    if not version:
-        raise typer.BadParameter("--contract takes ID@VERSION, e.g. press-sensors@1.0.0")
+    from fedpark.contracts.ref import ContractRef
+
+    try:
+        ref = ContractRef.parse(contract)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--contract: {exc}") from None
+    contract_id, version = ref.id, ref.version
     body = {
         "name": name,
         "contract_id": contract_id,
@@ -128,27 +135,32 @@ def launch(
             follow(api, created["id"])
 
 
-def metrics_table(rounds: list[dict[str, Any]]) -> Table:
+def reported(rounds: list[dict[str, Any]]) -> list[RoundReport]:
+    """The reports of the rounds that have reported, typed (the hub's ``RoundPublic.report``)."""
+    from fedpark.experiments.protocol import RoundReport
+
+    return [RoundReport.model_validate(r["report"]) for r in rounds if r["report"]]
+
+
+def metrics_table(reports: list[RoundReport]) -> Table:
     table = Table(title="Metrics per round (evaluation weighted by examples)")
-    keys = sorted({k for r in rounds for k in r["report"].get("evaluate", {})})
+    keys = sorted({k for r in reports for k in r.evaluate})
     for col in ("round", "train_loss", *keys, "factories", "refused or failed"):
         table.add_column(col)
-    for r in rounds:
-        report = r["report"]
-        trained = report["train_factories"]
-        factories = f"{len(trained)} ({sum(f['examples'] for f in trained)} examples)"
-        if report.get("aggregated") is False:
+    for report in reports:
+        trained = report.train_factories
+        factories = f"{len(trained)} ({sum(f.examples for f in trained)} examples)"
+        if not report.aggregated:
             factories += " not aggregated: below k"
-        absent = [f["org"] for f in report.get("refused", [])]
-        absent += [f.get("org") or f"node {f['node_id']}" for f in report.get("failures", [])]
-        refused = ", ".join(absent) or "-"
-        loss = report.get("train", {}).get("train_loss")
+        absent = [f.org for f in report.refused]
+        absent += [f.org or f"node {f.node_id}" for f in report.failures]
+        loss = report.train.get("train_loss")
         table.add_row(
-            str(r["round"]),
+            str(report.round),
             "-" if loss is None else f"{loss:.4f}",
-            *(f"{report['evaluate'].get(k, float('nan')):.4f}" for k in keys),
+            *(f"{report.evaluate.get(k, float('nan')):.4f}" for k in keys),
             factories,
-            refused,
+            ", ".join(absent) or "-",
         )
     return table
 
@@ -162,7 +174,7 @@ def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, A
     bar = progress.add_task(f"{experiment_id} {state['status']}", total=state["rounds"])
     with Live(progress, console=out, refresh_per_second=4) as live:
         while True:
-            rounds = [r for r in api.get(f"/experiments/{experiment_id}/rounds") if r["report"]]
+            rounds = reported(api.get(f"/experiments/{experiment_id}/rounds"))
             progress.update(
                 bar, completed=len(rounds), description=f"{experiment_id} {state['status']}"
             )
@@ -179,7 +191,7 @@ def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, A
     return state
 
 
-def _grid(progress: Progress, rounds: list[dict[str, Any]]) -> Table:
+def _grid(progress: Progress, rounds: list[RoundReport]) -> Table:
     grid = Table.grid()
     grid.add_row(progress)
     grid.add_row(metrics_table(rounds[-5:]))
@@ -208,7 +220,7 @@ def status(
     if state.get("error"):
         out.print(f"error: {state['error']}", highlight=False)
     if rounds:
-        out.print(metrics_table(rounds))
+        out.print(metrics_table(reported(rounds)))
 
 
 @experiment_app.command("stop")
@@ -229,7 +241,8 @@ def list_experiments(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOp
 
 def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
     from fedpark.contracts import ContractError
-    from fedpark.contracts.signing import load_public_key, verify_model
+    from fedpark.contracts.signing import load_public_key
+    from fedpark.experiments.protocol import verify_model
 
     try:
         return verify_model(

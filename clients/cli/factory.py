@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -17,15 +16,10 @@ import typer
 from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
 from fedpark.clients.errors import HubApiError
+from fedpark.clients.processes import free_port
 
 app = typer.Typer(help="Run a factory's federated client next to its data.", no_args_is_help=True)
 log = logging.getLogger("fedpark.factory")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _node_key(api: HubClient, work_dir: Path) -> Path:
@@ -68,6 +62,7 @@ def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
         fetch_verified,
     )
     from fedpark.contracts import DataError, validate_file
+    from fedpark.contracts.ref import ContractRef
 
     declared = api.get("/datasets", limit=500)
     versions = sorted({(d["contract_id"], d["version"]) for d in declared})
@@ -77,7 +72,7 @@ def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
             "one under their contract (`fedpark contract declare`)"
         )
     for contract_id, version in versions:
-        name = f"{contract_id} {version}"
+        name = ContractRef(contract_id, version).display
         try:
             contract = fetch_verified(api, contract_id, version, work_dir, work_dir / "hub-key.pem")
             result = validate_file(contract, data)
@@ -208,7 +203,7 @@ def join(
     auth_key = None
     if federation.get("node_auth"):  # the SuperLink lets in only registered node keys
         auth_key = _node_key(client(hub, token), work_dir)
-    argv = supernode_argv(federation["fleet_address"], _free_port(), node_config, ca, auth_key)
+    argv = supernode_argv(federation["fleet_address"], free_port(), node_config, ca, auth_key)
     supervisor = Supervisor(argv, work_dir / "supernode.log", flower_env(work_dir / "flwr"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: supervisor.stop())

@@ -8,11 +8,10 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from fedpark.hub.domain import Principal, Role
+from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.services.audit import AuditEntry
-from fedpark.hub.services.identity import Page
 
 T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An API token: `fedpark token create`")

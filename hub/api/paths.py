@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Path
 
-ContractId = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")]
+from fedpark.contracts.model import SLUG
+
+ContractId = Annotated[str, Path(max_length=63, pattern=SLUG)]
 Version = Annotated[str, Path(max_length=64, pattern=r"^[0-9A-Za-z.+-]+$")]
 ExperimentId = Annotated[str, Path(max_length=40, pattern=r"^exp-[0-9a-f]{12}$")]

@@ -12,12 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fedpark.hub.console.views import error_page
+from fedpark.contracts.errors import ContractError, ContractInvalidError
 from fedpark.hub.errors import (
+    CatalogError,
     DomainError,
     FedparkError,
+    FlowerUnavailableError,
     IntegrityError,
     ObjectNotFoundError,
+    StorageError,
     TooManyRequestsError,
 )
 
@@ -42,8 +45,10 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    if _console(request):  # people, not programs: a page (or the sign-in form for 401)
-        return error_page(request, status, title, detail)
+    page = getattr(request.app.state, "error_page", None)  # set by the console's install
+    if page is not None and _console(request):  # people, not programs: a page (or sign-in)
+        rendered: Response = page(request, status, title, detail)
+        return rendered
     body: dict[str, Any] = {
         "type": f"urn:fedpark:problem:{code}",
         "title": title,
@@ -122,6 +127,29 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _contract_error(request: Request, exc: Exception) -> Response:
+    """A contract document, signature or data set the contracts package refused: its
+    messages name fields, rules and counts, never a value."""
+    assert isinstance(exc, ContractError)
+    field = (
+        exc.problems[0].field if isinstance(exc, ContractInvalidError) and exc.problems else None
+    )
+    if field:
+        return problem(request, 422, "invalid-input", "Invalid input", str(exc), field=field)
+    return problem(request, 422, "invalid-input", "Invalid input", str(exc))
+
+
+def _unavailable(exc: FedparkError) -> str:
+    """What a 503 says: FedPark's words for what is down, not the driver's."""
+    if isinstance(exc, FlowerUnavailableError):
+        return str(exc)  # built by the hub (hub.flower): what it tried, never Flower's text
+    if isinstance(exc, StorageError):
+        return "the hub's object storage is unavailable; retry shortly"
+    if isinstance(exc, CatalogError):
+        return "the hub's catalog is unavailable; retry shortly"
+    return "a service the hub needs is unavailable; retry shortly"
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
@@ -154,14 +182,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             "(missing, or not the bytes recorded); waiting will not help: the park operator "
             "has been alerted and can find it by the request id",
         )
-    if isinstance(exc, FedparkError):  # storage or catalog unreachable: it passes
+    if isinstance(exc, FedparkError):  # storage, catalog or Flower unreachable: it passes
         log.error("request failed: %s", exc)
         return problem(
             request,
             503,
             "unavailable",
             "Service unavailable",
-            str(exc),
+            _unavailable(exc),
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     log.exception("unexpected error")
@@ -176,6 +204,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(ContractError, _contract_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(FedparkError, _unexpected)

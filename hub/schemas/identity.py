@@ -7,12 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fedpark.contracts.model import Slug
 from fedpark.hub.domain import OrgKind, Role
 
-Slug = Annotated[
-    str,
-    Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"),
-]
 Username = Annotated[
     str,
     Field(min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$"),

@@ -21,17 +21,19 @@ from fedpark.contracts import Contract, canonical_json, contract_sha256
 from fedpark.contracts.arrow import schema_ipc_bytes
 from fedpark.contracts.compat import CompatibilityReport, compare
 from fedpark.contracts.document import contract_from_data
+from fedpark.contracts.errors import ContractError
 from fedpark.contracts.model import semver_key
+from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.signing import approval_payload, canonical, sign_document
-from fedpark.hub.domain import Principal, Role
+from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import (
     ChangedMeanwhileError,
     ConflictError,
+    IntegrityError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
-from fedpark.hub.services.identity import Page
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.storage import Storage, UnitOfWork
 from fedpark.hub.storage.models import ContractColumnIndex, ContractVersion, utcnow
@@ -42,7 +44,7 @@ AUTHOR_ROLES = frozenset({Role.FACTORY, Role.STEWARD, Role.RESEARCHER})
 
 
 def _name(contract_id: str, version: str) -> str:
-    return f"{contract_id} {version}"
+    return ContractRef(contract_id, version).display
 
 
 class ContractService:
@@ -284,9 +286,13 @@ class ContractService:
             sha256=row.document_sha256,
             version_id=row.document_version_id,
         )
-        contract = contract_from_data(json.loads(data), f"stored {row.contract_id} {row.version}")
+        name = _name(row.contract_id, row.version)
+        try:
+            contract = contract_from_data(json.loads(data), f"stored {name}")
+        except (ValueError, ContractError):  # the bytes matched their sha256: written broken
+            raise IntegrityError(f"the stored document of contract {name} is not one") from None
         if contract_sha256(contract) != row.document_sha256:  # belt and braces: re-canonicalize
-            raise ConflictError(f"stored contract {row.contract_id} {row.version} is inconsistent")
+            raise IntegrityError(f"the stored document of contract {name} is not the approved one")
         return contract
 
     def get(

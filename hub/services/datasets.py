@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 
 from fedpark.contracts.report import DataProfile, ValidationReport
-from fedpark.hub.domain import Principal, Role
+from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from fedpark.hub.services.contracts import ContractService
-from fedpark.hub.services.identity import Page
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import DeclaredDataset, utcnow
 

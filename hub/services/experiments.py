@@ -12,22 +12,23 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from fedpark.contracts.model import ColumnRole, Contract
-from fedpark.contracts.report import DataProfile, pooled_moments
-from fedpark.hub.domain import Principal, Role
+from fedpark.contracts.report import DataProfile
+from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.experiments.protocol.spec import pooled_normalization, standardized_columns
+from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import (
     ConflictError,
+    FlowerUnavailableError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
-from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
+from fedpark.hub.flower import FlowerControl
 from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.audit import describe
 from fedpark.hub.services.contracts import ContractService
-from fedpark.hub.services.identity import Page
 from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
@@ -104,7 +105,7 @@ class ExperimentService:
         describe(f"experiment:{experiment_id}")  # the audit record commits with the row
         spec = self._spec(
             experiment_id,
-            contract.model_dump(mode="json"),
+            contract,
             row.document_sha256,
             body,
             profiles,
@@ -127,9 +128,8 @@ class ExperimentService:
         contract_sha256: str,
         run_id: int,
         token: str,
-        spec: dict[str, Any],
+        spec: RunSpec,
     ) -> Experiment:
-        kept = {k: v for k, v in spec.items() if k != "output"}  # never the run token
         with self.storage.unit_of_work() as uow:
             return uow.experiments.add(
                 Experiment(
@@ -145,7 +145,7 @@ class ExperimentService:
                     participants=json.dumps(body.participants),
                     flower_run_id=str(run_id),
                     run_token_hash=hash_token(token),
-                    run_spec=json.dumps(kept),
+                    run_spec=json.dumps(spec.without_secrets()),  # never the run token
                     started_at=utcnow(),
                 )
             )
@@ -172,43 +172,24 @@ class ExperimentService:
     def _spec(
         self,
         experiment_id: str,
-        contract: dict[str, Any],
+        contract: Contract,
         contract_sha256: str,
         body: ExperimentCreate,
         profiles: list[DataProfile],
         token: str,
-    ) -> dict[str, Any]:
-        """The run config read by ``fedpark.experiments.run_spec.RunSpec``."""
-        numeric = [
-            c["name"]
-            for c in contract["columns"]
-            if c["role"] == "feature"
-            and c["type"].startswith(("int", "uint", "float", "bool", "decimal"))
-        ]
-        label = next(c for c in contract["columns"] if c["role"] == "label")
-        if body.model.task == "regression":  # the model's output scale (in label units)
-            numeric.append(label["name"])
-        pooled = pooled_moments(profiles, numeric)
-        return {
-            "experiment_id": experiment_id,
-            "contract": contract,
-            "contract_sha256": contract_sha256,
-            "model": body.model.model_dump(),
-            "train": body.train.model_dump(),
-            "strategy": body.strategy,
-            "strategy_params": body.strategy_params,
-            "rounds": body.rounds,
-            "participants": body.participants,
-            "min_factories": body.min_factories,
-            "rounds_below_k": body.rounds_below_k,
-            "round_timeout": body.round_timeout,
-            "normalization": {
-                "mean": {k: m for k, (m, _) in pooled.items()},
-                "std": {k: s for k, (_, s) in pooled.items()},
-            },
-            "seed": body.seed,
-            "output": {"hub_url": self.hub_url, "run_token": token},
-        }
+    ) -> RunSpec:
+        """What the run's ServerApp and ClientApps read from Flower's run config."""
+        return RunSpec(
+            **body.plan().model_dump(),
+            experiment_id=experiment_id,
+            contract=contract.model_dump(mode="json"),
+            contract_sha256=contract_sha256,
+            participants=body.participants,
+            normalization=pooled_normalization(
+                profiles, standardized_columns(contract, body.model.task)
+            ),
+            output=HubOutput(hub_url=self.hub_url, run_token=token),
+        )
 
     # -- reading and stopping -------------------------------------------------------------
 

@@ -6,8 +6,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fedpark.hub.domain import Principal, Role
-from fedpark.hub.errors import ConflictError, InvalidInputError, PermissionDeniedError
-from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
+from fedpark.hub.errors import (
+    FlowerUnavailableError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
+from fedpark.hub.flower import FlowerControl
 
 NIST_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
@@ -42,9 +46,4 @@ class FederationService:
         pem = node_key_pem(public_key)
         if self.flower is None:
             raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
-        try:
-            return self.flower.register_node(pem, name=caller.org_id)
-        except FlowerUnavailableError as exc:
-            if "already" in str(exc).lower():  # a factory joining again with its key
-                raise ConflictError("this node key is already registered") from None
-            raise
+        return self.flower.register_node(pem, name=caller.org_id)

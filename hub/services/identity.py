@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fedpark.hub.domain import OrgKind, Principal, Role
+from fedpark.hub.domain import OrgKind, Page, Principal, Role
 from fedpark.hub.errors import (
     AuthenticationError,
     ConflictError,
@@ -31,12 +31,6 @@ class IssuedToken:
 
     token: ApiToken
     secret: str
-
-
-@dataclass(frozen=True)
-class Page:
-    offset: int = 0
-    limit: int = 100
 
 
 class IdentityService:

@@ -7,12 +7,22 @@ restart, a storage outage), and a retry of something already recorded is accepte
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
-from fedpark.contracts.signing import canonical, sign_document
-from fedpark.experiments.protocol import RoundReport
+from fedpark.contracts.signing import canonical
+from fedpark.experiments.protocol import RoundReport, TrainingPlan
+from fedpark.experiments.protocol.manifest import (
+    ManifestContract,
+    ManifestExperiment,
+    ManifestRestart,
+    ManifestRound,
+    ManifestStrategy,
+    ManifestWeights,
+    ModelManifest,
+    contributors,
+    sign_manifest,
+)
 from fedpark.hub.errors import (
     AuthenticationError,
     ConflictError,
@@ -131,17 +141,8 @@ class RunReportService:
         if not any(r.aggregated for r in rounds):
             raise ConflictError(f"experiment {run.id} has no aggregated round: nothing to seal")
         manifest = self._manifest(run, rounds, stored.sha256, summary)
-        manifest_bytes = canonical(manifest)
-        signature = sign_document(
-            {
-                "kind": "model-manifest",
-                "experiment_id": run.id,
-                "manifest_sha256": _sha256(manifest_bytes),
-                "weights_sha256": stored.sha256,
-                "hub": self.hub_url,
-            },
-            self.key.private_key,
-        )
+        manifest_bytes = manifest.canonical()
+        signature = sign_manifest(manifest, run.id, self.hub_url, self.key.private_key)
         manifest_obj = self.storage.objects.put_bytes(
             self.bucket, f"{run.id}/manifest.json", manifest_bytes, "application/json"
         )
@@ -152,7 +153,7 @@ class RunReportService:
             model = uow.experiments.add_model(
                 TrainedModel(
                     experiment_id=run.id,
-                    contributors=json.dumps(manifest["participants"]),
+                    contributors=json.dumps(manifest.participants),
                     weights_key=stored.key,
                     weights_sha256=stored.sha256,
                     weights_version_id=stored.version_id,
@@ -178,56 +179,32 @@ class RunReportService:
         rounds: list[RoundReport],
         weights_sha256: str,
         summary: dict[str, Any],
-    ) -> dict[str, Any]:
-        settings = json.loads(run.settings)
-        contributors = sorted({org for r in rounds if r.aggregated for org in r.contributors})
-        return {
-            "format": "fedpark-model-manifest/v2",
-            "experiment": {
-                "id": run.id,
-                "name": run.name,
-                "launched_by": run.created_by,
-                "organization": run.org_id,
-            },
-            "contract": {
-                "id": run.contract_id,
-                "version": run.contract_version,
-                "sha256": run.contract_sha256,
-            },
-            # Whose updates are in the model: the contributors of aggregated rounds.
-            "participants": contributors,
-            "invited": json.loads(run.participants),
-            "min_factories": settings["min_factories"],
-            "rounds": [
-                {
-                    "round": r.round,
-                    "aggregated": r.aggregated,
-                    "contributors": r.contributors,
-                    "examples": {
-                        f.org: f.examples for f in r.train_factories if f.org in r.contributors
-                    },
-                    "train": r.train,
-                    "evaluate": r.evaluate,
-                    "refused": [f.org for f in r.refused],
-                    "failed": sorted({f.org or f"node {f.node_id}" for f in r.failures}),
-                }
-                for r in rounds
-            ],
-            # Runs resumed after their SuperLink was lost: from which round's checkpoint.
-            "restarts": [
-                {"from_round": r["from_round"], "at": r["at"], "reason": r["reason"]}
+    ) -> ModelManifest:
+        stored = json.loads(run.settings)
+        settings = TrainingPlan.model_validate(
+            {k: v for k, v in stored.items() if k in TrainingPlan.model_fields}
+        )
+        return ModelManifest(
+            experiment=ManifestExperiment(
+                id=run.id, name=run.name, launched_by=run.created_by, organization=run.org_id
+            ),
+            contract=ManifestContract(
+                id=run.contract_id, version=run.contract_version, sha256=run.contract_sha256
+            ),
+            participants=contributors(rounds),
+            invited=json.loads(run.participants),
+            min_factories=settings.min_factories,
+            rounds=[ManifestRound.of(r) for r in rounds],
+            restarts=[
+                ManifestRestart(from_round=r["from_round"], at=r["at"], reason=r["reason"])
                 for r in json.loads(run.restarts)
             ],
-            "strategy": {"name": settings["strategy"], "params": settings["strategy_params"]},
-            "model": settings["model"],
-            "training": settings["train"],
-            "weights": {"format": "safetensors", "sha256": weights_sha256},
-            "fedpark_version": __version__,
-            "started_at": run.started_at.isoformat() if run.started_at else None,
-            "ended_at": utcnow().isoformat(),
-            "summary": {k: v for k, v in summary.items() if isinstance(v, int | float | str)},
-        }
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+            strategy=ManifestStrategy(name=settings.strategy, params=settings.strategy_params),
+            model=settings.model,
+            training=settings.train,
+            weights=ManifestWeights(sha256=weights_sha256),
+            fedpark_version=__version__,
+            started_at=run.started_at.isoformat() if run.started_at else None,
+            ended_at=utcnow().isoformat(),
+            summary={k: v for k, v in summary.items() if isinstance(v, int | float | str)},
+        )

@@ -26,7 +26,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from fedpark.hub.flower import FlowerControl, FlowerUnavailableError, RunStatus
+from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.hub.errors import FlowerUnavailableError
+from fedpark.hub.flower import FlowerControl, RunStatus
 from fedpark.hub.services.experiments import ACTIVE, set_status
 from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
@@ -107,10 +109,20 @@ class RunSupervisor:
         assert self.flower is not None
         done = self._complete_rounds(row.id)
         token = new_run_token()
-        spec = json.loads(row.run_spec) | {
-            "start_round": done,
-            "output": {"hub_url": self.hub_url, "run_token": token},
-        }
+        try:
+            spec = RunSpec.model_validate(
+                json.loads(row.run_spec)
+                | {"start_round": done, "output": HubOutput(hub_url=self.hub_url, run_token=token)}
+            )
+        except ValueError:  # a damaged row: say so on the experiment, watch the others
+            log.critical("ALERT experiment %s: its stored run spec is unreadable", row.id)
+            set_status(
+                self.storage,
+                row.id,
+                "failed",
+                f"{reason} (not resumed: its stored run spec is unreadable)",
+            )
+            return
         try:
             run_id = self.flower.start_run(spec)
         except FlowerUnavailableError as exc:  # the SuperLink is still coming back: next pass

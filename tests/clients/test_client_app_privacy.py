@@ -30,8 +30,13 @@ from fedpark.clients.client_app import app
 from fedpark.contracts import Contract, contract_sha256, validate_file
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.reader import open_source
-from fedpark.experiments.protocol import FAILURE_CODE, REFUSAL_CODE, FactoryProblem, ProblemKind
-from fedpark.experiments.run_spec import SPEC_KEY
+from fedpark.experiments.protocol import (
+    FAILURE_CODE,
+    REFUSAL_CODE,
+    SPEC_KEY,
+    FactoryProblem,
+    ProblemKind,
+)
 
 SENTINEL = "SENTINEL-CLIENTAPP-x4Rw"
 ROWS = 200

@@ -15,7 +15,8 @@ from federation import Federation, write_contract_dir
 from samples import contract_data, sensor_table
 
 from fedpark.contracts import Contract, contract_sha256, validate_table
-from fedpark.experiments.features import plan_from_contract, pooled_normalization
+from fedpark.experiments.features import plan_from_contract
+from fedpark.experiments.protocol import pooled_normalization
 from fedpark.experiments.weights import from_safetensors, weights_sha256
 
 pytestmark = pytest.mark.integration

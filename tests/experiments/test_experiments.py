@@ -20,11 +20,11 @@ from fedpark.experiments.features import (
     encode_series,
     model_arrays,
     plan_from_contract,
-    pooled_normalization,
     recent_split,
     windows,
 )
 from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.protocol import pooled_normalization
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.training import TrainConfig, evaluate, macro_f1, train
 from fedpark.experiments.weights import from_safetensors, to_safetensors, weights_sha256

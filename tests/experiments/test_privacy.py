@@ -25,7 +25,8 @@ import pytest
 from federation import launch_body, start_park, wait_for_experiment
 
 from fedpark.contracts import Contract, validate_table
-from fedpark.experiments.features import model_arrays, plan_from_contract, pooled_normalization
+from fedpark.experiments.features import model_arrays, plan_from_contract
+from fedpark.experiments.protocol import pooled_normalization
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration

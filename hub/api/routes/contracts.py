@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts import Contract
+from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
 from fedpark.hub.api.paths import ContractId, Version
@@ -55,7 +56,7 @@ def public(row: ContractVersion, contract: Contract | None = None) -> ContractVe
 
 
 def _name(contract_id: str, version: str) -> str:
-    return f"contract:{contract_id}@{version}"
+    return ContractRef(contract_id, version).audit_object
 
 
 @router.post("", response_model=ContractVersionPublic, status_code=status.HTTP_201_CREATED)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from fedpark.experiments.protocol import RoundReport
 from fedpark.hub.api.deps import (
     AuditDep,
     CurrentPrincipal,
@@ -19,8 +20,7 @@ from fedpark.hub.api.deps import (
 )
 from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.domain import Role
-from fedpark.hub.errors import AuthenticationError, PermissionDeniedError
-from fedpark.hub.flower import FlowerUnavailableError
+from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError, PermissionDeniedError
 from fedpark.hub.schemas.experiments import (
     ExperimentCreate,
     ExperimentPublic,
@@ -74,7 +74,7 @@ def launch_experiment(
 ) -> ExperimentPublic:
     """Start federated training on an approved contract version (researchers)."""
     audit.action = "experiment.launch"
-    audit.object = f"contract:{body.contract_id}@{body.contract_version}"
+    audit.object = body.contract.audit_object
     row = runtime.experiments.launch(caller, body)
     audit.object = f"experiment:{row.id}"
     return public(row)
@@ -102,7 +102,7 @@ def list_rounds(
     return [
         RoundPublic(
             round=r.round,
-            report=json.loads(r.report) if r.report else {},
+            report=RoundReport.model_validate_json(r.report) if r.report else None,
             checkpoint_sha256=r.checkpoint_sha256,
             created_at=r.created_at,
         )

@@ -12,11 +12,10 @@ from pydantic import BaseModel, ValidationError
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
-from fedpark.hub.domain import OrgKind, Principal, Role
+from fedpark.hub.domain import OrgKind, Page, Principal, Role
 from fedpark.hub.errors import InvalidInputError
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.schemas.identity import OrganizationCreate, TokenCreate, UserCreate
-from fedpark.hub.services.identity import Page
 
 router = APIRouter(prefix="/admin")
 M = TypeVar("M", bound=BaseModel)

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ContractId, Version
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
-from fedpark.hub.domain import Role
+from fedpark.hub.domain import Page, Role
 from fedpark.hub.errors import InvalidInputError, PermissionDeniedError
 from fedpark.hub.schemas.contracts import RejectionCreate
-from fedpark.hub.services.identity import Page
 
 router = APIRouter()
 
@@ -115,7 +115,8 @@ def approve(
     caller: ConsolePrincipal,
     audit: AuditDep,
 ) -> Response:
-    audit.action, audit.object = "contract.approve", f"contract:{contract_id}@{version}"
+    audit.action = "contract.approve"
+    audit.object = ContractRef(contract_id, version).audit_object
     require(caller, Role.STEWARD)
     runtime.contracts.approve(caller, contract_id, version)
     return RedirectResponse(
@@ -132,7 +133,8 @@ def reject(
     audit: AuditDep,
     reason: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    audit.action, audit.object = "contract.reject", f"contract:{contract_id}@{version}"
+    audit.action = "contract.reject"
+    audit.object = ContractRef(contract_id, version).audit_object
     require(caller, Role.STEWARD)
     try:
         body = RejectionCreate(reason=reason.strip())

@@ -12,17 +12,18 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts.model import ColumnRole
+from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol import STRATEGY_PARAMS, RoundReport
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.console.charts import Series, line_chart
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
-from fedpark.hub.domain import Principal, Role
+from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import DomainError, InvalidInputError, NotFoundError
 from fedpark.hub.runtime import HubRuntime
-from fedpark.hub.schemas.experiments import STRATEGY_PARAMS, ExperimentCreate
+from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.experiments import ACTIVE
-from fedpark.hub.services.identity import Page
 from fedpark.hub.storage.models import Experiment, ExperimentRound
 
 router = APIRouter()
@@ -85,8 +86,8 @@ def _body(form: dict[str, Any]) -> dict[str, Any]:
             continue
         section, _, name = key.rpartition(".")
         (body[section] if section else body)[name] = value
-    contract_id, _, version = str(form.get("contract", "")).partition("@")
-    body.update(contract_id=contract_id, contract_version=version)
+    ref = _ref(str(form.get("contract", "")))
+    body.update(contract_id=ref.id, contract_version=ref.version)
     body["participants"] = form.get("participants", [])
     hidden = [h.strip() for h in str(form.get("model.hidden", "")).split(",") if h.strip()]
     body["model"]["hidden"] = [_number(h, int) for h in hidden]
@@ -117,11 +118,13 @@ def _launch_context(
     approved = runtime.contracts.search(
         caller, Page(limit=500), status="approved", domain=None, owner=None, column=None, text=None
     )
-    choice = contract or (f"{approved[0].contract_id}@{approved[0].version}" if approved else "")
+    first = ContractRef(approved[0].contract_id, approved[0].version) if approved else None
+    choice = contract or (str(first) if first else "")
     factories: list[dict[str, Any]] = []
     id_columns: list[str] = []
     k = None
-    contract_id, _, version = choice.partition("@")
+    chosen = _ref(choice)
+    contract_id, version = chosen.id, chosen.version
     if contract_id and version:
         try:
             _, document = runtime.contracts.get(caller, contract_id, version)
@@ -176,7 +179,7 @@ async def launch(
     errors: dict[str, str] = {}
     try:
         body = ExperimentCreate.model_validate(_body(form))
-        audit.object = f"contract:{body.contract_id}@{body.contract_version}"
+        audit.object = body.contract.audit_object
         row = await run_in_threadpool(runtime.experiments.launch, caller, body)
     except ValidationError as exc:
         errors = _errors(exc)
@@ -193,20 +196,44 @@ async def launch(
     return RedirectResponse(f"/console/experiments/{row.id}", status_code=303)
 
 
+def _ref(text: str) -> ContractRef:
+    """The form's ``ID@VERSION``; empty parts (the launch check names the field) if it is not."""
+    try:
+        return ContractRef.parse(text)
+    except ValueError:
+        return ContractRef("", "")
+
+
 # -- watching -------------------------------------------------------------------------------
+
+
+def _cell(org: str, report: RoundReport) -> tuple[str, str]:
+    """What ``org`` did in a round, for the participation grid."""
+    trained = [f for f in report.train_factories if f.org == org]
+    refused = [r for r in report.refused if r.org == org]
+    failed = [f for f in report.failures if f.org == org]
+    if trained:
+        rows = f"{sum(f.examples for f in trained):,}"
+        if not report.aggregated:
+            rows += " (not aggregated: fewer than k factories)"
+        return ("trained", rows)
+    if refused:
+        return ("refused", refused[0].reason)
+    if failed:
+        return ("failed", failed[0].reason)
+    return ("absent", "—")
 
 
 def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
     """Charts and the participation grid of an experiment's rounds so far."""
-    reports = [(r.round, json.loads(r.report)) for r in rounds if r.report]
-    train_keys = sorted({k for _, rep in reports for k in rep.get("train", {})})
-    eval_keys = sorted({k for _, rep in reports for k in rep.get("evaluate", {})})
-    settings = json.loads(row.settings)
-    total = settings.get("rounds")
+    reports = [(r.round, RoundReport.model_validate_json(r.report)) for r in rounds if r.report]
+    train_keys = sorted({k for _, rep in reports for k in rep.train})
+    eval_keys = sorted({k for _, rep in reports for k in rep.evaluate})
+    total = json.loads(row.settings).get("rounds")
 
     def series(section: str, key: str, label: str) -> Series:
-        points = [(n, float(rep[section][key])) for n, rep in reports if key in rep[section]]
-        return Series(label, points)
+        values = [(n, rep.train if section == "train" else rep.evaluate) for n, rep in reports]
+        return Series(label, [(n, float(metrics[key])) for n, metrics in values if key in metrics])
 
     losses = [series("train", k, k.replace("_", " ")) for k in train_keys if "loss" in k]
     losses += [series("evaluate", k, f"evaluation {k}") for k in eval_keys if "loss" in k]
@@ -216,29 +243,11 @@ def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
         line_chart("Evaluation metrics per round", metrics, x_max=total),
     ]
     orgs = sorted(
-        {f.get("org", "?") for _, rep in reports for f in rep.get("train_factories", [])}
-        | {r.get("org", "?") for _, rep in reports for r in rep.get("refused", [])}
+        {f.org for _, rep in reports for f in rep.train_factories}
+        | {r.org for _, rep in reports for r in rep.refused}
         | set(json.loads(row.participants))
     )
-    grid = []
-    for org in orgs:
-        cells = []
-        for _, rep in reports:
-            trained = [f for f in rep.get("train_factories", []) if f.get("org") == org]
-            refused = [r for r in rep.get("refused", []) if r.get("org") == org]
-            failed = [f for f in rep.get("failures", []) if f.get("org") == org]
-            if trained:
-                rows = f"{sum(int(f.get('examples', 0)) for f in trained):,}"
-                if rep.get("aggregated") is False:
-                    rows += " (not aggregated: fewer than k factories)"
-                cells.append(("trained", rows))
-            elif refused:
-                cells.append(("refused", refused[0].get("reason", "refused")))
-            elif failed:
-                cells.append(("failed", failed[0].get("reason", "failed")))
-            else:
-                cells.append(("absent", "—"))
-        grid.append((org, cells))
+    grid = [(org, [_cell(org, rep) for _, rep in reports]) for org in orgs]
     return {
         "charts": charts,
         "reports": reports,

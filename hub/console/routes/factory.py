@@ -10,8 +10,7 @@ from fedpark.contracts.report import ValidationReport
 from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.console.session import ConsolePrincipal, require
 from fedpark.hub.console.views import render
-from fedpark.hub.domain import Role
-from fedpark.hub.services.identity import Page
+from fedpark.hub.domain import Page, Role
 
 router = APIRouter()
 

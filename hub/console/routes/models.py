@@ -14,7 +14,7 @@ from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.console.session import ConsolePrincipal
 from fedpark.hub.console.views import render
-from fedpark.hub.services.identity import Page
+from fedpark.hub.domain import Page
 
 router = APIRouter()
 

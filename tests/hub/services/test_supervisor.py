@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from federation import Federation
+from samples import contract_data
 
-from fedpark.hub.errors import AuthenticationError
-from fedpark.hub.flower import FlowerControl, FlowerUnavailableError
+from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError
+from fedpark.hub.flower import FlowerControl
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.runs import RunReportService
 from fedpark.hub.services.supervisor import RunSupervisor
@@ -31,7 +33,14 @@ pytestmark = pytest.mark.integration
 LOST_RUN = "12345"
 OLD_TOKEN = "fprun_old"
 # Not a runnable spec: the continuation's ServerApp exits at once (no hub to report to here).
-SPEC = {"experiment_id": "exp-x", "rounds": 5, "settings": "kept"}
+# The spec as a launch keeps it: everything but where to report (the run token).
+SPEC = RunSpec(
+    experiment_id="exp-x",
+    contract=contract_data(),
+    contract_sha256="0" * 64,
+    rounds=5,
+    output=HubOutput(hub_url="http://hub", run_token="fprun_launch"),
+).without_secrets()
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +174,18 @@ def test_closed_experiments_are_left_alone(storage: Storage, superlink: FlowerCo
 
     row = _row(storage, experiment)
     assert row.status == "finished" and row.flower_run_id == LOST_RUN
+
+
+def test_a_damaged_run_spec_fails_its_experiment_and_spares_the_others(
+    storage: Storage, superlink: FlowerControl
+) -> None:
+    damaged = _experiment(storage, complete=1, partial=False, run_spec='{"rounds": "many"}')
+    fine = _experiment(storage, complete=1, partial=False)
+    RunSupervisor(storage, superlink, "http://hub", max_restarts=3).watch()
+
+    row = _row(storage, damaged)
+    assert row.status == "failed" and row.error is not None
+    assert "its stored run spec is unreadable" in row.error and "many" not in row.error
+    resumed = _row(storage, fine)
+    assert resumed.status == "running" and resumed.flower_run_id not in (None, LOST_RUN)
+    superlink.stop(int(resumed.flower_run_id or 0))

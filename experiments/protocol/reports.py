@@ -13,23 +13,21 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from fedpark.contracts.errors import ReadFailure
+from fedpark.contracts.model import Slug
+from fedpark.experiments.protocol.base import Wire
 
 # Error codes of a ClientApp's error replies (Flower's own codes are below 100).
 REFUSAL_CODE = 4242  # the factory will not train on this run: see the FactoryProblem
 FAILURE_CODE = 4243  # the factory's ClientApp failed: only the error's type name travels
 
-OrgId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")]
+OrgId = Slug  # an organization's id
 # Rule names as the validator counts them: ``min``, ``not_null``, ``schema.missing``, ...
 RuleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}(\.[a-z_]{1,16})?$")]
 ErrorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProblemKind(StrEnum):
@@ -44,7 +42,7 @@ class ProblemKind(StrEnum):
     FACTORY_ERROR = "factory-error"  # not a refusal: the ClientApp itself failed
 
 
-class FactoryProblem(_Wire):
+class FactoryProblem(Wire):
     """A factory's answer when it does not train: sent as its error reply's reason (JSON)."""
 
     org: OrgId
@@ -138,7 +136,7 @@ def _check_reason(reason: str, expected: str) -> None:
         raise ValueError("reason must be the description of the fields, in FedPark's words")
 
 
-class FactoryRefusal(_Wire):
+class FactoryRefusal(Wire):
     """A factory that refused a round; ``reason`` is ``problem.describe()``."""
 
     org: OrgId
@@ -156,7 +154,7 @@ class FactoryRefusal(_Wire):
         return self
 
 
-class NodeFailure(_Wire):
+class NodeFailure(Wire):
     """A reply that failed, or a reply that never came; ``reason`` is derived as above."""
 
     node_id: int
@@ -186,7 +184,7 @@ def _failure(kind: FailureKind, problem: FactoryProblem | None) -> str:
     return _FAILURE_WORDS[kind]
 
 
-class FactoryResult(_Wire):
+class FactoryResult(Wire):
     """One factory's successful reply: how many rows it used, and its metrics."""
 
     org: OrgId
@@ -195,7 +193,7 @@ class FactoryResult(_Wire):
     metrics: dict[MetricName, float] = Field(default_factory=dict, max_length=64)
 
 
-class RoundReport(_Wire):
+class RoundReport(Wire):
     """What the ServerApp reports after a round (no data, only metrics, counts and kinds).
 
     ``contributors`` are the factories whose update entered the round's aggregate; a round

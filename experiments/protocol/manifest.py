@@ -1,0 +1,154 @@
+"""A trained model's provenance manifest: built and signed by the hub, verified by anyone.
+
+The manifest says which contract version, which factories (those whose updates are in the
+model, and those only invited), which rounds with which metrics, and which weights. The hub
+signs a statement naming the manifest's and the weights' sha256 (a ``fedpark-signature/v1``
+document, see :mod:`fedpark.contracts.signing`); :func:`verify_model` checks both against the
+hub's pinned public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import Field
+
+from fedpark.contracts.errors import SignatureError
+from fedpark.contracts.signing import canonical, sign_document, verify_document
+from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.reports import RoundReport
+from fedpark.experiments.protocol.spec import ModelSettings, TrainSettings
+
+SIGNATURE_KIND = "model-manifest"
+
+
+class ManifestExperiment(Wire):
+    id: str
+    name: str
+    launched_by: str
+    organization: str
+
+
+class ManifestContract(Wire):
+    id: str
+    version: str
+    sha256: str
+
+
+class ManifestRound(Wire):
+    round: int
+    aggregated: bool
+    contributors: list[str]
+    examples: dict[str, int] = Field(description="Rows each contributor trained on")
+    train: dict[str, float]
+    evaluate: dict[str, float]
+    refused: list[str]
+    failed: list[str]
+
+    @classmethod
+    def of(cls, report: RoundReport) -> ManifestRound:
+        return cls(
+            round=report.round,
+            aggregated=report.aggregated,
+            contributors=report.contributors,
+            examples={
+                f.org: f.examples for f in report.train_factories if f.org in report.contributors
+            },
+            train=report.train,
+            evaluate=report.evaluate,
+            refused=[f.org for f in report.refused],
+            failed=sorted({f.org or f"node {f.node_id}" for f in report.failures}),
+        )
+
+
+class ManifestRestart(Wire):
+    from_round: int
+    at: str
+    reason: str
+
+
+class ManifestStrategy(Wire):
+    name: str
+    params: dict[str, float]
+
+
+class ManifestWeights(Wire):
+    format: Literal["safetensors"] = "safetensors"
+    sha256: str
+
+
+class ModelManifest(Wire):
+    """What a partner reads about a model before using it."""
+
+    format: Literal["fedpark-model-manifest/v2"] = "fedpark-model-manifest/v2"
+    experiment: ManifestExperiment
+    contract: ManifestContract
+    participants: list[str] = Field(
+        description="Whose updates are in the model: the contributors of aggregated rounds"
+    )
+    invited: list[str]
+    min_factories: int
+    rounds: list[ManifestRound]
+    restarts: list[ManifestRestart] = Field(
+        description="Runs resumed after their SuperLink was lost: from which round's checkpoint"
+    )
+    strategy: ManifestStrategy
+    model: ModelSettings
+    training: TrainSettings
+    weights: ManifestWeights
+    fedpark_version: str
+    started_at: str | None
+    ended_at: str
+    summary: dict[str, int | float | str]
+
+    def canonical(self) -> bytes:
+        """The bytes that are stored, downloaded and hashed."""
+        return canonical(self.model_dump(mode="json"))
+
+
+def contributors(rounds: list[RoundReport]) -> list[str]:
+    """The factories whose updates are in the model: contributors of aggregated rounds."""
+    return sorted({org for r in rounds if r.aggregated for org in r.contributors})
+
+
+def sign_manifest(
+    manifest: ModelManifest, experiment_id: str, hub: str, key: Ed25519PrivateKey
+) -> dict[str, Any]:
+    """The hub's signature over the manifest's and the weights' sha256."""
+    return sign_document(
+        {
+            "kind": SIGNATURE_KIND,
+            "experiment_id": experiment_id,
+            "manifest_sha256": hashlib.sha256(manifest.canonical()).hexdigest(),
+            "weights_sha256": manifest.weights.sha256,
+            "hub": hub,
+        },
+        key,
+    )
+
+
+def verify_model(
+    weights: bytes, manifest: bytes, document: Any, public_key: Ed25519PublicKey
+) -> dict[str, Any]:
+    """Check that the hub signed this manifest and that it names exactly these weights.
+
+    Returns the signed statement. Raises :class:`SignatureError` saying what differs.
+    """
+    payload = verify_document(document, public_key)
+    if payload.get("kind") != SIGNATURE_KIND:
+        raise SignatureError("this signature is not a model manifest's")
+    if payload.get("manifest_sha256") != hashlib.sha256(manifest).hexdigest():
+        raise SignatureError("the manifest differs from the signed one (sha256 mismatch)")
+    if payload.get("weights_sha256") != hashlib.sha256(weights).hexdigest():
+        raise SignatureError("the weights differ from the signed ones (sha256 mismatch)")
+    try:
+        facts = json.loads(manifest)
+    except ValueError:
+        raise SignatureError("the manifest is not JSON") from None
+    named = facts.get("weights") if isinstance(facts, dict) else None
+    if not isinstance(named, dict) or named.get("sha256") != payload.get("weights_sha256"):
+        raise SignatureError("the manifest names other weights than the signature")
+    return payload

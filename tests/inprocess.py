@@ -1,0 +1,65 @@
+"""The hub in the test's own process: ``create_app(settings, runtime)`` behind Starlette's
+TestClient, on a fresh SQLite catalog and fresh buckets of the session's real embedded S3.
+
+For tests of the hub's own rules (services, routes, error mapping): no process to start, so
+they belong to the unit tier. What is about processes (restarts, crashes, replicas, real
+HTTP and TLS) stays with :class:`harness.HubProcess`. The interface is the same
+(``client(token)``, ``admin_token``), so ``harness.build_park`` works on either.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fedpark.hub.app import create_app
+from fedpark.hub.runtime import HubRuntime
+from fedpark.hub.settings import Settings
+from fedpark.hub.storage.embedded import EmbeddedS3
+
+
+@dataclass
+class InProcessHub:
+    app: FastAPI
+    runtime: HubRuntime
+    admin_token: str
+
+    def client(self, token: str | None = None) -> TestClient:
+        """A client of the API (``/api/v1``); use it as a context manager (it runs the app's
+        startup and shutdown, as a server would)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return TestClient(
+            self.app,
+            base_url="http://testserver/api/v1",
+            headers=headers,
+            raise_server_exceptions=False,  # a 500 is an answer to check, as over HTTP
+        )
+
+
+@contextmanager
+def in_process_hub(s3: EmbeddedS3, data_dir: Path, **settings: Any) -> Iterator[InProcessHub]:
+    """A hub of the test's own: its catalog in ``data_dir``, buckets of its own prefix."""
+    config = Settings(
+        data_dir=data_dir,
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.credentials.access_key,
+        s3_secret_key=s3.credentials.secret_key,
+        bucket_prefix=f"inproc-{uuid.uuid4().hex[:8]}",
+        audit_key=secrets.token_hex(32),
+        **settings,
+    )
+    runtime = HubRuntime.build(config)
+    token = runtime.start()
+    assert token is not None, "a fresh catalog bootstraps its admin"
+    try:
+        yield InProcessHub(create_app(config, runtime), runtime, token)
+    finally:
+        runtime.close()
