@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+
+from pydantic import BaseModel, Field
 
 
 class Role(StrEnum):
@@ -55,3 +58,12 @@ class Page:
 
     offset: int = 0
     limit: int = 100
+
+
+class Restart(BaseModel):
+    """An experiment's Flower run was lost (its SuperLink restarted) and the hub resumed it."""
+
+    at: datetime
+    from_round: int = Field(description="The checkpoint the continuation started from")
+    reason: str = Field(description="What Flower said about the lost run")
+    flower_run_id: str | None = Field(description="The lost run")

@@ -127,3 +127,17 @@ class TooManyRequestsError(DomainError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def unavailable_message(exc: FedparkError) -> str:
+    """What an answer says about a component that is down: FedPark's words for what, never
+    the driver's text (which names hosts, keys, SQL) that the log keeps for the operator."""
+    if isinstance(exc, FlowerUnavailableError):
+        return str(exc)  # built by the hub (hub.flower): what it tried, never Flower's text
+    if isinstance(exc, StorageAuthError):
+        return "the hub's object storage refuses the hub's credentials"
+    if isinstance(exc, StorageError):
+        return "the hub's object storage is unavailable; retry shortly"
+    if isinstance(exc, CatalogError):
+        return "the hub's catalog is unavailable; retry shortly"
+    return "a service the hub needs is unavailable; retry shortly"

@@ -40,6 +40,7 @@ def build_storage(settings: Settings) -> Storage:
         secure=settings.s3_secure,
         region=settings.s3_region,
         buckets=tuple(buckets.values()),
+        scratch_dir=settings.data_dir / "scratch",
     )
     return Storage(Catalog(settings.catalog_url), objects, buckets)
 

@@ -14,14 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fedpark.contracts.errors import ContractError, ContractInvalidError
 from fedpark.hub.errors import (
-    CatalogError,
     DomainError,
     FedparkError,
-    FlowerUnavailableError,
     IntegrityError,
     ObjectNotFoundError,
-    StorageError,
     TooManyRequestsError,
+    unavailable_message,
 )
 
 log = logging.getLogger(__name__)
@@ -139,17 +137,6 @@ async def _contract_error(request: Request, exc: Exception) -> Response:
     return problem(request, 422, "invalid-input", "Invalid input", str(exc))
 
 
-def _unavailable(exc: FedparkError) -> str:
-    """What a 503 says: FedPark's words for what is down, not the driver's."""
-    if isinstance(exc, FlowerUnavailableError):
-        return str(exc)  # built by the hub (hub.flower): what it tried, never Flower's text
-    if isinstance(exc, StorageError):
-        return "the hub's object storage is unavailable; retry shortly"
-    if isinstance(exc, CatalogError):
-        return "the hub's catalog is unavailable; retry shortly"
-    return "a service the hub needs is unavailable; retry shortly"
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
@@ -189,7 +176,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             503,
             "unavailable",
             "Service unavailable",
-            _unavailable(exc),
+            unavailable_message(exc),
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     log.exception("unexpected error")

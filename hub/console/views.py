@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ class Views:
     def __init__(self) -> None:
         self.templates = Jinja2Templates(directory=HERE / "templates")
         env = self.templates.env
-        env.filters.update(when=when, iso=iso, short=short, number=number, fromjson=json.loads)
+        env.filters.update(when=when, iso=iso, short=short, number=number)
         env.globals["navigation"] = NAVIGATION
 
     def page(self, request: Request, name: str, http_status: int, **context: Any) -> Response:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fedpark.contracts.model import Slug
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol import RoundReport, TrainingPlan
+from fedpark.hub.domain import Restart
 
 
 class _Strict(BaseModel):
@@ -38,13 +39,8 @@ class ExperimentCreate(TrainingPlan):
         return self
 
 
-class RestartPublic(BaseModel):
-    """The experiment's Flower run was lost (its SuperLink restarted) and the hub resumed it."""
-
-    at: datetime
-    from_round: int = Field(description="The checkpoint the continuation started from")
-    reason: str = Field(description="What Flower said about the lost run")
-    flower_run_id: str | None = Field(description="The lost run")
+# A resumed run, as the catalog keeps it and the API shows it.
+RestartPublic = Restart
 
 
 class ExperimentPublic(BaseModel):

@@ -34,12 +34,24 @@ from fedpark.hub.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from fedpark.hub.lifecycle import (
+    BOUND,
+    CONTRACT_TRANSITIONS,
+    EDITABLE,
+    PUBLIC,
+    ContractAction,
+    ContractStatus,
+)
+from fedpark.hub.schemas.contracts import Compatibility, ContractChange
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.storage import Storage, UnitOfWork
-from fedpark.hub.storage.models import ContractColumnIndex, ContractVersion, utcnow
+from fedpark.hub.storage.models import (
+    ContractColumnIndex,
+    ContractPart,
+    ContractVersion,
+    utcnow,
+)
 
-PUBLIC_STATUSES = ("approved", "deprecated", "retired")
-BOUND_STATUSES = ("approved", "deprecated")  # versions data may still be held under
 AUTHOR_ROLES = frozenset({Role.FACTORY, Role.STEWARD, Role.RESEARCHER})
 
 
@@ -61,9 +73,7 @@ class ContractService:
         return caller.role is Role.STEWARD or caller.is_park_admin
 
     def _visible(self, caller: Principal, row: ContractVersion) -> bool:
-        return (
-            self.sees_all(caller) or row.status in PUBLIC_STATUSES or row.owner_org == caller.org_id
-        )
+        return self.sees_all(caller) or row.status in PUBLIC or row.owner_org == caller.org_id
 
     def _row(
         self, uow: UnitOfWork, caller: Principal, contract_id: str, version: str
@@ -106,7 +116,7 @@ class ContractService:
                 owner_org=contract.owner,
                 title=contract.title,
                 domain=contract.domain.value,
-                status="draft",
+                status=ContractStatus.DRAFT,
                 created_by=caller.username,
                 compatibility=compatibility,
                 **self._store(contract),
@@ -128,7 +138,7 @@ class ContractService:
             row = self._row(uow, caller, contract_id, version)
             if row.owner_org != caller.org_id:
                 raise NotFoundError(f"no contract {_name(contract_id, version)}")
-            if row.status not in ("draft", "rejected"):
+            if row.status not in EDITABLE:
                 raise ConflictError(
                     f"contract {_name(contract_id, version)} is {row.status}: approved versions "
                     "are immutable, publish a new version instead"
@@ -138,7 +148,7 @@ class ContractService:
             for field, value in stored.items():
                 setattr(row, field, value)
             row.title, row.domain = contract.title, contract.domain.value
-            row.status, row.reason, row.updated_at = "draft", None, utcnow()
+            row.status, row.reason, row.updated_at = ContractStatus.DRAFT, None, utcnow()
             _clear_decision(row)  # a changed document carries no earlier signature
             row.compatibility = self._compatibility(uow, others, contract)
             uow.contracts.replace_columns(contract_id, version, _columns(contract))
@@ -166,19 +176,17 @@ class ContractService:
 
     def _compatibility(
         self, uow: UnitOfWork, existing: list[ContractVersion], contract: Contract
-    ) -> str | None:
+    ) -> Compatibility | None:
         """Compare with the newest version data may be held under (approved or deprecated)."""
-        bound = [r for r in existing if r.status in BOUND_STATUSES]
+        bound = [r for r in existing if r.status in BOUND]
         if not bound:
             return None
         previous = max(bound, key=lambda r: semver_key(r.version))
         report: CompatibilityReport = compare(self._load(previous), contract)
-        return json.dumps(
-            {
-                "previous_version": report.previous_version,
-                "compatible": report.compatible,
-                "changes": [asdict(c) for c in report.changes],
-            }
+        return Compatibility(
+            previous_version=report.previous_version,
+            compatible=report.compatible,
+            changes=[ContractChange(**asdict(c)) for c in report.changes],
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -188,14 +196,13 @@ class ContractService:
         caller: Principal,
         contract_id: str,
         version: str,
-        *,
-        from_: tuple[str, ...],
-        to: str,
+        action: ContractAction,
         reason: str | None = None,
     ) -> ContractVersion:
-        """Move a version from one of ``from_`` to ``to``: exactly one of several concurrent
+        """Move a version along ``action``'s transition: exactly one of several concurrent
         requests wins (the UPDATE is conditional on the row version it read); the others get
         409 with the state they lost to."""
+        from_, to = CONTRACT_TRANSITIONS[action]
         signature: str | None = None
         try:
             with self.storage.unit_of_work() as uow:
@@ -204,15 +211,15 @@ class ContractService:
                 if row.status not in from_:
                     raise ConflictError(
                         f"contract {_name(contract_id, version)} is {row.status}; "
-                        f"only a {' or '.join(from_)} version can become {to}"
+                        f"only a {' or '.join(sorted(from_))} version can become {to}"
                     )
                 now = utcnow()
-                if to == "submitted":
+                if to is ContractStatus.SUBMITTED:
                     row.submitted_by, row.submitted_at = caller.username, now
                     _clear_decision(row)
-                if to == "approved":
+                if to is ContractStatus.APPROVED:
                     signature = self._sign(caller, row, now)
-                if to in ("approved", "rejected"):
+                if to in (ContractStatus.APPROVED, ContractStatus.REJECTED):
                     row.decided_by, row.decided_at = caller.username, now
                 row.status, row.updated_at = to, now
                 if reason is not None:
@@ -230,34 +237,32 @@ class ContractService:
             ) from None
 
     @staticmethod
-    def _authorize(caller: Principal, row: ContractVersion, to: str) -> None:
-        if to == "submitted":
+    def _authorize(caller: Principal, row: ContractVersion, to: ContractStatus) -> None:
+        if to is ContractStatus.SUBMITTED:
             if row.owner_org != caller.org_id or caller.role not in AUTHOR_ROLES:
                 raise PermissionDeniedError("only the owning organization's authors submit")
             return
         if caller.role is not Role.STEWARD:
             raise PermissionDeniedError("only data stewards review contracts")
-        if to == "approved" and caller.username in (row.created_by, row.submitted_by):
+        if to is ContractStatus.APPROVED and caller.username in (row.created_by, row.submitted_by):
             raise PermissionDeniedError("a steward cannot approve their own contract")
 
     def submit(self, caller: Principal, contract_id: str, version: str) -> ContractVersion:
-        return self._transition(caller, contract_id, version, from_=("draft",), to="submitted")
+        return self._transition(caller, contract_id, version, ContractAction.SUBMIT)
 
     def approve(self, caller: Principal, contract_id: str, version: str) -> ContractVersion:
-        return self._transition(caller, contract_id, version, from_=("submitted",), to="approved")
+        return self._transition(caller, contract_id, version, ContractAction.APPROVE)
 
     def reject(
         self, caller: Principal, contract_id: str, version: str, reason: str
     ) -> ContractVersion:
-        return self._transition(
-            caller, contract_id, version, from_=("submitted",), to="rejected", reason=reason
-        )
+        return self._transition(caller, contract_id, version, ContractAction.REJECT, reason)
 
     def deprecate(self, caller: Principal, contract_id: str, version: str) -> ContractVersion:
-        return self._transition(caller, contract_id, version, from_=("approved",), to="deprecated")
+        return self._transition(caller, contract_id, version, ContractAction.DEPRECATE)
 
     def retire(self, caller: Principal, contract_id: str, version: str) -> ContractVersion:
-        return self._transition(caller, contract_id, version, from_=("deprecated",), to="retired")
+        return self._transition(caller, contract_id, version, ContractAction.RETIRE)
 
     def _sign(self, caller: Principal, row: ContractVersion, at: datetime) -> str:
         """Sign the approval into an object of its own (a request that loses the race leaves
@@ -310,7 +315,9 @@ class ContractService:
         return sorted(rows, key=lambda r: semver_key(r.version))
 
     def latest_approved(self, caller: Principal, contract_id: str) -> ContractVersion:
-        approved = [r for r in self.versions(caller, contract_id) if r.status == "approved"]
+        approved = [
+            r for r in self.versions(caller, contract_id) if r.status == ContractStatus.APPROVED
+        ]
         if not approved:
             raise NotFoundError(f"contract {contract_id!r} has no approved version")
         return approved[-1]
@@ -336,25 +343,21 @@ class ContractService:
                 column=column,
                 text=text,
                 visible_to_org=None if self.sees_all(caller) else caller.org_id,
-                public_statuses=PUBLIC_STATUSES,
+                public_statuses=tuple(PUBLIC),
             )
 
-    def artifact(self, caller: Principal, contract_id: str, version: str, part: str) -> bytes:
-        """The stored ``document``, ``schema`` or ``signature`` bytes, verified on read."""
+    def artifact(
+        self, caller: Principal, contract_id: str, version: str, part: ContractPart
+    ) -> bytes:
+        """The stored document, schema or signature bytes, verified on read."""
         with self.storage.unit_of_work() as uow:
             row = self._row(uow, caller, contract_id, version)
-        key, sha256, version_id = (
-            getattr(row, f"{part}_key"),
-            getattr(row, f"{part}_sha256"),
-            getattr(row, f"{part}_version_id"),
-        )
-        if key is None:
+        ref = row.ref(part)
+        if ref is None:
             raise NotFoundError(
                 f"contract {_name(contract_id, version)} has no {part} ({row.status})"
             )
-        return self.storage.objects.get_bytes(
-            self.bucket, key, sha256=sha256, version_id=version_id
-        )
+        return self.storage.objects.read(self.bucket, ref)
 
 
 def _clear_decision(row: ContractVersion) -> None:

@@ -7,6 +7,7 @@ import uuid
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from fedpark.hub.lifecycle import ContractStatus
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import DeclaredDataset, utcnow
@@ -33,7 +34,7 @@ class DatasetService:
         if caller.role is not Role.FACTORY:
             raise PermissionDeniedError("only factories declare datasets")
         row, _ = self.contracts.get(caller, contract_id, version)
-        if row.status != "approved":
+        if row.status != ContractStatus.APPROVED:
             raise ConflictError(f"contract {contract_id} {version} is {row.status}, not approved")
         if (report.contract_id, report.contract_version) != (contract_id, version):
             raise InvalidInputError(
@@ -58,7 +59,7 @@ class DatasetService:
             )
             dataset.declared_by, dataset.declared_at = caller.username, utcnow()
             dataset.rows, dataset.compliant = report.rows, report.passed
-            dataset.report, dataset.profile = report.model_dump_json(), profile.model_dump_json()
+            dataset.report, dataset.profile = report, profile
             return dataset if existing else uow.datasets.add(dataset)
 
     def of_org(self, caller: Principal, page: Page) -> list[DeclaredDataset]:

@@ -8,10 +8,10 @@ SuperLink through its Control API. What the run's ServerApp reports is recorded 
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile
@@ -26,16 +26,21 @@ from fedpark.hub.errors import (
     PermissionDeniedError,
 )
 from fedpark.hub.flower import FlowerControl
+from fedpark.hub.lifecycle import ACTIVE, ContractStatus, ExperimentStatus
 from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.audit import describe
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
-from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
+from fedpark.hub.storage.models import (
+    Experiment,
+    ExperimentRound,
+    ModelPart,
+    TrainedModel,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("pending", "running")
 
 
 class ExperimentService:
@@ -58,7 +63,7 @@ class ExperimentService:
     def _visible(caller: Principal, row: Experiment) -> bool:
         if caller.role is Role.STEWARD or caller.is_park_admin or caller.org_id == row.org_id:
             return True
-        return caller.role is Role.FACTORY and caller.org_id in json.loads(row.participants)
+        return caller.role is Role.FACTORY and caller.org_id in row.participants
 
     def _row(self, caller: Principal, experiment_id: str) -> Experiment:
         with self.storage.unit_of_work() as uow:
@@ -73,7 +78,7 @@ class ExperimentService:
         if caller.role is not Role.RESEARCHER:
             raise PermissionDeniedError("only researchers launch experiments")
         row, contract = self.contracts.get(caller, body.contract_id, body.contract_version)
-        if row.status != "approved":
+        if row.status != ContractStatus.APPROVED:
             raise ConflictError(f"contract {row.contract_id} {row.version} is {row.status}")
         policy = contract.policy
         if caller.org_id not in policy.experiment_orgs and caller.org_id != contract.owner:
@@ -140,12 +145,12 @@ class ExperimentService:
                     contract_sha256=contract_sha256,
                     org_id=caller.org_id,
                     created_by=caller.username,
-                    status="pending",
-                    settings=body.model_dump_json(),
-                    participants=json.dumps(body.participants),
+                    status=ExperimentStatus.PENDING,
+                    settings=body,
+                    participants=body.participants,
                     flower_run_id=str(run_id),
                     run_token_hash=hash_token(token),
-                    run_spec=json.dumps(spec.without_secrets()),  # never the run token
+                    run_spec=spec.without_secrets(),  # never the run token
                     started_at=utcnow(),
                 )
             )
@@ -159,9 +164,7 @@ class ExperimentService:
         compliant: dict[str, list[DataProfile]] = {}
         for dataset in rows:
             if dataset.compliant:
-                compliant.setdefault(dataset.org_id, []).append(
-                    DataProfile.model_validate_json(dataset.profile)
-                )
+                compliant.setdefault(dataset.org_id, []).append(dataset.profile)
         missing = [org for org in body.participants if org not in compliant]
         if missing:
             raise InvalidInputError(
@@ -218,9 +221,9 @@ class ExperimentService:
         if self.flower is not None and row.flower_run_id is not None:
             self.flower.stop(int(row.flower_run_id))
         stopped = set_status(
-            self.storage, experiment_id, "stopped", "stopped by " + caller.username
+            self.storage, experiment_id, ExperimentStatus.STOPPED, "stopped by " + caller.username
         )
-        if stopped.status != "stopped":
+        if stopped.status != ExperimentStatus.STOPPED:
             raise ConflictError(f"experiment {experiment_id} {stopped.status} meanwhile")
         return stopped
 
@@ -264,18 +267,20 @@ class ExperimentService:
                 allowed.append((run, model))
         return allowed[page.offset : page.offset + page.limit]
 
-    def model_bytes(self, caller: Principal, experiment_id: str, part: str) -> bytes:
+    def model_bytes(self, caller: Principal, experiment_id: str, part: ModelPart) -> bytes:
+        """A small part of a model (its manifest, its signature), verified."""
         model = self.model_access(caller, experiment_id)
-        return self.storage.objects.get_bytes(
-            self.bucket,
-            getattr(model, f"{part}_key"),
-            sha256=getattr(model, f"{part}_sha256"),
-            version_id=getattr(model, f"{part}_version_id"),
-        )
+        return self.storage.objects.read(self.bucket, model.ref(part))
+
+    def model_file(self, caller: Principal, experiment_id: str, part: ModelPart) -> Path:
+        """A verified copy of a part of a model (its weights: up to gigabytes), to serve in
+        bounded memory and remove."""
+        model = self.model_access(caller, experiment_id)
+        return self.storage.objects.fetch(self.bucket, model.ref(part))
 
 
 def set_status(
-    storage: Storage, experiment_id: str, status: str, error: str | None = None
+    storage: Storage, experiment_id: str, status: ExperimentStatus, error: str | None = None
 ) -> Experiment:
     """Close (or start) an experiment that is still open; a closed one stays as it ended (of
     concurrent closes, the first wins). The row as it is afterwards."""
@@ -283,7 +288,7 @@ def set_status(
     if error:
         fields["error"] = error
     with storage.unit_of_work() as uow:
-        uow.experiments.move(experiment_id, ACTIVE, status, **fields)
+        uow.experiments.move(experiment_id, status, **fields)
         row = uow.experiments.get(experiment_id)
         assert row is not None
         return row

@@ -26,8 +26,11 @@ def node_key_pem(text: str) -> bytes:
             if raw.startswith(b"-----BEGIN")
             else serialization.load_ssh_public_key(raw)
         )
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"not a public key: {exc}", field="public_key") from None
+    except (ValueError, TypeError):
+        raise InvalidInputError(
+            "not a public key: give the SuperNode's EC public key, OpenSSH or PEM",
+            field="public_key",
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, NIST_CURVES):
         raise InvalidInputError("use an EC key on P-256, P-384 or P-521", field="public_key")
     return key.public_bytes(

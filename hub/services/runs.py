@@ -7,11 +7,11 @@ restart, a storage outage), and a retry of something already recorded is accepte
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 from fedpark.contracts.signing import canonical
-from fedpark.experiments.protocol import RoundReport, TrainingPlan
+from fedpark.experiments.protocol import RoundReport
 from fedpark.experiments.protocol.manifest import (
     ManifestContract,
     ManifestExperiment,
@@ -30,12 +30,14 @@ from fedpark.hub.errors import (
     NotFoundError,
     ObjectNotFoundError,
 )
+from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
 from fedpark.hub.schemas.experiments import RoundReportCreate
-from fedpark.hub.services.experiments import ACTIVE, set_status
+from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
+from fedpark.hub.storage.objects import Spool
 from fedpark.hub.version import __version__
 
 
@@ -55,22 +57,22 @@ class RunReportService:
             row = uow.experiments.by_token_hash(hash_token(token))
         if row is None or row.id != experiment_id:
             raise AuthenticationError("unknown run token for this experiment")
-        if finished_ok and row.status == "finished":
+        if finished_ok and row.status == ExperimentStatus.FINISHED:
             return row
         if row.status not in ACTIVE:
             raise ConflictError(f"experiment {experiment_id} is {row.status}: reports are closed")
         return row
 
-    def store_checkpoint(self, run: Experiment, number: int, data: bytes) -> None:
+    def store_checkpoint(self, run: Experiment, number: int, body: Spool) -> None:
         """Keep a round's global weights; the round's report follows in a second call."""
-        stored = self.storage.objects.put_bytes(
-            self.bucket, f"{run.id}/checkpoints/round-{number:04d}.safetensors", data
+        stored = self.storage.objects.put_spool(
+            self.bucket, f"{run.id}/checkpoints/round-{number:04d}.safetensors", body
         )
         with self.storage.unit_of_work() as uow:
             row = uow.experiments.round(run.id, number)
             if row is None:
                 row = uow.experiments.add_round(
-                    ExperimentRound(experiment_id=run.id, round=number, report="")
+                    ExperimentRound(experiment_id=run.id, round=number, report=None)
                 )
             elif row.checkpoint_key is not None:
                 if row.checkpoint_sha256 == stored.sha256:
@@ -79,24 +81,21 @@ class RunReportService:
             row.checkpoint_key, row.checkpoint_sha256 = stored.key, stored.sha256
             row.checkpoint_version_id = stored.version_id
 
-    def checkpoint(self, run: Experiment, number: int) -> bytes:
+    def checkpoint_file(self, run: Experiment, number: int) -> Path:
         """A recorded round's weights, for the run's own ServerApp (a resumed run starts
-        from them); read back and checked against the sha256 recorded with the round."""
+        from them): a copy checked against the sha256 recorded with the round, to serve
+        and remove."""
         with self.storage.unit_of_work() as uow:
             row = uow.experiments.round(run.id, number)
-        if row is None or row.checkpoint_key is None or not row.report:
+        checkpoint = row.checkpoint if row is not None and row.report else None
+        if checkpoint is None:
             raise NotFoundError(f"round {number} of {run.id} has no recorded checkpoint")
-        return self.storage.objects.get_bytes(
-            self.bucket,
-            row.checkpoint_key,
-            sha256=row.checkpoint_sha256,
-            version_id=row.checkpoint_version_id,
-        )
+        return self.storage.objects.fetch(self.bucket, checkpoint)
 
     def record_round(self, run: Experiment, report: RoundReportCreate) -> None:
         """Keep a round's report. A round below k is recorded as such (it aggregated nothing);
         the ServerApp, which decides when the run ends, reports the failure itself."""
-        k = int(json.loads(run.settings)["min_factories"])
+        k = run.settings.min_factories
         if report.aggregated and len(set(report.contributors)) < k:
             raise InvalidInputError(
                 f"round {report.round} aggregated {len(set(report.contributors))} factories' "
@@ -107,20 +106,20 @@ class RunReportService:
             row = uow.experiments.round(run.id, report.round)
             if row is None:
                 row = uow.experiments.add_round(
-                    ExperimentRound(experiment_id=run.id, round=report.round, report="")
+                    ExperimentRound(experiment_id=run.id, round=report.round, report=None)
                 )
             elif row.report:
-                if RoundReportCreate.model_validate_json(row.report) == report:
+                if row.report == report:
                     return  # a retried report (the ServerApp never saw the first answer)
                 raise ConflictError(f"round {report.round} of {run.id} is already recorded")
-            row.report = report.model_dump_json()
+            row.report = report
             experiment = uow.experiments.get(run.id)
             assert experiment is not None
             experiment.rounds_completed = max(experiment.rounds_completed, report.round)
-            uow.experiments.move(run.id, ("pending",), "running")
+            uow.experiments.move(run.id, ExperimentStatus.RUNNING)
 
-    def store_model(self, run: Experiment, data: bytes) -> None:
-        self.storage.objects.put_bytes(self.bucket, f"{run.id}/model.safetensors", data)
+    def store_model(self, run: Experiment, body: Spool) -> None:
+        self.storage.objects.put_spool(self.bucket, f"{run.id}/model.safetensors", body)
 
     def finish(self, run: Experiment, summary: dict[str, Any]) -> TrainedModel:
         """Seal the run: the uploaded model with a provenance manifest signed by the hub."""
@@ -129,7 +128,7 @@ class RunReportService:
             if sealed is not None:  # a retried finish: the first one went through
                 return sealed
             rows = [r for r in uow.experiments.rounds(run.id) if r.report]
-        rounds = [RoundReport.model_validate_json(r.report) for r in rows]
+        rounds = [r.report for r in rows if r.report is not None]
         try:
             stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
         except ObjectNotFoundError:
@@ -153,7 +152,7 @@ class RunReportService:
             model = uow.experiments.add_model(
                 TrainedModel(
                     experiment_id=run.id,
-                    contributors=json.dumps(manifest.participants),
+                    contributors=manifest.participants,
                     weights_key=stored.key,
                     weights_sha256=stored.sha256,
                     weights_version_id=stored.version_id,
@@ -165,13 +164,13 @@ class RunReportService:
                     signature_version_id=signature_obj.version_id,
                 )
             )
-            if not uow.experiments.move(run.id, ACTIVE, "finished", ended_at=utcnow()):
+            if not uow.experiments.move(run.id, ExperimentStatus.FINISHED, ended_at=utcnow()):
                 # stopped or failed while sealing: no model for it (the insert rolls back)
                 raise ConflictError(f"experiment {run.id} closed before its model was sealed")
             return model
 
     def fail(self, run: Experiment, reason: str) -> None:
-        set_status(self.storage, run.id, "failed", reason)
+        set_status(self.storage, run.id, ExperimentStatus.FAILED, reason)
 
     def _manifest(
         self,
@@ -180,10 +179,7 @@ class RunReportService:
         weights_sha256: str,
         summary: dict[str, Any],
     ) -> ModelManifest:
-        stored = json.loads(run.settings)
-        settings = TrainingPlan.model_validate(
-            {k: v for k, v in stored.items() if k in TrainingPlan.model_fields}
-        )
+        settings = run.settings
         return ModelManifest(
             experiment=ManifestExperiment(
                 id=run.id, name=run.name, launched_by=run.created_by, organization=run.org_id
@@ -192,12 +188,12 @@ class RunReportService:
                 id=run.contract_id, version=run.contract_version, sha256=run.contract_sha256
             ),
             participants=contributors(rounds),
-            invited=json.loads(run.participants),
+            invited=run.participants,
             min_factories=settings.min_factories,
             rounds=[ManifestRound.of(r) for r in rounds],
             restarts=[
-                ManifestRestart(from_round=r["from_round"], at=r["at"], reason=r["reason"])
-                for r in json.loads(run.restarts)
+                ManifestRestart(from_round=r.from_round, at=r.at.isoformat(), reason=r.reason)
+                for r in run.restarts
             ],
             strategy=ManifestStrategy(name=settings.strategy, params=settings.strategy_params),
             model=settings.model,

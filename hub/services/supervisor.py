@@ -21,15 +21,14 @@ its spec, a new run token, and the last complete round's checkpoint as the start
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime
-from typing import Any
 
 from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.hub.domain import Restart
 from fedpark.hub.errors import FlowerUnavailableError
 from fedpark.hub.flower import FlowerControl, RunStatus
-from fedpark.hub.services.experiments import ACTIVE, set_status
+from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
+from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.tokens import hash_token, new_run_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, utcnow
@@ -68,7 +67,7 @@ class RunSupervisor:
         if self.flower is None:
             return
         with self.storage.unit_of_work() as uow:
-            active = uow.experiments.search(offset=0, limit=1000, statuses=ACTIVE)
+            active = uow.experiments.search(offset=0, limit=1000, statuses=tuple(ACTIVE))
         for row in active:
             if row.flower_run_id is None:
                 continue
@@ -88,30 +87,32 @@ class RunSupervisor:
             self._resume(row, state.details or "Flower reports the run failed")
             return
         if state.status == "finished" and state.sub_status == "stopped":
-            set_status(self.storage, row.id, "stopped", state.details or "stopped in Flower")
+            set_status(
+                self.storage, row.id, ExperimentStatus.STOPPED, state.details or "stopped in Flower"
+            )
             return
-        if state.status == "running" and row.status == "pending":
-            set_status(self.storage, row.id, "running")
+        if state.status == "running" and row.status == ExperimentStatus.PENDING:
+            set_status(self.storage, row.id, ExperimentStatus.RUNNING)
         self._check_stall(row)
 
     # -- resuming -------------------------------------------------------------------------
 
     def _resume(self, row: Experiment, reason: str) -> None:
-        restarts: list[dict[str, Any]] = json.loads(row.restarts)
+        restarts = row.restarts
         if row.run_spec is None or len(restarts) >= self.max_restarts:
             given_up = (
                 f" (not resumed: {len(restarts)} of {self.max_restarts} restarts used)"
                 if row.run_spec is not None
                 else ""
             )
-            set_status(self.storage, row.id, "failed", f"{reason}{given_up}")
+            set_status(self.storage, row.id, ExperimentStatus.FAILED, f"{reason}{given_up}")
             return
         assert self.flower is not None
         done = self._complete_rounds(row.id)
         token = new_run_token()
         try:
             spec = RunSpec.model_validate(
-                json.loads(row.run_spec)
+                row.run_spec
                 | {"start_round": done, "output": HubOutput(hub_url=self.hub_url, run_token=token)}
             )
         except ValueError:  # a damaged row: say so on the experiment, watch the others
@@ -119,7 +120,7 @@ class RunSupervisor:
             set_status(
                 self.storage,
                 row.id,
-                "failed",
+                ExperimentStatus.FAILED,
                 f"{reason} (not resumed: its stored run spec is unreadable)",
             )
             return
@@ -128,12 +129,9 @@ class RunSupervisor:
         except FlowerUnavailableError as exc:  # the SuperLink is still coming back: next pass
             log.warning("cannot resume %s yet: %s", row.id, exc)
             return
-        restart = {
-            "at": utcnow().isoformat(),
-            "from_round": done,
-            "reason": reason[:1000],
-            "flower_run_id": row.flower_run_id,
-        }
+        restart = Restart(
+            at=utcnow(), from_round=done, reason=reason[:1000], flower_run_id=row.flower_run_id
+        )
         try:
             with self.storage.unit_of_work() as uow:
                 current = uow.experiments.get(row.id)
@@ -145,7 +143,7 @@ class RunSupervisor:
                 # longer report into the experiment its continuation now owns.
                 current.flower_run_id = str(run_id)
                 current.run_token_hash = hash_token(token)
-                current.restarts = json.dumps([*restarts, restart])
+                current.restarts = [*restarts, restart]
                 current.rounds_completed = done
         except Exception:
             self.flower.stop(run_id)  # never leave a run the hub does not know about
@@ -185,11 +183,11 @@ class RunSupervisor:
         margin for process start-up, counted from the launch, the last restart or the last
         round.
         """
-        settings = json.loads(row.settings)
-        limit = 2 * float(settings["round_timeout"]) + STALL_MARGIN_SECONDS
+        settings = row.settings
+        limit = 2 * settings.round_timeout + STALL_MARGIN_SECONDS
         with self.storage.unit_of_work() as uow:
             rounds = uow.experiments.rounds(row.id)
-        restarts = [datetime.fromisoformat(r["at"]) for r in json.loads(row.restarts)]
+        restarts = [r.at for r in row.restarts]
         last = max([r.created_at for r in rounds] + restarts + [row.started_at or row.created_at])
         idle = (utcnow() - last).total_seconds()
         if idle <= limit:
@@ -202,7 +200,7 @@ class RunSupervisor:
         set_status(
             self.storage,
             row.id,
-            "failed",
+            ExperimentStatus.FAILED,
             f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
-            f"fewer than {settings['min_factories']} factories are reachable",
+            f"fewer than {settings.min_factories} factories are reachable",
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -18,6 +20,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from fedpark.contracts.report import DataProfile, ValidationReport
+from fedpark.experiments.protocol import RoundReport
+from fedpark.hub.domain import Restart
+from fedpark.hub.errors import IntegrityError
+from fedpark.hub.schemas.contracts import Compatibility
+from fedpark.hub.schemas.experiments import ExperimentCreate
+from fedpark.hub.storage.objects import ObjectRef
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -38,6 +48,45 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+class JsonOf(TypeDecorator[Any]):
+    """A text column holding one typed value as JSON: written from the value, read back
+    validated into it (a pydantic model, or a list of them), never parsed by hand.
+
+    ``empty`` is the text that stands for None in a NOT NULL column (an empty string for a
+    round that has not reported yet); otherwise None is SQL NULL.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, kind: Any, empty: str | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        self.empty = empty
+
+    def _adapter(self) -> TypeAdapter[Any]:
+        if self.kind not in _ADAPTERS:
+            _ADAPTERS[self.kind] = TypeAdapter(self.kind)
+        return _ADAPTERS[self.kind]
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return self.empty
+        return self._adapter().dump_json(value).decode()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or value == self.empty:
+            return None
+        try:
+            return self._adapter().validate_json(value)
+        except ValidationError:  # not the caller's doing: stored-data-damaged, an alert
+            name = getattr(self.kind, "__name__", str(self.kind))
+            raise IntegrityError(f"the catalog holds an unreadable {name}") from None
 
 
 def utcnow() -> datetime:
@@ -143,6 +192,22 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class ContractPart(StrEnum):
+    """What is stored of a contract version."""
+
+    DOCUMENT = "document"  # the canonical JSON the hub hashed and signed
+    SCHEMA = "schema"  # the Arrow schema as IPC bytes
+    SIGNATURE = "signature"  # the hub's approval (once approved)
+
+
+class ModelPart(StrEnum):
+    """What is stored of a trained model."""
+
+    WEIGHTS = "weights"
+    MANIFEST = "manifest"
+    SIGNATURE = "signature"
+
+
 class ContractVersion(Base):
     """One version of a dataset contract; its bytes live in the object store."""
 
@@ -163,8 +228,26 @@ class ContractVersion(Base):
     signature_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     signature_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     signature_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    compatibility: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    # Changes from the newest version data may be held under.
+    compatibility: Mapped[Compatibility | None] = mapped_column(
+        JsonOf(Compatibility), nullable=True
+    )
     created_by: Mapped[str] = mapped_column(String(64))
+
+    def ref(self, part: ContractPart) -> ObjectRef | None:
+        """Where ``part`` is stored; None for a signature not made yet."""
+        match part:
+            case ContractPart.DOCUMENT:
+                return ObjectRef(self.document_key, self.document_sha256, self.document_version_id)
+            case ContractPart.SCHEMA:
+                return ObjectRef(self.schema_key, self.schema_sha256, self.schema_version_id)
+            case ContractPart.SIGNATURE:
+                if self.signature_key is None:
+                    return None
+                return ObjectRef(
+                    self.signature_key, self.signature_sha256, self.signature_version_id
+                )
+
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -206,8 +289,8 @@ class DeclaredDataset(Base):
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rows: Mapped[int] = mapped_column(Integer)
     compliant: Mapped[bool] = mapped_column(Boolean)
-    report: Mapped[str] = mapped_column(Text)  # ValidationReport JSON
-    profile: Mapped[str] = mapped_column(Text)  # DataProfile JSON
+    report: Mapped[ValidationReport] = mapped_column(JsonOf(ValidationReport))
+    profile: Mapped[DataProfile] = mapped_column(JsonOf(DataProfile))
 
     __table_args__ = (UniqueConstraint("contract_id", "version", "org_id", "name"),)
 
@@ -225,8 +308,8 @@ class Experiment(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     created_by: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    settings: Mapped[str] = mapped_column(Text)  # the launch request, JSON
-    participants: Mapped[str] = mapped_column(Text)  # JSON list of organization ids
+    settings: Mapped[ExperimentCreate] = mapped_column(JsonOf(ExperimentCreate))  # the launch
+    participants: Mapped[list[str]] = mapped_column(JsonOf(list[str]))  # organization ids
     # Flower run ids are unsigned 64-bit: wider than SQL BIGINT, so kept as text.
     flower_run_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
     run_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -237,8 +320,11 @@ class Experiment(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The spec the ServerApp was started with, minus its token: a run lost with its SuperLink
     # is started again from it (and its last checkpoint). NULL for runs from before 0005.
-    run_spec: Mapped[str | None] = mapped_column(Text, nullable=True)
-    restarts: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON list
+    # The run spec without where to report (the hub resumes a lost run from it).
+    run_spec: Mapped[dict[str, Any] | None] = mapped_column(JsonOf(dict[str, Any]), nullable=True)
+    restarts: Mapped[list[Restart]] = mapped_column(
+        JsonOf(list[Restart]), default=list, server_default="[]"
+    )
 
 
 class ExperimentRound(Base):
@@ -248,11 +334,20 @@ class ExperimentRound(Base):
 
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
     round: Mapped[int] = mapped_column(Integer, primary_key=True)
-    report: Mapped[str] = mapped_column(Text)
+    # None until the round has reported (stored as an empty text).
+    report: Mapped[RoundReport | None] = mapped_column(
+        JsonOf(RoundReport, empty=""), nullable=False
+    )
     checkpoint_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     checkpoint_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def checkpoint(self) -> ObjectRef | None:
+        if self.checkpoint_key is None:
+            return None
+        return ObjectRef(self.checkpoint_key, self.checkpoint_sha256, self.checkpoint_version_id)
 
 
 class TrainedModel(Base):
@@ -271,5 +366,18 @@ class TrainedModel(Base):
     signature_sha256: Mapped[str] = mapped_column(String(64))
     signature_version_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # JSON list: the factories whose updates entered an aggregated round (not the invitees).
-    contributors: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    contributors: Mapped[list[str]] = mapped_column(
+        JsonOf(list[str]), default=list, server_default="[]"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def ref(self, part: ModelPart) -> ObjectRef:
+        match part:
+            case ModelPart.WEIGHTS:
+                return ObjectRef(self.weights_key, self.weights_sha256, self.weights_version_id)
+            case ModelPart.MANIFEST:
+                return ObjectRef(self.manifest_key, self.manifest_sha256, self.manifest_version_id)
+            case ModelPart.SIGNATURE:
+                return ObjectRef(
+                    self.signature_key, self.signature_sha256, self.signature_version_id
+                )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import random
 import tempfile
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, BinaryIO, TypeVar, cast
+from typing import BinaryIO, TypeVar, cast
 
 import urllib3
 from minio import Minio
@@ -69,6 +70,48 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """A recorded object as the catalog pins it: its key, the sha256 its bytes must hash
+    to, and the version written (a later write to the same key cannot stand in for it)."""
+
+    key: str
+    sha256: str | None
+    version_id: str | None
+
+
+class Spool:
+    """An upload's bytes on their way to storage: kept in memory up to 8 MiB, then in a
+    temporary file, hashed as they arrive; so memory stays bounded whatever the size, the
+    sha256 goes into the object's metadata, and a failed upload can be retried."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        where = str(folder) if folder is not None else None
+        self.file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=where)  # noqa: SIM115
+        self._hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hasher.hexdigest()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter for transient storage errors."""
 
@@ -99,6 +142,9 @@ class ObjectStore:
         Backoff for transient errors (connection resets, 5xx, ``SlowDown``).
     timeout
         Connect and read timeout in seconds for one HTTP request.
+    scratch_dir
+        Where uploads spool and verified downloads wait to be served (disk, not a tmpfs:
+        models are up to gigabytes); the system's temporary folder when None.
     """
 
     def __init__(
@@ -112,8 +158,10 @@ class ObjectStore:
         region: str | None = "us-east-1",
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        scratch_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.scratch_dir = scratch_dir
         self.secure = secure
         self.buckets = buckets
         self._access_key = access_key
@@ -177,63 +225,56 @@ class ObjectStore:
         )
         return ObjectInfo(bucket, key, result.version_id, digest, len(data))
 
-    def put_file(
+    def put_spool(
         self,
         bucket: str,
         key: str,
-        path: Path,
+        spool: Spool,
         content_type: str = "application/octet-stream",
     ) -> ObjectInfo:
-        digest, size = _hash_file(path)
-        result = self._call(
-            lambda: self._client.fput_object(
+        """Upload spooled bytes (multipart above 16 MiB), their sha256 in the metadata."""
+        digest, size = spool.sha256, spool.size
+
+        def upload() -> ObjectInfo:
+            spool.file.seek(0)
+            result = self._client.put_object(
                 bucket,
                 key,
-                str(path),
+                cast(BinaryIO, spool.file),
+                size,
                 content_type=content_type,
                 metadata={"sha256": digest},
                 part_size=_PART_SIZE,
             )
-        )
-        return ObjectInfo(bucket, key, result.version_id, digest, size)
+            return ObjectInfo(bucket, key, result.version_id, digest, size)
 
-    def put_stream(
-        self,
-        bucket: str,
-        key: str,
-        stream: IO[bytes],
-        content_type: str = "application/octet-stream",
-    ) -> ObjectInfo:
-        """Upload a stream of unknown length.
+        return self._call(upload)
 
-        The stream is spooled (in memory up to 8 MiB, then to a temporary file) while it is
-        hashed, so the sha256 goes into the metadata and the upload can be retried.
-        """
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
-            hasher = hashlib.sha256()
-            size = 0
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-            digest = hasher.hexdigest()
-
-            def upload() -> ObjectInfo:
-                spool.seek(0)
-                result = self._client.put_object(
-                    bucket,
-                    key,
-                    cast(BinaryIO, spool),
-                    size,
-                    content_type=content_type,
-                    metadata={"sha256": digest},
-                    part_size=_PART_SIZE,
-                )
-                return ObjectInfo(bucket, key, result.version_id, digest, size)
-
-            return self._call(upload)
+    def spool(self) -> Spool:
+        """A new spool for an upload's bytes, in the scratch folder."""
+        return Spool(self.scratch_dir)
 
     # -- reads ----------------------------------------------------------------------------
+
+    def read(self, bucket: str, ref: ObjectRef) -> bytes:
+        """A recorded object's bytes (small ones: documents, manifests), verified."""
+        return self.get_bytes(bucket, ref.key, sha256=ref.sha256, version_id=ref.version_id)
+
+    def fetch(self, bucket: str, ref: ObjectRef) -> Path:
+        """A verified copy of a recorded object in the scratch folder, for serving it in
+        bounded memory; the caller removes it. Verified before its first byte is served:
+        a damaged object is an error, never a download that breaks off."""
+        if self.scratch_dir is not None:
+            self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.scratch_dir, prefix="download-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            self.get_file(bucket, ref.key, path, sha256=ref.sha256, version_id=ref.version_id)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
     def get_bytes(
         self,
@@ -411,16 +452,6 @@ def _verify(bucket: str, key: str, actual: str, expected: str | None) -> None:
             f"{bucket}/{key} is corrupted or was replaced: sha256 {actual[:16]}… "
             f"does not match the recorded {expected[:16]}…"
         )
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 def _short(reason: object) -> str:

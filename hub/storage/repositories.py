@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
+from fedpark.hub.lifecycle import EXPERIMENT_TRANSITIONS, ExperimentStatus
 from fedpark.hub.storage.models import (
     ApiToken,
     AuditHead,
@@ -328,14 +329,15 @@ class ExperimentRepo:
         )
         return list(self.session.scalars(query))
 
-    def move(self, experiment_id: str, from_: Sequence[str], to: str, **fields: object) -> bool:
-        """Set the status to ``to`` (and ``fields``) only if it is one of ``from_`` now: one
-        UPDATE conditional on the state, so of concurrent moves (finish, stop, fail) exactly
-        one wins. Whether this one did."""
+    def move(self, experiment_id: str, to: ExperimentStatus, **fields: object) -> bool:
+        """Set the status to ``to`` (and ``fields``) only if the transition table lets the
+        experiment reach it from its state now: one UPDATE conditional on the state, so of
+        concurrent moves (finish, stop, fail) exactly one wins. Whether this one did."""
+        sources = [str(s) for s in EXPERIMENT_TRANSITIONS[to]]
         statement = (
             update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status.in_(list(from_)))
-            .values(status=to, **fields)
+            .where(Experiment.id == experiment_id, Experiment.status.in_(sources))
+            .values(status=str(to), **fields)
             .execution_options(synchronize_session=False)
         )
         self.session.flush()  # this session's own pending changes go first

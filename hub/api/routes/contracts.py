@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -10,17 +9,17 @@ from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts import Contract
 from fedpark.contracts.ref import ContractRef
-from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
-from fedpark.hub.api.paths import ContractId, Version
+from fedpark.hub.api.paths import ContractId, Version, VersionRef
+from fedpark.hub.domain import Principal
+from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.schemas.contracts import (
-    Compatibility,
     ContractVersionPublic,
     DatasetCreate,
     DatasetPublic,
     RejectionCreate,
 )
-from fedpark.hub.storage.models import ContractVersion, DeclaredDataset
+from fedpark.hub.storage.models import ContractPart, ContractVersion, DeclaredDataset
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 keys = APIRouter(prefix="/keys", tags=["keys"])
@@ -29,9 +28,7 @@ VERSION_PATH = "/{contract_id}/versions/{version}"
 
 
 def public(row: ContractVersion, contract: Contract | None = None) -> ContractVersionPublic:
-    compatibility = (
-        Compatibility.model_validate(json.loads(row.compatibility)) if row.compatibility else None
-    )
+    compatibility = row.compatibility
     return ContractVersionPublic(
         contract_id=row.contract_id,
         version=row.version,
@@ -121,27 +118,40 @@ def update_draft(
     return public(runtime.contracts.update(caller, contract_id, version, body), body)
 
 
-def _lifecycle(action: str, doc: str) -> None:
-    def endpoint(
-        contract_id: ContractId,
-        version: Version,
-        runtime: RuntimeDep,
-        caller: CurrentPrincipal,
-        audit: AuditDep,
-    ) -> ContractVersionPublic:
-        audit.action, audit.object = f"contract.{action}", _name(contract_id, version)
-        row = getattr(runtime.contracts, action)(caller, contract_id, version)
-        return public(row)
-
-    endpoint.__doc__ = doc
-    endpoint.__name__ = f"{action}_contract"
-    router.post(f"{VERSION_PATH}/{action}", response_model=ContractVersionPublic)(endpoint)
+@router.post(f"{VERSION_PATH}/submit", response_model=ContractVersionPublic)
+def submit_contract(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ContractVersionPublic:
+    """Send a draft to the stewards for review (the owning organization)."""
+    audit.action, audit.object = "contract.submit", ref.audit_object
+    return public(runtime.contracts.submit(caller, ref.id, ref.version))
 
 
-_lifecycle("submit", "Send a draft to the stewards for review (the owning organization).")
-_lifecycle("approve", "Approve and sign a submitted version (stewards; not their own).")
-_lifecycle("deprecate", "Mark an approved version as deprecated (stewards).")
-_lifecycle("retire", "Retire a deprecated version (stewards).")
+@router.post(f"{VERSION_PATH}/approve", response_model=ContractVersionPublic)
+def approve_contract(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ContractVersionPublic:
+    """Approve and sign a submitted version (stewards; not their own)."""
+    audit.action, audit.object = "contract.approve", ref.audit_object
+    return public(runtime.contracts.approve(caller, ref.id, ref.version))
+
+
+@router.post(f"{VERSION_PATH}/deprecate", response_model=ContractVersionPublic)
+def deprecate_contract(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ContractVersionPublic:
+    """Mark an approved version as deprecated (stewards)."""
+    audit.action, audit.object = "contract.deprecate", ref.audit_object
+    return public(runtime.contracts.deprecate(caller, ref.id, ref.version))
+
+
+@router.post(f"{VERSION_PATH}/retire", response_model=ContractVersionPublic)
+def retire_contract(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal, audit: AuditDep
+) -> ContractVersionPublic:
+    """Retire a deprecated version (stewards)."""
+    audit.action, audit.object = "contract.retire", ref.audit_object
+    return public(runtime.contracts.retire(caller, ref.id, ref.version))
 
 
 @router.post(f"{VERSION_PATH}/reject", response_model=ContractVersionPublic)
@@ -158,35 +168,40 @@ def reject_contract(
     return public(runtime.contracts.reject(caller, contract_id, version, body.reason))
 
 
-def _download(part: str, media_type: str, doc: str) -> None:
-    async def endpoint(
-        contract_id: ContractId, version: Version, runtime: RuntimeDep, caller: CurrentPrincipal
-    ) -> Response:
-        data = await run_in_threadpool(
-            runtime.contracts.artifact, caller, contract_id, version, part
-        )
-        return Response(data, media_type=media_type)
-
-    endpoint.__doc__ = doc
-    endpoint.__name__ = f"download_{part}"
-    router.get(f"{VERSION_PATH}/{part}", response_class=Response)(endpoint)
+async def _artifact(
+    runtime: HubRuntime, caller: Principal, ref: ContractRef, part: ContractPart, media_type: str
+) -> Response:
+    data = await run_in_threadpool(runtime.contracts.artifact, caller, ref.id, ref.version, part)
+    return Response(data, media_type=media_type)
 
 
-_download("document", "application/json", "The canonical JSON the hub hashed and signed.")
-_download(
-    "schema",
-    "application/vnd.apache.arrow.stream",
-    "The Arrow IPC schema message, with the contract in its metadata.",
-)
-_download(
-    "signature",
-    "application/json",
-    "The hub's signature of the approval (verify with `fedpark contract verify`).",
-)
+@router.get(f"{VERSION_PATH}/document", response_class=Response)
+async def download_document(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> Response:
+    """The canonical JSON the hub hashed and signed."""
+    return await _artifact(runtime, caller, ref, ContractPart.DOCUMENT, "application/json")
+
+
+@router.get(f"{VERSION_PATH}/schema", response_class=Response)
+async def download_schema(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> Response:
+    """The Arrow IPC schema message, with the contract in its metadata."""
+    arrow = "application/vnd.apache.arrow.stream"
+    return await _artifact(runtime, caller, ref, ContractPart.SCHEMA, arrow)
+
+
+@router.get(f"{VERSION_PATH}/signature", response_class=Response)
+async def download_signature(
+    ref: VersionRef, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> Response:
+    """The hub's signature of the approval (verify with `fedpark contract verify`)."""
+    return await _artifact(runtime, caller, ref, ContractPart.SIGNATURE, "application/json")
 
 
 def dataset_public(row: DeclaredDataset) -> DatasetPublic:
-    report = ValidationReport.model_validate_json(row.report)
+    report = row.report
     return DatasetPublic(
         id=row.id,
         contract_id=row.contract_id,
@@ -199,7 +214,7 @@ def dataset_public(row: DeclaredDataset) -> DatasetPublic:
         compliant=row.compliant,
         rule_counts=report.rule_counts(),
         report=report,
-        profile=DataProfile.model_validate_json(row.profile),
+        profile=row.profile,
     )
 
 

@@ -6,10 +6,10 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from fedpark.experiments.protocol import RoundReport
 from fedpark.hub.api.deps import (
     AuditDep,
     CurrentPrincipal,
@@ -19,6 +19,7 @@ from fedpark.hub.api.deps import (
     client_address,
 )
 from fedpark.hub.api.paths import ExperimentId
+from fedpark.hub.api.transfers import file_response, spooled_body
 from fedpark.hub.domain import Role
 from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError, PermissionDeniedError
 from fedpark.hub.schemas.experiments import (
@@ -29,13 +30,12 @@ from fedpark.hub.schemas.experiments import (
     ModelSummaryPublic,
     NodeCreate,
     NodePublic,
-    RestartPublic,
     RoundPublic,
     RoundReportCreate,
     RunFailureCreate,
     RunFinishCreate,
 )
-from fedpark.hub.storage.models import Experiment
+from fedpark.hub.storage.models import Experiment, ModelPart
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 runs = APIRouter(prefix="/runs", tags=["runs (ServerApp only)"])
@@ -45,7 +45,6 @@ _run_bearer = HTTPBearer(auto_error=False, description="The run's own token (Ser
 
 
 def public(row: Experiment) -> ExperimentPublic:
-    settings = json.loads(row.settings)
     return ExperimentPublic(
         id=row.id,
         name=row.name,
@@ -55,16 +54,16 @@ def public(row: Experiment) -> ExperimentPublic:
         org_id=row.org_id,
         created_by=row.created_by,
         status=row.status,
-        participants=json.loads(row.participants),
-        rounds=settings["rounds"],
+        participants=row.participants,
+        rounds=row.settings.rounds,
         rounds_completed=row.rounds_completed,
         flower_run_id=row.flower_run_id,
         created_at=row.created_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
         error=row.error,
-        settings=settings,
-        restarts=[RestartPublic(**r) for r in json.loads(row.restarts)],
+        settings=row.settings.model_dump(mode="json"),
+        restarts=row.restarts,
     )
 
 
@@ -102,7 +101,7 @@ def list_rounds(
     return [
         RoundPublic(
             round=r.round,
-            report=RoundReport.model_validate_json(r.report) if r.report else None,
+            report=r.report,
             checkpoint_sha256=r.checkpoint_sha256,
             created_at=r.created_at,
         )
@@ -150,8 +149,9 @@ async def upload_checkpoint(
     audit: AuditDep,
 ) -> Response:
     audit.action, audit.object = "run.checkpoint", f"experiment:{run.id}/round:{number}"
-    data = await request.body()
-    await run_in_threadpool(runtime.runs.store_checkpoint, run, number, data)
+    with runtime.storage.objects.spool() as spool:
+        await spooled_body(request, spool)
+        await run_in_threadpool(runtime.runs.store_checkpoint, run, number, spool)
     return Response(status_code=204)
 
 
@@ -164,8 +164,8 @@ async def download_checkpoint(
 ) -> Response:
     """A recorded round's weights (safetensors): where a resumed run starts from."""
     audit.action, audit.object = "run.read_checkpoint", f"experiment:{run.id}/round:{number}"
-    data = await run_in_threadpool(runtime.runs.checkpoint, run, number)
-    return Response(data, media_type="application/octet-stream")
+    path = await run_in_threadpool(runtime.runs.checkpoint_file, run, number)
+    return file_response(path, "application/octet-stream")
 
 
 @runs.post("/{experiment_id}/rounds", status_code=204)
@@ -182,8 +182,9 @@ async def upload_model(
     request: Request, runtime: RuntimeDep, run: RunDep, audit: AuditDep
 ) -> Response:
     audit.action, audit.object = "run.model", f"experiment:{run.id}"
-    data = await request.body()
-    await run_in_threadpool(runtime.runs.store_model, run, data)
+    with runtime.storage.objects.spool() as spool:
+        await spooled_body(request, spool)
+        await run_in_threadpool(runtime.runs.store_model, run, spool)
     return Response(status_code=204)
 
 
@@ -215,7 +216,7 @@ def list_models(
             contract_id=run.contract_id,
             contract_version=run.contract_version,
             org_id=run.org_id,
-            contributors=json.loads(model.contributors),
+            contributors=model.contributors,
             weights_sha256=model.weights_sha256,
             created_at=model.created_at,
         )
@@ -229,7 +230,7 @@ def get_model(
 ) -> ModelPublic:
     """The model's provenance manifest (organizations the contract allows, and the owners)."""
     model = runtime.experiments.model_access(caller, experiment_id)
-    manifest = runtime.experiments.model_bytes(caller, experiment_id, "manifest")
+    manifest = runtime.experiments.model_bytes(caller, experiment_id, ModelPart.MANIFEST)
     return ModelPublic(
         experiment_id=experiment_id,
         weights_sha256=model.weights_sha256,
@@ -238,21 +239,37 @@ def get_model(
     )
 
 
-def _model_download(part: str, media_type: str, doc: str) -> None:
-    async def endpoint(
-        experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
-    ) -> Response:
-        data = await run_in_threadpool(runtime.experiments.model_bytes, caller, experiment_id, part)
-        return Response(data, media_type=media_type)
+@models.get("/{experiment_id}/weights", response_class=FileResponse)
+async def download_model_weights(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> FileResponse:
+    """The weights (safetensors), verified before the first byte is sent."""
+    path = await run_in_threadpool(
+        runtime.experiments.model_file, caller, experiment_id, ModelPart.WEIGHTS
+    )
+    return file_response(path, "application/octet-stream")
 
-    endpoint.__doc__ = doc
-    endpoint.__name__ = f"download_model_{part}"
-    models.get(f"/{{experiment_id}}/{part}", response_class=Response)(endpoint)
+
+@models.get("/{experiment_id}/manifest", response_class=Response)
+async def download_model_manifest(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> Response:
+    """The provenance manifest, byte for byte."""
+    data = await run_in_threadpool(
+        runtime.experiments.model_bytes, caller, experiment_id, ModelPart.MANIFEST
+    )
+    return Response(data, media_type="application/json")
 
 
-_model_download("weights", "application/octet-stream", "The weights (safetensors).")
-_model_download("manifest", "application/json", "The provenance manifest, byte for byte.")
-_model_download("signature", "application/json", "The hub's signature of the manifest.")
+@models.get("/{experiment_id}/signature", response_class=Response)
+async def download_model_signature(
+    experiment_id: ExperimentId, runtime: RuntimeDep, caller: CurrentPrincipal
+) -> Response:
+    """The hub's signature of the manifest."""
+    data = await run_in_threadpool(
+        runtime.experiments.model_bytes, caller, experiment_id, ModelPart.SIGNATURE
+    )
+    return Response(data, media_type="application/json")
 
 
 federation = APIRouter(prefix="/federation", tags=["factories"])

@@ -1,22 +1,28 @@
+"""Liveness of the hub's components, for load balancers and operators (no token)."""
+
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from fedpark.hub.api.deps import RuntimeDep
-from fedpark.hub.errors import FedparkError
+from fedpark.hub.errors import FedparkError, unavailable_message
 from fedpark.hub.schemas import ComponentHealth, HealthPublic
 from fedpark.hub.version import __version__
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
 def _probe(check: object) -> ComponentHealth:
     try:
         check()  # type: ignore[operator]
-    except FedparkError as exc:
-        return ComponentHealth(status="down", detail=str(exc))
+    except FedparkError as exc:  # needs no token: what is down, not where or why in detail
+        log.warning("health: %s", exc)
+        return ComponentHealth(status="down", detail=unavailable_message(exc))
     return ComponentHealth(status="up")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -10,18 +9,18 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from fedpark.contracts.ref import ContractRef
-from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ContractId, Version
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import Page, Role
 from fedpark.hub.errors import InvalidInputError, PermissionDeniedError
+from fedpark.hub.lifecycle import ContractStatus
 from fedpark.hub.schemas.contracts import RejectionCreate
 
 router = APIRouter()
 
-STATUSES = ("draft", "submitted", "approved", "rejected", "deprecated", "retired")
+STATUSES = tuple(ContractStatus)
 
 
 @router.get("/review")
@@ -73,7 +72,7 @@ def contract_page(
 ) -> Response:
     row, contract = runtime.contracts.get(caller, contract_id, version)
     versions = runtime.contracts.versions(caller, contract_id)
-    compatibility = json.loads(row.compatibility) if row.compatibility else None
+    compatibility = row.compatibility.model_dump() if row.compatibility else None
     # A version under review has no declarations yet: the steward sees who holds data under
     # the version it would succeed, the factories the change affects.
     declared_under = version
@@ -87,8 +86,8 @@ def contract_page(
     datasets = [
         {
             "row": d,
-            "report": ValidationReport.model_validate_json(d.report),
-            "profile": DataProfile.model_validate_json(d.profile),
+            "report": d.report,
+            "profile": d.profile,
         }
         for d in declared or []
     ]

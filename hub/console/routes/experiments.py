@@ -3,7 +3,6 @@ page with per-round charts and per-factory participation, and the stop button.""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,9 +20,9 @@ from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import DomainError, InvalidInputError, NotFoundError
+from fedpark.hub.lifecycle import ACTIVE
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.schemas.experiments import ExperimentCreate
-from fedpark.hub.services.experiments import ACTIVE
 from fedpark.hub.storage.models import Experiment, ExperimentRound
 
 router = APIRouter()
@@ -226,10 +225,10 @@ def _cell(org: str, report: RoundReport) -> tuple[str, str]:
 
 def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
     """Charts and the participation grid of an experiment's rounds so far."""
-    reports = [(r.round, RoundReport.model_validate_json(r.report)) for r in rounds if r.report]
+    reports = [(r.round, r.report) for r in rounds if r.report is not None]
     train_keys = sorted({k for _, rep in reports for k in rep.train})
     eval_keys = sorted({k for _, rep in reports for k in rep.evaluate})
-    total = json.loads(row.settings).get("rounds")
+    total = row.settings.rounds
 
     def series(section: str, key: str, label: str) -> Series:
         values = [(n, rep.train if section == "train" else rep.evaluate) for n, rep in reports]
@@ -245,7 +244,7 @@ def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
     orgs = sorted(
         {f.org for _, rep in reports for f in rep.train_factories}
         | {r.org for _, rep in reports for r in rep.refused}
-        | set(json.loads(row.participants))
+        | set(row.participants)
     )
     grid = [(org, [_cell(org, rep) for _, rep in reports]) for org in orgs]
     return {
@@ -262,9 +261,8 @@ def _watch(runtime: HubRuntime, caller: Principal, experiment_id: str) -> dict[s
     row = runtime.experiments.get(caller, experiment_id)
     rounds = runtime.experiments.rounds(caller, experiment_id)
     may_stop = caller.role is Role.RESEARCHER and caller.org_id == row.org_id
-    return {"row": row, "settings": json.loads(row.settings), "may_stop": may_stop} | _live(
-        row, rounds
-    )
+    settings = row.settings.model_dump(mode="json")
+    return {"row": row, "settings": settings, "may_stop": may_stop} | _live(row, rounds)
 
 
 @router.get("/experiments/{experiment_id}")

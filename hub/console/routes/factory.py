@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from fedpark.contracts.report import ValidationReport
 from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.console.session import ConsolePrincipal, require
 from fedpark.hub.console.views import render
@@ -19,7 +18,7 @@ router = APIRouter()
 def factory(request: Request, runtime: RuntimeDep, caller: ConsolePrincipal) -> Response:
     require(caller, Role.FACTORY)
     rows = runtime.datasets.of_org(caller, Page(limit=500))
-    datasets = [(d, ValidationReport.model_validate_json(d.report)) for d in rows]
+    datasets = [(d, d.report) for d in rows]
     settings = runtime.settings
     return render(
         request,

@@ -12,9 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
+from fedpark.hub.api.transfers import file_response
 from fedpark.hub.console.session import ConsolePrincipal
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import Page
+from fedpark.hub.storage.models import ModelPart
 
 router = APIRouter()
 
@@ -37,7 +39,9 @@ def model_page(
     request: Request, experiment_id: ExperimentId, runtime: RuntimeDep, caller: ConsolePrincipal
 ) -> Response:
     model = runtime.experiments.model_access(caller, experiment_id)
-    manifest = json.loads(runtime.experiments.model_bytes(caller, experiment_id, "manifest"))
+    manifest = json.loads(
+        runtime.experiments.model_bytes(caller, experiment_id, ModelPart.MANIFEST)
+    )
     rounds = manifest.get("rounds", [])
     metric_keys = sorted({k for r in rounds for k in r.get("evaluate", {})})
     return render(
@@ -59,10 +63,11 @@ async def download(
     runtime: RuntimeDep,
     caller: ConsolePrincipal,
 ) -> Response:
-    data = await run_in_threadpool(runtime.experiments.model_bytes, caller, experiment_id, part)
+    path = await run_in_threadpool(
+        runtime.experiments.model_file, caller, experiment_id, ModelPart(part)
+    )
     name, media_type = FILES[part]
-    disposition = f'attachment; filename="{experiment_id}-{name}"'
-    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+    return file_response(path, media_type, f"{experiment_id}-{name}")
 
 
 @router.get("/hub-key.pem")

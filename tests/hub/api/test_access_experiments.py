@@ -11,7 +11,6 @@ the model, its manifest and its signature are the hub's, not the test's.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -65,8 +64,8 @@ def _experiment(park: Park, contract: dict[str, Any], org: str, participants: li
                     org_id=org,
                     created_by=f"{org}-researcher",
                     status="running",
-                    settings=settings.model_dump_json(),
-                    participants=json.dumps(participants),
+                    settings=settings,
+                    participants=participants,
                     run_token_hash=hash_token(token),
                 )
             )

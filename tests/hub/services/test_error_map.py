@@ -17,10 +17,14 @@ import pytest
 from harness import Park, build_park, contract_in_state
 from inprocess import InProcessHub, in_process_hub
 from samples import contract_data, sensor_table
+from sqlalchemy import text
 
 from fedpark.contracts import Contract, validate_table
 from fedpark.contracts.errors import ContractInvalidError, FieldProblem
+from fedpark.hub.errors import CatalogError, StorageAuthError, StorageUnavailableError
+from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.storage.embedded import EmbeddedS3
+from fedpark.hub.storage.models import Experiment
 
 
 def _closed_port() -> int:
@@ -108,3 +112,68 @@ def test_a_contract_error_is_422_naming_its_field(hub: InProcessHub) -> None:
     problem = answer.json()
     assert problem["field"] == "columns.0.type" and "unknown type" in problem["detail"]
     assert json.loads(answer.text)["type"] == "urn:fedpark:problem:invalid-input"
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (StorageAuthError, "refuses the hub's credentials"),
+        (StorageUnavailableError, "object storage is unavailable"),
+        (CatalogError, "catalog is unavailable"),
+    ],
+)
+def test_health_needs_no_token_and_says_what_is_down_not_the_drivers_words(
+    hub: InProcessHub, monkeypatch: pytest.MonkeyPatch, error: type[Exception], says: str
+) -> None:
+    driver = "access key 'fedpark-s3-key' at http://10.0.0.7:8333: psycopg OperationalError"
+    part = hub.runtime.storage.catalog if error is CatalogError else hub.runtime.storage.objects
+
+    def down() -> None:
+        raise error(driver)
+
+    monkeypatch.setattr(part, "check", down)
+    with hub.client() as anyone:
+        answer = anyone.get("http://testserver/health")
+    assert answer.status_code == 503, answer.text
+    assert says in answer.text
+    assert not any(w in answer.text for w in ("fedpark-s3-key", "10.0.0.7", "psycopg"))
+
+
+def test_an_unreadable_json_column_is_stored_data_damaged(park: Park, hub: InProcessHub) -> None:
+    """The catalog's JSON columns are read through their models: text that is not one (a
+    hand edit, a restore gone wrong) is an alert and a 500, not a traceback or a wrong list."""
+    contract = contract_in_state(park, "approved")
+    settings = ExperimentCreate(
+        name="damaged",
+        contract_id=contract["id"],
+        contract_version=contract["version"],
+        participants=["acme"],
+        min_factories=1,
+    )
+    with hub.runtime.storage.unit_of_work() as uow:
+        uow.experiments.add(
+            Experiment(
+                id="exp-0123456789ab",
+                name="damaged",
+                contract_id=contract["id"],
+                contract_version=contract["version"],
+                contract_sha256="0" * 64,
+                org_id="acme",
+                created_by="acme-researcher",
+                status="running",
+                settings=settings,
+                participants=["acme"],
+                run_token_hash="0" * 64,
+            )
+        )
+    with park.client("acme-researcher") as researcher:
+        assert researcher.get("/experiments/exp-0123456789ab").status_code == 200  # readable
+        with hub.runtime.storage.unit_of_work() as uow:
+            uow.session.execute(
+                text("UPDATE experiments SET participants = '{not json' WHERE id = :id"),
+                {"id": "exp-0123456789ab"},
+            )
+        answer = researcher.get("/experiments/exp-0123456789ab")
+    assert answer.status_code == 500, answer.text
+    assert answer.json()["type"] == "urn:fedpark:problem:stored-data-damaged"
+    assert "not json" not in answer.text

@@ -7,7 +7,6 @@ SuperLink that lost its state: every run the catalog names is unknown to it.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,9 +16,11 @@ import pytest
 from federation import Federation
 from samples import contract_data
 
-from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.experiments.protocol import HubOutput, RoundReport, RunSpec
+from fedpark.hub.domain import Restart
 from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError
 from fedpark.hub.flower import FlowerControl
+from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.runs import RunReportService
 from fedpark.hub.services.supervisor import RunSupervisor
@@ -82,12 +83,20 @@ def _experiment(storage: Storage, *, complete: int, partial: bool, **extra: obje
         org_id="tu",
         created_by="alice",
         status="running",
-        settings=json.dumps({"round_timeout": 600, "min_factories": 2, "rounds": 5}),
-        participants="[]",
+        settings=ExperimentCreate(
+            name="lost",
+            contract_id="cc",
+            contract_version="1.0.0",
+            participants=["a", "b"],
+            round_timeout=600,
+            min_factories=2,
+            rounds=5,
+        ),
+        participants=[],
         flower_run_id=LOST_RUN,
         run_token_hash=hash_token(OLD_TOKEN + experiment_id),
         rounds_completed=complete,
-        run_spec=json.dumps(SPEC),
+        run_spec=SPEC,
         started_at=utcnow(),
     )
     for key, value in extra.items():
@@ -101,7 +110,7 @@ def _experiment(storage: Storage, *, complete: int, partial: bool, **extra: obje
                 ExperimentRound(
                     experiment_id=experiment_id,
                     round=number,
-                    report="" if number > complete else json.dumps({"round": number}),
+                    report=None if number > complete else RoundReport(round=number),
                     checkpoint_key=stored.key,
                     checkpoint_sha256=stored.sha256,
                     checkpoint_version_id=stored.version_id,
@@ -125,9 +134,9 @@ def test_a_lost_run_continues_from_its_last_complete_round(
 
     row = _row(storage, experiment)
     assert row.status == "running" and row.error is None
-    [restart] = json.loads(row.restarts)
-    assert restart["from_round"] == 2 and restart["flower_run_id"] == LOST_RUN
-    assert "has no run 12345" in restart["reason"]
+    [restart] = row.restarts
+    assert restart.from_round == 2 and restart.flower_run_id == LOST_RUN
+    assert "has no run 12345" in restart.reason
     assert row.rounds_completed == 2
     with storage.unit_of_work() as uow:  # round 3 lost its report: it is trained again
         assert [r.round for r in uow.experiments.rounds(experiment)] == [1, 2]
@@ -139,22 +148,24 @@ def test_a_lost_run_continues_from_its_last_complete_round(
     service = RunReportService(storage, HubKey.load_or_create(tmp_path / "key.pem"), "http://hub")
     with pytest.raises(AuthenticationError):
         service.authenticate_run(experiment, OLD_TOKEN + experiment)
-    assert service.checkpoint(row, 2) == b"w2"
-    assert json.loads(row.run_spec or "") == SPEC  # the stored spec never holds a token
+    copy = service.checkpoint_file(row, 2)
+    assert copy.read_bytes() == b"w2"
+    copy.unlink()
+    assert row.run_spec == SPEC  # the stored spec never holds a token
 
 
 def test_a_run_lost_too_often_fails_with_the_reason(
     storage: Storage, superlink: FlowerControl
 ) -> None:
-    earlier = [{"at": utcnow().isoformat(), "from_round": 1, "reason": "x", "flower_run_id": "1"}]
-    experiment = _experiment(storage, complete=1, partial=False, restarts=json.dumps(earlier))
+    earlier = [Restart(at=utcnow(), from_round=1, reason="x", flower_run_id="1")]
+    experiment = _experiment(storage, complete=1, partial=False, restarts=earlier)
     RunSupervisor(storage, superlink, "http://hub", max_restarts=1).watch()
 
     row = _row(storage, experiment)
     assert row.status == "failed" and row.ended_at is not None
     assert row.error is not None and "has no run 12345" in row.error
     assert "not resumed: 1 of 1 restarts used" in row.error
-    assert row.flower_run_id == LOST_RUN and len(json.loads(row.restarts)) == 1
+    assert row.flower_run_id == LOST_RUN and len(row.restarts) == 1
 
 
 def test_a_run_from_before_resumable_runs_fails_as_before(
@@ -165,7 +176,7 @@ def test_a_run_from_before_resumable_runs_fails_as_before(
 
     row = _row(storage, experiment)
     assert row.status == "failed" and row.error == "the SuperLink has no run 12345"
-    assert json.loads(row.restarts) == []
+    assert row.restarts == []
 
 
 def test_closed_experiments_are_left_alone(storage: Storage, superlink: FlowerControl) -> None:
@@ -179,7 +190,7 @@ def test_closed_experiments_are_left_alone(storage: Storage, superlink: FlowerCo
 def test_a_damaged_run_spec_fails_its_experiment_and_spares_the_others(
     storage: Storage, superlink: FlowerControl
 ) -> None:
-    damaged = _experiment(storage, complete=1, partial=False, run_spec='{"rounds": "many"}')
+    damaged = _experiment(storage, complete=1, partial=False, run_spec={"rounds": "many"})
     fine = _experiment(storage, complete=1, partial=False)
     RunSupervisor(storage, superlink, "http://hub", max_restarts=3).watch()
 

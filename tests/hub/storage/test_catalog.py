@@ -11,6 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from fedpark.hub.errors import CatalogError, ConfigurationError
+from fedpark.hub.lifecycle import ExperimentStatus
+from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.models import Base
 
@@ -79,8 +81,14 @@ def test_of_concurrent_closes_of_an_experiment_exactly_one_wins(
                     org_id="tu",
                     created_by="alice",
                     status="running",
-                    settings="{}",
-                    participants="[]",
+                    settings=ExperimentCreate(
+                        name="race",
+                        contract_id="c-1",
+                        contract_version="1.0.0",
+                        participants=["tu"],
+                        min_factories=1,
+                    ),
+                    participants=[],
                     run_token_hash=f"{i:064d}",
                 )
             )
@@ -91,7 +99,7 @@ def test_of_concurrent_closes_of_an_experiment_exactly_one_wins(
         def close(to: str, experiment: str = f"exp-{i}", barrier=barrier, won=won) -> None:  # type: ignore[no-untyped-def]
             barrier.wait()
             with catalog.unit_of_work() as uow:
-                if uow.experiments.move(experiment, ("pending", "running"), to):
+                if uow.experiments.move(experiment, ExperimentStatus(to), ended_at=None):
                     won.append(to)
 
         threads = [

@@ -21,7 +21,7 @@ from fedpark.hub.errors import (
     StorageUnavailableError,
 )
 from fedpark.hub.storage.embedded import EmbeddedS3
-from fedpark.hub.storage.objects import ObjectStore, RetryPolicy
+from fedpark.hub.storage.objects import ObjectRef, ObjectStore, RetryPolicy, Spool
 
 pytestmark = pytest.mark.integration
 
@@ -49,19 +49,29 @@ def test_bytes_round_trip_records_sha256_and_versions(object_store: ObjectStore)
     assert old == b"first"
 
 
-def test_file_and_stream_round_trip(object_store: ObjectStore, tmp_path: Path) -> None:
+def test_spooled_upload_and_verified_copy_round_trip(
+    object_store: ObjectStore, s3_server: EmbeddedS3, tmp_path: Path
+) -> None:
+    """What the hub does with a model: spool the upload (past the 8 MiB kept in memory, and
+    past one 16 MiB multipart part), then serve a verified copy from the scratch folder."""
     bucket = _bucket(object_store)
-    payload = os.urandom(9 * 1024 * 1024 + 17)  # larger than the in-memory spool
-    source = tmp_path / "in.bin"
-    source.write_bytes(payload)
-    from_file = object_store.put_file(bucket, "f.bin", source)
-    from_stream = object_store.put_stream(bucket, "s.bin", io.BytesIO(payload))
-    assert from_file.sha256 == from_stream.sha256 == hashlib.sha256(payload).hexdigest()
-    assert from_stream.size == len(payload)
+    payload = os.urandom(17 * 1024 * 1024 + 17)
+    with Spool(tmp_path / "scratch") as spool:
+        for at in range(0, len(payload), 65536):  # as a request body arrives
+            spool.write(payload[at : at + 65536])
+        assert spool.file._rolled  # type: ignore[attr-defined]  # on disk, not in memory
+        stored = object_store.put_spool(bucket, "s.bin", spool)
+    assert stored.sha256 == hashlib.sha256(payload).hexdigest() and stored.size == len(payload)
 
-    target = tmp_path / "out" / "f.bin"
-    object_store.get_file(bucket, "f.bin", target, sha256=from_file.sha256)
-    assert target.read_bytes() == payload
+    ref = ObjectRef(stored.key, stored.sha256, stored.version_id)
+    credentials = s3_server.credentials
+    copy = ObjectStore(
+        s3_server.endpoint,
+        credentials.access_key,
+        credentials.secret_key,
+        scratch_dir=tmp_path / "scratch",
+    ).fetch(bucket, ref)
+    assert copy.parent == tmp_path / "scratch" and copy.read_bytes() == payload
     assert b"".join(object_store.iter_chunks(bucket, "s.bin")) == payload
 
 
@@ -100,6 +110,15 @@ def test_corrupt_download_never_reaches_the_target(
         object_store.get_file(bucket, "x", target)
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+    scratch = ObjectStore(
+        s3_server.endpoint,
+        s3_server.credentials.access_key,
+        s3_server.credentials.secret_key,
+        scratch_dir=tmp_path / "scratch",
+    )
+    with pytest.raises(IntegrityError):  # what the hub serves downloads from
+        scratch.fetch(bucket, ObjectRef("x", info.sha256, None))  # the swapped latest
+    assert list((tmp_path / "scratch").iterdir()) == []
 
 
 def test_object_without_checksum_is_refused(
