@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 SHA256_META = "x-amz-meta-sha256"
 _CHUNK = 1024 * 1024
-_PART_SIZE = 16 * 1024 * 1024
+_PART_SIZE = 8 * 1024 * 1024  # S3 allows 5 MiB to 5 GiB; each part is held in memory once
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 MAX_PRESIGN_EXPIRY = timedelta(hours=1)
 
