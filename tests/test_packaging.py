@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("hub", "clients", "contracts", "datasets", "experiments")
 
@@ -33,6 +35,7 @@ def _generated() -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in paths if p.exists()}
 
 
+@pytest.mark.integration  # builds a wheel with pip: seconds, and a process
 def test_wheel_holds_only_the_fedpark_namespace(tmp_path: Path) -> None:
     # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
     source = tmp_path / "source"

@@ -47,6 +47,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie is dead, only not yet reaped
 
 
+@pytest.mark.integration  # a parent and its children, killed for real
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_die_with_a_parent_killed_mid_shutdown(tmp_path: Path) -> None:
     folder = tmp_path / "parent"

@@ -89,6 +89,7 @@ def test_an_unreachable_hub_is_named_without_the_request(caplog: pytest.LogCaptu
     assert SECRET not in message and SECRET not in caplog.text
 
 
+@pytest.mark.integration  # thirteen runs of the real `fedpark` command, each its own process
 def test_the_cli_says_what_is_wrong_and_quotes_no_secret(tmp_path: Path) -> None:
     """Every command path a factory or researcher runs first, with each bad input."""
     data = tmp_path / "line.csv"
