@@ -157,7 +157,7 @@ def storage_serve(
 
 
 def register(app: typer.Typer) -> None:
-    from fedpark.hub.cli_pki import gate, pki_app
+    from fedpark.hub.flower.cli import gate, pki_app
 
     hub_app.command("gate")(gate)
     app.add_typer(hub_app, name="hub")

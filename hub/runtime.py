@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from fedpark.hub.errors import ConfigurationError
-from fedpark.hub.flower import FlowerControl
+from fedpark.hub.flower.control import FlowerControl
 from fedpark.hub.services.audit import AuditService
 from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
 from fedpark.hub.services.contracts import ContractService

@@ -41,7 +41,7 @@ from fedpark.clients.processes import ChildProcess
 from fedpark.contracts import Contract, canonical_json, validate_table
 from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
 from fedpark.experiments.protocol import SPEC_KEY
-from fedpark.hub.flower import build_fab
+from fedpark.hub.flower.control import build_fab
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 BIN = Path(sys.executable).parent

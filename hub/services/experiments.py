@@ -25,7 +25,7 @@ from fedpark.hub.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from fedpark.hub.flower import FlowerControl
+from fedpark.hub.flower.control import FlowerControl
 from fedpark.hub.lifecycle import ACTIVE, ContractStatus, ExperimentStatus
 from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.audit import describe

@@ -11,7 +11,7 @@ from fedpark.hub.errors import (
     InvalidInputError,
     PermissionDeniedError,
 )
-from fedpark.hub.flower import FlowerControl
+from fedpark.hub.flower.control import FlowerControl
 
 NIST_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 

@@ -26,7 +26,7 @@ import logging
 from fedpark.experiments.protocol import HubOutput, RunSpec
 from fedpark.hub.domain import Restart
 from fedpark.hub.errors import FlowerUnavailableError
-from fedpark.hub.flower import FlowerControl, RunStatus
+from fedpark.hub.flower.control import FlowerControl, RunStatus
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
 from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.tokens import hash_token, new_run_token

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from fedpark.hub.errors import ConfigurationError, InvalidInputError
-from fedpark.hub.pki import init_ca, issue
+from fedpark.hub.flower.pki import init_ca, issue
 from fedpark.hub.services.federation import node_key_pem
 
 

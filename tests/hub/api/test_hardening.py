@@ -9,7 +9,7 @@ import httpx
 import pytest
 from harness import HubProcess, Park, hub_env
 
-from fedpark.hub.pki import init_ca, issue
+from fedpark.hub.flower.pki import init_ca, issue
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration

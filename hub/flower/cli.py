@@ -30,7 +30,7 @@ def init(
     name: Annotated[str, typer.Option(help="The CA's common name.")] = "FedPark park CA",
 ) -> None:
     """Create the park's CA (EC P-384, key mode 0600). Never replaces an existing one."""
-    from fedpark.hub.pki import init_ca
+    from fedpark.hub.flower.pki import init_ca
 
     try:
         cert = init_ca(folder, name)
@@ -49,7 +49,7 @@ def issue(
     days: Annotated[int, typer.Option(help="Validity in days.")] = 825,
 ) -> None:
     """Sign a server certificate for the SuperLink or the gate with the park's CA."""
-    from fedpark.hub.pki import issue as issue_cert
+    from fedpark.hub.flower.pki import issue as issue_cert
 
     try:
         cert, key = issue_cert(folder, name, host, days)
@@ -73,7 +73,7 @@ def gate(
     """Serve only Flower's Fleet API to factories; refuse the Control API and the rest."""
     import uvicorn
 
-    from fedpark.hub.gate import build_gate
+    from fedpark.hub.flower.gate import build_gate
 
     if (certfile is None) != (keyfile is None):
         raise _fail("give both --certfile and --keyfile, or neither")
