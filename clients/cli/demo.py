@@ -11,6 +11,7 @@ stopped at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -285,7 +286,7 @@ def demo(
 
 
 def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float) -> None:
-    from fedpark.clients.cli.experiments import metrics_table, verify_files
+    from fedpark.clients.cli.experiments import verify_files
     from fedpark.clients.plots import plot_rounds
 
     folder = park.dir / "model"
@@ -310,7 +311,6 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
         f"partner {PARTNER_ORG} downloaded the model and verified the hub's signature "
         f"(weights sha256 {payload['weights_sha256'][:12]}…)"
     )
-    out.print(metrics_table(rounds))
     plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: TEP fault diagnosis")
     table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
     table.add_column("what", no_wrap=True)
@@ -318,14 +318,24 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     table.add_row("hub", park.url)
     table.add_row("model, manifest, signature", str(folder))
     table.add_row("metrics plot", str(plot))
-    table.add_row(
-        "verify offline",
-        f"fedpark model verify {folder / 'model.safetensors'} "
-        f"{folder / 'manifest.json'} --signature "
-        f"{folder / 'manifest.sig.json'} --key {folder / 'hub-key.pem'}",
-    )
     table.add_row("logs", str(park.dir / "logs"))
     out.print(table)
+    # On a line of its own, never wrapped (a table cell breaks paths mid-word): to copy.
+    command = shlex.join(
+        [
+            "fedpark",
+            "model",
+            "verify",
+            str(folder / "model.safetensors"),
+            str(folder / "manifest.json"),
+            "--signature",
+            str(folder / "manifest.sig.json"),
+            "--key",
+            str(folder / "hub-key.pem"),
+        ]
+    )
+    out.print("Verify the model offline (one line, to copy):")
+    out.print(command, soft_wrap=True, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -184,6 +184,8 @@ def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, A
                 break
             time.sleep(poll)
             state = api.get(f"/experiments/{experiment_id}")
+    if not out.is_terminal:  # a log: the last frame ends without a line break
+        out.line()
     if state["status"] != "finished":
         out.print(f"[red]{state['status']}[/red]: {state.get('error') or ''}", highlight=False)
         raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -18,31 +19,25 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
         fedpark_argv(
             "demo", "--data-dir", str(folder), "--factories", "2", "--rounds", "2", "--hours", "3"
         ),
-        env=clean_env(COLUMNS="160"),
+        env=clean_env(COLUMNS="80"),  # a narrow terminal: what it prints must still paste
         capture_output=True,
         text=True,
         timeout=420,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "approved and signed by the steward" in result.stdout
-    assert "verified the hub's signature" in result.stdout
-    assert "FedPark demo finished" in result.stdout
+    said = " ".join(result.stdout.split())  # sentences wrap at 80 columns
+    assert "approved and signed by the steward" in said
+    assert "verified the hub's signature" in said
+    assert "FedPark demo finished" in said
     manifest = json.loads((folder / "model" / "manifest.json").read_text())
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
     assert pids_mentioning(str(folder)) == []  # hub, storage, SuperLink and SuperNodes all gone
+    # The verify command it prints, pasted as printed (one line, even at 80 columns).
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("fedpark model verify ")]
     verify = subprocess.run(
-        fedpark_argv(
-            "model",
-            "verify",
-            str(folder / "model" / "model.safetensors"),
-            str(folder / "model" / "manifest.json"),
-            "--signature",
-            str(folder / "model" / "manifest.sig.json"),
-            "--key",
-            str(folder / "model" / "hub-key.pem"),
-        ),
+        fedpark_argv(*shlex.split(line)[1:]),
         env=clean_env(),
         capture_output=True,
         text=True,
