@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -30,15 +29,12 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import HubProcess, build_park, contract_in_state, hub_env
+from harness import HubProcess, build_park, contract_in_state, hub_env, running_experiment
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
-from fedpark.hub.schemas.experiments import ExperimentCreate
-from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.embedded import EmbeddedS3
-from fedpark.hub.storage.models import Experiment
 
 CHUNK = 1024 * 1024
 
@@ -97,40 +93,16 @@ class Stream:
         return out
 
 
-def running_experiment(hub: HubProcess) -> tuple[str, str, str]:
-    """An experiment as a launch leaves it (running, with a run token), written to the
-    hub's catalog: the benchmark is about the transfer, not about Flower. Returns its id,
-    the run token, a partner's token that may download its model, and the contract."""
+def upload_target(hub: HubProcess) -> tuple[str, str, str]:
+    """A running experiment on an approved contract (written to the catalog: the benchmark
+    is about the transfer, not about Flower). Returns its id, the run's token, and the token
+    of a partner that may download its model."""
     park = build_park(hub)
     policy = contract_data()["policy"] | {"model_download_orgs": ["acme"], "min_factories": 1}
     contract = contract_in_state(park, "approved", policy=policy)
-    token = "fprun_" + secrets.token_urlsafe(32)
-    experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
-    settings = ExperimentCreate(
-        name="upload",
-        contract_id=contract["id"],
-        contract_version=contract["version"],
-        participants=["acme"],
-        min_factories=1,
-    )
     catalog = Catalog(hub.database_url)
     try:
-        with catalog.unit_of_work() as uow:
-            uow.experiments.add(
-                Experiment(
-                    id=experiment_id,
-                    name="upload",
-                    contract_id=contract["id"],
-                    contract_version=contract["version"],
-                    contract_sha256="0" * 64,
-                    org_id="acme",
-                    created_by="bench",
-                    status="running",
-                    settings=settings,
-                    participants=["acme"],
-                    run_token_hash=hash_token(token),
-                )
-            )
+        experiment_id, token = running_experiment(catalog, contract, "acme", ["acme"])
     finally:
         catalog.dispose()
     return experiment_id, token, park.members["acme-partner"].token
@@ -153,7 +125,7 @@ def run_once(s3: EmbeddedS3, size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         hub = HubProcess(Path(tmp) / "hub", hub_env(s3)).start()
         try:
-            experiment_id, token, partner = running_experiment(hub)
+            experiment_id, token, partner = upload_target(hub)
             pid = hub.process.process.pid if hub.process and hub.process.process else 0
             idle = rss_mib(pid)
             headers = {

@@ -69,6 +69,10 @@ class CatalogError(FedparkError):
 class FlowerUnavailableError(FedparkError):
     """The Flower SuperLink is not configured, cannot be reached, or failed a call."""
 
+    @classmethod
+    def not_configured(cls) -> FlowerUnavailableError:
+        return cls("this hub has no Flower SuperLink configured")
+
 
 class DomainError(FedparkError):
     """A request the hub refuses; ``status`` and ``code`` shape the HTTP answer."""

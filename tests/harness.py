@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import socket
 import ssl
 import sys
@@ -15,7 +17,11 @@ from typing import Any
 import httpx
 
 from fedpark.clients.processes import ChildProcess
+from fedpark.hub.schemas.experiments import ExperimentCreate
+from fedpark.hub.services.tokens import hash_token
+from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.embedded import EmbeddedS3
+from fedpark.hub.storage.models import Experiment
 
 ROLES = ("admin", "steward", "researcher", "factory", "partner")
 # Who the access matrices try: the park operator's admin and a member of every role in acme.
@@ -255,3 +261,42 @@ def build_park(hub: HubProcess) -> Park:
         me = admin.get("/me").json()
     operator = Member("admin", "park-operator", "admin", me["user"]["id"], hub.admin_token, "")
     return Park(hub=hub, operator=operator, members=members)
+
+
+def running_experiment(
+    catalog: Catalog,
+    contract: dict[str, Any],
+    org: str,
+    participants: list[str],
+    *,
+    name: str = "running",
+) -> tuple[str, str]:
+    """An experiment of ``org``'s researcher as a launch leaves it (running, a run token),
+    written to the catalog without Flower: for tests of what the hub does after a launch.
+    Returns its id and the run's token."""
+    token = "fprun_" + secrets.token_urlsafe(32)
+    experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
+    settings = ExperimentCreate(
+        name=name,
+        contract_id=contract["id"],
+        contract_version=contract["version"],
+        participants=participants,
+        min_factories=1,
+    )
+    with catalog.unit_of_work() as uow:
+        uow.experiments.add(
+            Experiment(
+                id=experiment_id,
+                name=name,
+                contract_id=contract["id"],
+                contract_version=contract["version"],
+                contract_sha256=hashlib.sha256(b"doc").hexdigest(),
+                org_id=org,
+                created_by=f"{org}-researcher",
+                status="running",
+                settings=settings,
+                participants=participants,
+                run_token_hash=hash_token(token),
+            )
+        )
+    return experiment_id, token

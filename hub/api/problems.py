@@ -12,7 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fedpark.contracts.errors import ContractError, ContractInvalidError
+from fedpark.contracts.errors import (
+    ContractError,
+    ContractFormatError,
+    ContractInvalidError,
+    SignatureError,
+)
 from fedpark.hub.errors import (
     DomainError,
     FedparkError,
@@ -126,15 +131,19 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _contract_error(request: Request, exc: Exception) -> Response:
-    """A contract document, signature or data set the contracts package refused: its
-    messages name fields, rules and counts, never a value."""
+    """A contract document, signature or data set the contracts package refused, in fixed
+    words and the field it names: a field's message comes from pydantic and may quote the
+    value (the same rule as for request bodies above)."""
     assert isinstance(exc, ContractError)
-    field = (
-        exc.problems[0].field if isinstance(exc, ContractInvalidError) and exc.problems else None
-    )
-    if field:
-        return problem(request, 422, "invalid-input", "Invalid input", str(exc), field=field)
-    return problem(request, 422, "invalid-input", "Invalid input", str(exc))
+    if isinstance(exc, ContractInvalidError) and exc.problems:
+        field = exc.problems[0].field
+        detail = f"the contract document is invalid at {field}"
+        return problem(request, 422, "invalid-input", "Invalid input", detail, field=field)
+    detail = {
+        SignatureError: "the signature does not verify",
+        ContractFormatError: "the contract document cannot be read",
+    }.get(type(exc), "the contract request cannot be used")
+    return problem(request, 422, "invalid-input", "Invalid input", detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

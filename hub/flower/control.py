@@ -55,6 +55,15 @@ clientapp = "fedpark.clients.client_app:app"
 """
 
 
+def _kind(exc: Exception) -> str:
+    """What failed, without the exception's text: its type, and Flower's error code."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        error = FlowerError.from_json(exc.response.text)
+        code = f", Flower error {error.code}" if error is not None else ""
+        return f"HTTP {exc.response.status_code}{code}"
+    return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class RunStatus:
     status: str  # pending | starting | running | finished
@@ -99,8 +108,11 @@ class FlowerControl:
         except (ConflictError, InvalidInputError):
             raise
         except Exception as exc:  # the client raises transport and status errors alike
-            # Flower's text is for the operator's log; the answer says what FedPark tried.
-            log.warning("the Flower SuperLink at %s could not %s: %s", self.address, what, exc)
+            # Neither the answer nor the log carries Flower's text: it may quote the run
+            # config, which holds the run's token. The log gets the kind and Flower's code.
+            log.warning(
+                "the Flower SuperLink at %s could not %s (%s)", self.address, what, _kind(exc)
+            )
             raise FlowerUnavailableError(f"the Flower SuperLink could not {what}") from None
 
     def start_run(self, spec: RunSpec) -> int:

@@ -104,7 +104,7 @@ class ExperimentService:
             )
         profiles = self._participant_profiles(caller, body)
         if self.flower is None:
-            raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
+            raise FlowerUnavailableError.not_configured()
         token = new_run_token()
         experiment_id = f"exp-{uuid.uuid4().hex[:12]}"
         describe(f"experiment:{experiment_id}")  # the audit record commits with the row

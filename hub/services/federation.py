@@ -48,5 +48,5 @@ class FederationService:
             raise PermissionDeniedError("only factories register SuperNodes")
         pem = node_key_pem(public_key)
         if self.flower is None:
-            raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
+            raise FlowerUnavailableError.not_configured()
         return self.flower.register_node(pem, name=caller.org_id)

@@ -127,8 +127,7 @@ class RunReportService:
             sealed = uow.experiments.model(run.id)
             if sealed is not None:  # a retried finish: the first one went through
                 return sealed
-            rows = [r for r in uow.experiments.rounds(run.id) if r.report]
-        rounds = [r.report for r in rows if r.report is not None]
+            rounds = [r.report for r in uow.experiments.rounds(run.id) if r.report is not None]
         try:
             stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
         except ObjectNotFoundError:

@@ -283,7 +283,7 @@ def federation_settings(runtime: RuntimeDep, caller: CurrentPrincipal) -> Federa
     settings = runtime.settings
     address = settings.fleet_address or settings.superlink
     if address is None:
-        raise FlowerUnavailableError("this hub has no Flower SuperLink configured")
+        raise FlowerUnavailableError.not_configured()
     return FederationPublic(
         fleet_address=address,
         org_id=caller.org_id,

@@ -10,22 +10,16 @@ the model, its manifest and its signature are the hub's, not the test's.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from harness import ROLES, Park, contract_in_state
+from harness import ROLES, Park, contract_in_state, running_experiment
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
-from fedpark.hub.schemas.experiments import ExperimentCreate
-from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog
-from fedpark.hub.storage.models import Experiment
 
 pytestmark = pytest.mark.integration
 
@@ -42,36 +36,14 @@ class Made:
 
 def _experiment(park: Park, contract: dict[str, Any], org: str, participants: list[str]) -> Made:
     """An experiment of ``org``'s researcher, running, as a launch leaves it."""
-    token = "fprun_" + secrets.token_urlsafe(32)
-    settings = ExperimentCreate(
-        name=f"{org}'s",
-        contract_id=contract["id"],
-        contract_version=contract["version"],
-        participants=participants,
-        min_factories=1,
-    )
-    made = Made(f"exp-{uuid.uuid4().hex[:12]}", org, participants, token)
     catalog = Catalog(park.hub.database_url)
     try:
-        with catalog.unit_of_work() as uow:
-            uow.experiments.add(
-                Experiment(
-                    id=made.id,
-                    name=settings.name,
-                    contract_id=contract["id"],
-                    contract_version=contract["version"],
-                    contract_sha256=hashlib.sha256(b"doc").hexdigest(),
-                    org_id=org,
-                    created_by=f"{org}-researcher",
-                    status="running",
-                    settings=settings,
-                    participants=participants,
-                    run_token_hash=hash_token(token),
-                )
-            )
+        experiment_id, token = running_experiment(
+            catalog, contract, org, participants, name=f"{org}'s"
+        )
     finally:
         catalog.dispose()
-    return made
+    return Made(experiment_id, org, participants, token)
 
 
 def _sealed(park: Park, made: Made) -> Made:
