@@ -46,23 +46,17 @@ def fedpark_rounds(
         join_factories(park, document, hours)
         launch = park.launch_body(document, rounds, "bench")
         with park.api("researcher") as researcher:
-            experiment = researcher.post("/experiments", launch)["id"]
-            while researcher.get(f"/experiments/{experiment}")["status"] in ("pending", "running"):
+            experiment = researcher.launch(launch).id
+            while researcher.experiment(experiment).status in ("pending", "running"):
                 time.sleep(1)
-            state = researcher.get(f"/experiments/{experiment}")
-            done = researcher.get(f"/experiments/{experiment}/rounds")
+            state = researcher.experiment(experiment)
+            done = researcher.rounds(experiment)
     finally:
         park.stop()
-    if state["status"] != "finished":
-        raise SystemExit(f"FedPark run ended {state['status']}: {state['error']}")
-    stamps = [_seconds(state["started_at"])] + [_seconds(r["created_at"]) for r in done]
+    if state.status != "finished" or state.started_at is None:
+        raise SystemExit(f"FedPark run ended {state.status}: {state.error}")
+    stamps = [state.started_at.timestamp()] + [r.created_at.timestamp() for r in done]
     return [b - a for a, b in itertools.pairwise(stamps)], document
-
-
-def _seconds(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp()
 
 
 def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> list[float]:

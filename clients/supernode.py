@@ -7,14 +7,12 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from fedpark.clients.processes import ChildProcess
 
 log = logging.getLogger(__name__)
-
-# Where the ClientApp notes what it did (trained, refused, failed) for `fedpark factory join`.
-EVENTS_FILE = "events.jsonl"
 
 
 def flower_env(home: Path) -> dict[str, str]:
@@ -32,7 +30,7 @@ def flower_env(home: Path) -> dict[str, str]:
 def supernode_argv(
     fleet: str,
     port: int,
-    node_config: dict[str, str],
+    node_config: Mapping[str, str],
     root_certificates: Path | None = None,
     auth_key: Path | None = None,
 ) -> list[str]:

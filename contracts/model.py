@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from fedpark.contracts.names import SEMVER, SLUG, Slug
 from fedpark.contracts.types import (
     TypeSpecError,
     is_numeric,
@@ -33,15 +34,9 @@ from fedpark.contracts.types import (
     value_type,
 )
 
-SLUG = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
-SEMVER = (
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
-)
 MAX_COLUMNS = 2000
 MAX_ALLOWED_VALUES = 10_000
 
-Slug = Annotated[str, Field(min_length=2, max_length=63, pattern=SLUG)]
 Scalar = bool | int | float | str
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Self
 
-from fedpark.contracts.model import SEMVER, SLUG
+from fedpark.contracts.names import SEMVER, SLUG
 
 
 @dataclass(frozen=True, order=True)

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from fedpark.experiments.protocol.spec import ModelSettings
+from fedpark.experiments.protocol.plan import ModelSettings
 
 Task = Literal["classification", "regression"]
 

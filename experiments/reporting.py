@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 from flwr.app import Message
 
 from fedpark.experiments.protocol import (
@@ -24,6 +23,9 @@ from fedpark.experiments.protocol import (
     ProblemKind,
     RoundReport,
 )
+from fedpark.experiments.protocol.client import HubClient, RetryPolicy
+from fedpark.experiments.protocol.errors import HubApiError
+from fedpark.experiments.protocol.resources.experiments import RunFailureCreate, RunFinishCreate
 
 log = logging.getLogger(__name__)
 
@@ -71,71 +73,47 @@ class DirectoryReporter:
 class HubReporter:
     """Posts each round and the final model to the hub, authenticated with the run token.
 
-    Transient failures are retried with backoff: a report lost to a network blip would be a
-    round missing from the provenance manifest.
+    Transient failures (the network, a hub restart, 429 and 5xx) are retried for up to
+    ``patience`` seconds: a report lost to a blip would be a round missing from the
+    provenance manifest. Every report is idempotent at the hub (a retry of a request whose
+    answer was lost is accepted), so a retry never records anything twice. A refusal (4xx)
+    ends the run with the hub's words.
     """
 
     def __init__(
         self, hub_url: str, run_token: str, experiment_id: str, patience: float = 600.0
     ) -> None:
-        self.base = f"{hub_url.rstrip('/')}/api/v1/runs/{experiment_id}"
-        self.http = httpx.Client(headers={"Authorization": f"Bearer {run_token}"}, timeout=120)
-        self.patience = patience  # seconds a report keeps trying: a hub restart, an outage
-
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send until the hub answers, for up to ``patience`` seconds.
-
-        Every report is idempotent at the hub (a retry of a request whose answer was lost is
-        accepted), so retrying after a timeout or a restart never records anything twice.
-        """
-        deadline = time.monotonic() + self.patience
-        delay = 0.5
-        while True:
-            try:
-                response = self.http.request(method, self.base + path, **kwargs)
-            except httpx.TransportError:
-                if time.monotonic() + delay > deadline:
-                    raise
-            else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code < 500 and response.status_code != 429:
-                    raise RunError(_refusal(method, path, response))
-                if time.monotonic() + delay > deadline:
-                    response.raise_for_status()
-            log.warning("the hub did not take %s %s: retrying in %.1fs", method, path, delay)
-            time.sleep(delay)
-            delay = min(15.0, delay * 2)
+        self.experiment_id = experiment_id
+        self.hub = HubClient(hub_url, run_token, timeout=120, retry=RetryPolicy(patience))
 
     def round(self, report: RoundReport, checkpoint: bytes) -> None:
-        self._send(
-            "PUT",
-            f"/rounds/{report.round}/checkpoint",
-            content=checkpoint,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        self._send("POST", "/rounds", json=report.model_dump(mode="json"))
+        with _refusals():
+            self.hub.put_checkpoint(self.experiment_id, report.round, checkpoint)
+            self.hub.report_round(self.experiment_id, report)
 
     def finished(self, model: bytes, summary: dict[str, Any]) -> None:
-        self._send(
-            "PUT", "/model", content=model, headers={"Content-Type": "application/octet-stream"}
-        )
-        self._send("POST", "/finish", json={"summary": summary})
+        with _refusals():
+            self.hub.put_model(self.experiment_id, model)
+            self.hub.finish(self.experiment_id, RunFinishCreate(summary=summary))
 
     def failed(self, reason: str) -> None:
-        self._send("POST", "/fail", json={"reason": reason[:4000]})
+        with _refusals():
+            self.hub.fail(self.experiment_id, RunFailureCreate(reason=reason[:4000]))
 
     def checkpoint(self, number: int) -> bytes:
-        return self._send("GET", f"/rounds/{number}/checkpoint").content
+        with _refusals():
+            return self.hub.checkpoint(self.experiment_id, number)
 
 
-def _refusal(method: str, path: str, response: httpx.Response) -> str:
-    """The hub's refusal of a report, in the hub's words (its problem detail)."""
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The hub's refusal of a report ends the run, in the hub's words (its problem detail)."""
     try:
-        detail = str(response.json().get("detail", ""))[:500]
-    except ValueError:
-        detail = ""
-    return f"the hub refused {method} {path} ({response.status_code}): {detail or 'no detail'}"
+        yield
+    except HubApiError as exc:
+        if exc.status < 500 and exc.status != 429:
+            raise RunError(f"the hub refused a report ({exc.status}): {exc.detail[:500]}") from None
+        raise
 
 
 def sort_replies(

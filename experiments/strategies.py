@@ -21,7 +21,7 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-from fedpark.experiments.protocol.spec import (
+from fedpark.experiments.protocol.plan import (
     COUNT_PARAMS,
     DP_PARAMS,
     STRATEGY_PARAMS,

@@ -1,31 +1,13 @@
-"""Roles, organization kinds, the authenticated caller, and a page of a listing."""
+"""The authenticated caller and a page of a listing (roles and organization kinds are the
+protocol's: :mod:`fedpark.experiments.protocol.resources.identity`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from fedpark.experiments.protocol.resources.identity import OrgKind, Role
 
-
-class Role(StrEnum):
-    """What a member of an organization may do."""
-
-    ADMIN = "admin"  # manages users and tokens (park-wide when in the operator organization)
-    STEWARD = "steward"  # reviews and approves dataset contracts
-    RESEARCHER = "researcher"  # launches experiments on approved contracts
-    FACTORY = "factory"  # runs a federated client next to its own data
-    PARTNER = "partner"  # downloads the models the contracts allow
-
-
-class OrgKind(StrEnum):
-    OPERATOR = "operator"  # the park operator: its admins administer the whole park
-    FACTORY = "factory"
-    UNIVERSITY = "university"
-    RESEARCH = "research"
-    PARTNER = "partner"
-    OTHER = "other"
+__all__ = ["OrgKind", "Page", "Principal", "Role"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +40,3 @@ class Page:
 
     offset: int = 0
     limit: int = 100
-
-
-class Restart(BaseModel):
-    """An experiment's Flower run was lost (its SuperLink restarted) and the hub resumed it."""
-
-    at: datetime
-    from_round: int = Field(description="The checkpoint the continuation started from")
-    reason: str = Field(description="What Flower said about the lost run")
-    flower_run_id: str | None = Field(description="The lost run")

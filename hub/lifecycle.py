@@ -15,25 +15,20 @@ one of several concurrent moves wins); pages and answers read the same enums::
 
 from __future__ import annotations
 
-from enum import StrEnum
+from fedpark.experiments.protocol.resources.contracts import ContractAction, ContractStatus
+from fedpark.experiments.protocol.resources.experiments import ExperimentStatus
 
-
-class ContractStatus(StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    DEPRECATED = "deprecated"
-    RETIRED = "retired"
-
-
-class ContractAction(StrEnum):
-    SUBMIT = "submit"
-    APPROVE = "approve"
-    REJECT = "reject"
-    DEPRECATE = "deprecate"
-    RETIRE = "retire"
-
+__all__ = [
+    "ACTIVE",
+    "BOUND",
+    "CONTRACT_TRANSITIONS",
+    "EDITABLE",
+    "EXPERIMENT_TRANSITIONS",
+    "PUBLIC",
+    "ContractAction",
+    "ContractStatus",
+    "ExperimentStatus",
+]
 
 # action -> (the states it may start from, the state it leads to)
 CONTRACT_TRANSITIONS: dict[ContractAction, tuple[frozenset[ContractStatus], ContractStatus]] = {
@@ -48,14 +43,6 @@ EDITABLE = frozenset({ContractStatus.DRAFT, ContractStatus.REJECTED})
 # Everyone may read these versions; data may still be held (and declared) under BOUND ones.
 PUBLIC = frozenset({ContractStatus.APPROVED, ContractStatus.DEPRECATED, ContractStatus.RETIRED})
 BOUND = frozenset({ContractStatus.APPROVED, ContractStatus.DEPRECATED})
-
-
-class ExperimentStatus(StrEnum):
-    PENDING = "pending"  # launched; Flower has not reported the run running yet
-    RUNNING = "running"
-    FINISHED = "finished"  # its model is sealed
-    FAILED = "failed"
-    STOPPED = "stopped"
 
 
 ACTIVE = frozenset({ExperimentStatus.PENDING, ExperimentStatus.RUNNING})

@@ -19,7 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.common.serde import fab_to_proto, user_config_to_proto
-from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2 import (
+    ListNodesRequest,
+    ListRunsRequest,
+    StartRunRequest,
+    StopRunRequest,
+)
 from flwr.supercore.control import ControlHttpClient
 from flwr.supercore.fab import Fab
 from harness import (
@@ -124,6 +129,22 @@ class Federation:
             root_certificates=None,
             interceptors=[],
         )
+
+    def wait_for_nodes(self, count: int, timeout: float = 90) -> None:
+        """Until ``count`` SuperNodes are online: a run started earlier samples the nodes
+        that happen to be connected (on a busy machine, not every factory yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                nodes = self.control().ListNodes(ListNodesRequest()).nodes_info
+                online = sum(1 for node in nodes if node.status == "online")
+            except Exception:  # the SuperLink may still be starting
+                online = 0
+            if online >= count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{online} of {count} SuperNodes online after {timeout}s")
+            time.sleep(0.5)
 
     def start_run(self, spec: dict[str, Any]) -> int:
         data, digest = build_fab()

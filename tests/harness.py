@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from fedpark.clients.processes import ChildProcess
-from fedpark.hub.schemas.experiments import ExperimentCreate
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.embedded import EmbeddedS3

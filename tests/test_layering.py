@@ -36,9 +36,10 @@ FORBIDDEN = {
 }
 
 
-# Exceptions to the above: what crosses the process boundary between the hub and FedPark's
-# Flower apps (run spec, round reports, the model manifest) is typed once, in a package free
-# of torch and Flower that the hub, the Flower apps and the CLI import.
+# Exceptions to the above: what crosses a process boundary between the hub, FedPark's Flower
+# apps and the CLI (run spec, round reports, the model manifest, the API's bodies, the node
+# config, the hub client) is typed once, in a package free of torch and Flower that the hub,
+# the Flower apps and the CLI import.
 PROTOCOL_PACKAGE = "fedpark.experiments.protocol"
 ALLOWED = {"hub": PROTOCOL_PACKAGE}
 PROTOCOL = REPO / "experiments" / "protocol"
@@ -46,13 +47,25 @@ PROTOCOL = REPO / "experiments" / "protocol"
 PROTOCOL_THIRD_PARTY = {
     "__future__",
     "collections",
+    "contextlib",
     "cryptography",
+    "dataclasses",
+    "datetime",
     "enum",
     "hashlib",
+    "httpx",  # the hub client's transport
+    "importlib",
     "json",
+    "logging",
+    "os",
+    "pathlib",
     "pyarrow",
     "pydantic",
+    "re",
+    "time",
+    "types",
     "typing",
+    "urllib",
 }
 
 
@@ -101,8 +114,8 @@ def test_inside_the_hub_dependencies_go_one_way(part: str) -> None:
 
 def test_the_protocol_needs_only_contracts() -> None:
     """The hub may import it: it must not pull torch, Flower or the apps in."""
-    modules = sorted(PROTOCOL.glob("*.py"))
-    assert len(modules) >= 3, modules  # spec, reports, manifest: the test cannot pass empty
+    modules = sorted(PROTOCOL.rglob("*.py"))
+    assert len(modules) >= 8, modules  # spec, reports, manifest, client...: never passes empty
     for module in modules:
         imported = {
             name if name.startswith("fedpark") else name.split(".")[0] for name in _imports(module)
@@ -121,6 +134,36 @@ def test_importing_the_protocol_loads_neither_torch_nor_flower() -> None:
         "import fedpark.experiments.protocol\n"
         "print(json.dumps(sorted(m for m in ('torch', 'flwr', 'fedpark.hub', 'fedpark.clients',"
         " 'fedpark.experiments.models', 'fastapi') if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_one_http_client_talks_to_the_hub() -> None:
+    """The CLI, the ClientApp and the ServerApp's reporter reach the hub through the
+    protocol's :class:`HubClient` only: no other module of theirs speaks HTTP."""
+    client = PROTOCOL / "client.py"
+    speakers = [
+        str(source.relative_to(REPO))
+        for package in ("clients", "experiments", "contracts", "datasets")
+        for source in (REPO / package).rglob("*.py")
+        if source != client and {"httpx", "requests", "urllib.request"} & _imports(source)
+    ]
+    assert speakers == []
+    assert "httpx" in _imports(client)
+
+
+def test_the_cli_loads_the_hub_client_without_pyarrow() -> None:
+    """The hub client and the API's bodies are pydantic and httpx only: every command that
+    talks to the hub starts without loading the Arrow stack."""
+    probe = (
+        "import sys, json\n"
+        "import fedpark.experiments.protocol.client\n"
+        "import fedpark.experiments.protocol.node\n"
+        "print(json.dumps(sorted(m for m in ('pyarrow', 'numpy', 'cryptography', 'torch')"
+        " if m in sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

@@ -179,7 +179,7 @@ def run_fedpark(
     from flwr.serverapp import Grid, ServerApp
     from flwr.simulation import run_simulation
 
-    from fedpark.clients import client_app as fedpark_client
+    from fedpark.experiments import client_app as fedpark_client
     from fedpark.experiments import server_app as fedpark_server
     from fedpark.experiments.reporting import DirectoryReporter
 

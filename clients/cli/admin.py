@@ -6,10 +6,18 @@ from typing import Annotated
 
 import typer
 
-from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.experiments.protocol.resources.identity import (
+    OrganizationCreate,
+    OrgKind,
+    Role,
+    TokenCreate,
+    UserCreate,
+    UserPublic,
+)
 
-ROLES = ("admin", "steward", "researcher", "factory", "partner")
-KINDS = ("operator", "factory", "university", "research", "partner", "other")
+ROLES = tuple(Role)
+KINDS = tuple(OrgKind)
 
 org_app = typer.Typer(help="Organizations of the park.", no_args_is_help=True)
 user_app = typer.Typer(help="Members of organizations and their roles.", no_args_is_help=True)
@@ -37,16 +45,16 @@ def org_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Register an organization (park admins)."""
-    body = {"id": org_id, "name": name, "kind": _choice(kind, KINDS, "kind")}
+    created = body(OrganizationCreate, id=org_id, name=name, kind=_choice(kind, KINDS, "kind"))
     with client(hub, token) as api:
-        show(api.post("/organizations", body), ORG_COLUMNS, as_json)
+        show(api.create_organization(created), ORG_COLUMNS, as_json)
 
 
 @org_app.command("list")
 def org_list(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List the park's organizations."""
     with client(hub, token) as api:
-        show(api.get("/organizations", limit=500), ORG_COLUMNS, as_json)
+        show(api.organizations(), ORG_COLUMNS, as_json)
 
 
 @user_app.command("create")
@@ -60,14 +68,15 @@ def user_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a member to an organization (admins)."""
-    body = {
-        "username": username,
-        "org_id": org,
-        "role": _choice(role, ROLES, "role"),
-        "display_name": display_name,
-    }
+    created = body(
+        UserCreate,
+        username=username,
+        org_id=org,
+        role=_choice(role, ROLES, "role"),
+        display_name=display_name,
+    )
     with client(hub, token) as api:
-        show(api.post("/users", body), USER_COLUMNS, as_json)
+        show(api.create_user(created), USER_COLUMNS, as_json)
 
 
 @user_app.command("list")
@@ -79,7 +88,7 @@ def user_list(
 ) -> None:
     """List members (admins: those they manage)."""
     with client(hub, token) as api:
-        show(api.get("/users", org_id=org, limit=500), USER_COLUMNS, as_json)
+        show(api.users(org_id=org), USER_COLUMNS, as_json)
 
 
 @token_app.command("create")
@@ -92,15 +101,15 @@ def token_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API token. The secret is printed once: store it now."""
-    body = {"name": name, "user_id": user, "expires_in_days": expires_in_days}
+    wanted = body(TokenCreate, name=name, user_id=user, expires_in_days=expires_in_days)
     with client(hub, token) as api:
-        created = api.post("/tokens", body)
+        created = api.create_token(wanted)
     if as_json:
         show(created, (), True)
         return
     show(created, TOKEN_COLUMNS[:4], False)
     out.print("Token (shown once):", style="bold")
-    out.print(created["token"], highlight=False, soft_wrap=True)
+    out.print(created.token, highlight=False, soft_wrap=True)
 
 
 @token_app.command("list")
@@ -112,7 +121,7 @@ def token_list(
 ) -> None:
     """List your tokens (admins: those of the members they manage)."""
     with client(hub, token) as api:
-        show(api.get("/tokens", user_id=user, limit=500), TOKEN_COLUMNS, as_json)
+        show(api.tokens(user_id=user), TOKEN_COLUMNS, as_json)
 
 
 @token_app.command("revoke")
@@ -124,7 +133,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token at once."""
     with client(hub, token) as api:
-        show(api.delete(f"/tokens/{token_id}"), TOKEN_COLUMNS, as_json)
+        show(api.revoke_token(token_id), TOKEN_COLUMNS, as_json)
 
 
 @audit_app.command("list")
@@ -138,35 +147,41 @@ def audit_list(
     """Show audit records in chain order."""
     columns = ("seq", "at", "actor", "actor_org", "action", "object", "outcome", "status_code")
     with client(hub, token) as api:
-        show(api.get("/audit", after_seq=after, limit=limit), columns, as_json)
+        show(api.audit(after_seq=after, limit=limit), columns, as_json)
 
 
 @audit_app.command("verify")
 def audit_verify(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Check the whole chain; exits 1 if a record was changed, removed or reordered."""
     with client(hub, token) as api:
-        report = api.get("/audit/verify")
+        report = api.verify_audit()
     if as_json:
         show(report, (), True)
-    elif report["ok"]:
+    elif report.ok:
         out.print(
-            f"[green]audit chain intact[/green]: {report['records']} records, "
-            f"head {report['head_seq']} {report['head_hash']}"
+            f"[green]audit chain intact[/green]: {report.records} records, "
+            f"head {report.head_seq} {report.head_hash}"
         )
     else:
-        out.print(f"[red]audit chain BROKEN[/red] ({report['records']} records):")
-        for problem in report["problems"]:
+        out.print(f"[red]audit chain BROKEN[/red] ({report.records} records):")
+        for problem in report.problems:
             out.print(f"  - {problem}", highlight=False)
-    if not report["ok"]:
+    if not report.ok:
         raise typer.Exit(1)
 
 
 def whoami(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show who your token belongs to."""
     with client(hub, token) as api:
-        me = api.get("/me")
-    row = {**me["user"], "organization": me["organization"]["name"]}
+        me = api.me()
+    row = Caller(**me.user.model_dump(), organization=me.organization.name)
     show(row, ("username", "role", "org_id", "organization", "id"), as_json)
+
+
+class Caller(UserPublic):
+    """Who a token belongs to, with the organization's name."""
+
+    organization: str
 
 
 def register(app: typer.Typer) -> None:

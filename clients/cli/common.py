@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fedpark.clients.api import HubClient
+from fedpark.experiments.protocol.client import HubClient
 
 out = Console()
 
@@ -27,21 +28,39 @@ TokenOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
 def client(hub: str | None, token: str | None) -> HubClient:
     return HubClient(hub, token)
 
 
+def body(schema: type[Body], /, **fields: Any) -> Body:
+    """A request body built from the command's options, checked here with the hub's own
+    rules: a mistake is named by its option before anything is sent."""
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "input"
+        raise typer.BadParameter(f"{where.replace('_', '-')}: {first['msg']}") from None
+
+
 def show(
-    rows: Sequence[dict[str, Any]] | dict[str, Any],
+    rows: Sequence[BaseModel | Mapping[str, Any]] | BaseModel,
     columns: Sequence[str],
     as_json: bool,
     title: str | None = None,
 ) -> None:
-    """Print records as a table (or JSON for scripts)."""
+    """Print the hub's answer as a table (or JSON for scripts: every field, as the hub sent it)."""
+    one = isinstance(rows, BaseModel)
+    listed: Sequence[BaseModel | Mapping[str, Any]] = (
+        [rows] if isinstance(rows, BaseModel) else rows
+    )
+    items = [r.model_dump(mode="json") if isinstance(r, BaseModel) else dict(r) for r in listed]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        typer.echo(json.dumps(items[0] if one else items, indent=2, default=str))
         return
-    items = [rows] if isinstance(rows, dict) else list(rows)
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column)

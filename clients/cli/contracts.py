@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.resources.contracts import (
+    ContractVersionPublic,
+    RejectionCreate,
+)
 
 # fedpark.contracts (pyarrow, pydantic models) is imported inside the commands that use it,
 # so that `fedpark --help` and the other commands start fast.
@@ -43,10 +50,12 @@ def _load(path: Path) -> Contract:
         raise _fail(str(exc)) from None
 
 
-def _path(contract_id: str, version: str) -> str:
-    from fedpark.contracts.ref import ContractRef
-
-    return ContractRef(contract_id, version).api_path
+def _ref(contract_id: str, version: str) -> ContractRef:
+    """The version the arguments name, checked before anything is sent."""
+    try:
+        return ContractRef.parse(f"{contract_id}@{version}")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("expected ID@VERSION ")) from None
 
 
 # -- offline --------------------------------------------------------------------------------
@@ -224,18 +233,16 @@ def _document(path: Path) -> dict[str, Any]:
         raise _fail(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _show_version(version: dict[str, Any], as_json: bool) -> None:
+def _show_version(version: ContractVersionPublic, as_json: bool) -> None:
     show(version, COLUMNS, as_json)
-    if not as_json and version.get("compatibility"):
-        compat = version["compatibility"]
-        verdict = "backward compatible" if compat["compatible"] else "[red]BREAKING[/red]"
-        out.print(f"against {compat['previous_version']}: {verdict}")
-        for change in compat["changes"]:
-            out.print(
-                f"  - {change['kind']}: {change['field']}: {change['message']}", highlight=False
-            )
-    if not as_json and version.get("reason"):
-        out.print(f"reason: {version['reason']}", highlight=False)
+    compat = version.compatibility
+    if not as_json and compat:
+        verdict = "backward compatible" if compat.compatible else "[red]BREAKING[/red]"
+        out.print(f"against {compat.previous_version}: {verdict}")
+        for change in compat.changes:
+            out.print(f"  - {change.kind}: {change.field}: {change.message}", highlight=False)
+    if not as_json and version.reason:
+        out.print(f"reason: {version.reason}", highlight=False)
 
 
 @app.command("create")
@@ -244,7 +251,7 @@ def create(
 ) -> None:
     """Upload a new draft (a new contract, or a new version of yours)."""
     with client(hub, token) as api:
-        _show_version(api.post("/contracts", _document(contract)), as_json)
+        _show_version(api.create_contract(_document(contract)), as_json)
 
 
 @app.command("update")
@@ -252,30 +259,70 @@ def update(
     contract: ContractArg, hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Replace a draft or rejected version with the file's content."""
-    body = _document(contract)
+    document = _document(contract)
+    ref = ContractRef(str(document["id"]), str(document["version"]))  # checked by _document
     with client(hub, token) as api:
-        _show_version(api.request("PUT", _path(body["id"], body["version"]), json=body), as_json)
+        _show_version(api.update_contract(ref, document), as_json)
 
 
-def _transition(action: str, doc: str) -> None:
-    def command(
-        contract_id: IdArg,
-        version: VersionArg,
-        hub: HubOpt = None,
-        token: TokenOpt = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        with client(hub, token) as api:
-            _show_version(api.post(f"{_path(contract_id, version)}/{action}", {}), as_json)
-
-    command.__doc__ = doc
-    app.command(action)(command)
+def _move(
+    action: Callable[[HubClient, ContractRef], ContractVersionPublic],
+    ref: ContractRef,
+    hub: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """One step of a version's lifecycle, as the caller; shows where it landed."""
+    with client(hub, token) as api:
+        _show_version(action(api, ref), as_json)
 
 
-_transition("submit", "Send a draft to the stewards.")
-_transition("approve", "Approve and sign a submitted version (stewards).")
-_transition("deprecate", "Deprecate an approved version (stewards).")
-_transition("retire", "Retire a deprecated version (stewards).")
+@app.command("submit")
+def submit(
+    contract_id: IdArg,
+    version: VersionArg,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a draft to the stewards."""
+    _move(HubClient.submit_contract, _ref(contract_id, version), hub, token, as_json)
+
+
+@app.command("approve")
+def approve(
+    contract_id: IdArg,
+    version: VersionArg,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve and sign a submitted version (stewards)."""
+    _move(HubClient.approve_contract, _ref(contract_id, version), hub, token, as_json)
+
+
+@app.command("deprecate")
+def deprecate(
+    contract_id: IdArg,
+    version: VersionArg,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deprecate an approved version (stewards)."""
+    _move(HubClient.deprecate_contract, _ref(contract_id, version), hub, token, as_json)
+
+
+@app.command("retire")
+def retire(
+    contract_id: IdArg,
+    version: VersionArg,
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retire a deprecated version (stewards)."""
+    _move(HubClient.retire_contract, _ref(contract_id, version), hub, token, as_json)
 
 
 @app.command("reject")
@@ -288,10 +335,9 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a submitted version back to its authors (stewards)."""
+    ref, rejection = _ref(contract_id, version), body(RejectionCreate, reason=reason)
     with client(hub, token) as api:
-        _show_version(
-            api.post(f"{_path(contract_id, version)}/reject", {"reason": reason}), as_json
-        )
+        _show_version(api.reject_contract(ref, rejection), as_json)
 
 
 @app.command("list")
@@ -307,15 +353,7 @@ def list_contracts(
 ) -> None:
     """Search the contract versions you may see."""
     with client(hub, token) as api:
-        rows = api.get(
-            "/contracts",
-            status=status,
-            domain=domain,
-            owner=owner,
-            column=column,
-            q=query,
-            limit=500,
-        )
+        rows = api.contracts(status=status, domain=domain, owner=owner, column=column, text=query)
     show(rows, COLUMNS, as_json)
 
 
@@ -330,12 +368,12 @@ def show_contract(
     """Show a version's state, compatibility and columns."""
     with client(hub, token) as api:
         if version is None:
-            version = api.get(f"/contracts/{contract_id}/versions")[-1]["version"]
-        found = api.get(_path(contract_id, version or ""))
+            version = api.contract_versions(contract_id)[-1].version
+        found = api.contract(_ref(contract_id, version))
     _show_version(found, as_json)
-    if not as_json and found.get("document"):
+    if not as_json and found.document:
         show(
-            found["document"]["columns"],
+            found.document["columns"],
             ("name", "type", "nullable", "unit", "role"),
             False,
             title="Columns",
@@ -352,18 +390,15 @@ def download(
 ) -> None:
     """Save the contract, its Arrow schema, the hub's signature and public key."""
     output.mkdir(parents=True, exist_ok=True)
-    base = _path(contract_id, version)
+    ref = _ref(contract_id, version)
     with client(hub, token) as api:
-        files = {
-            "contract.json": f"{base}/document",
-            "schema.arrow": f"{base}/schema",
-            "hub-key.pem": "/keys/hub",
-        }
-        state = api.get(base)
-        if state["signed"]:
-            files["signature.json"] = f"{base}/signature"
-        for name, path in files.items():
-            (output / name).write_bytes(api.request_bytes("GET", path))
+        files = {"contract.json": "document", "schema.arrow": "schema"}
+        if api.contract(ref).signed:
+            files["signature.json"] = "signature"
+        for name, part in files.items():
+            (output / name).write_bytes(api.contract_part(ref, part))
+        (output / "hub-key.pem").write_bytes(api.hub_key())
+        files["hub-key.pem"] = "key"
     out.print(f"wrote {', '.join(files)} to {output}")
     if "signature.json" in files:
         out.print(
@@ -402,8 +437,8 @@ def declare(
     from fedpark.contracts.document import contract_from_data
 
     with client(hub, token) as api:
-        found = api.get(_path(contract_id, version))
-        contract = contract_from_data(found["document"])
+        ref = _ref(contract_id, version)
+        contract = contract_from_data(api.contract(ref).document or {})
         try:
             result = validate_file(contract, data)
         except DataError as exc:
@@ -416,8 +451,7 @@ def declare(
                 "the data, or record it as non-compliant with --allow-failing",
                 code=1,
             )
-        body = result.declaration(name).model_dump(mode="json")
-        declared = api.post(f"{_path(contract_id, version)}/datasets", body)
+        declared = api.declare_dataset(ref, result.declaration(name))
     show(declared, ("org_id", "name", "rows", "compliant", "declared_at"), as_json)
     if not result.report.passed:
         out.print(
@@ -437,7 +471,7 @@ def datasets(
 ) -> None:
     """Which factories declared data under this version, and whether it complies."""
     with client(hub, token) as api:
-        rows = api.get(f"{_path(contract_id, version)}/datasets", limit=500)
+        rows = api.datasets(_ref(contract_id, version))
     show(rows, ("org_id", "name", "rows", "compliant", "rule_counts", "declared_at"), as_json)
 
 

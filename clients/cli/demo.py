@@ -21,10 +21,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import out
-from fedpark.clients.errors import HubError, HubUnreachableError
 from fedpark.clients.processes import ChildProcess, free_port
+from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.errors import HubError, HubUnreachableError
+from fedpark.experiments.protocol.plan import ModelSettings, StrategyName, TrainSettings
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
+from fedpark.experiments.protocol.resources.identity import (
+    OrganizationCreate,
+    OrgKind,
+    Role,
+    TokenCreate,
+    UserCreate,
+)
 
 if TYPE_CHECKING:
     from fedpark.experiments.protocol import RoundReport
@@ -53,7 +63,7 @@ def _wait_healthy(api: HubClient, hub: ChildProcess, timeout: float) -> None:
         if not hub.alive():
             raise HubError(f"the hub exited during start:\n{hub.log_tail()}")
         try:
-            if api.health().get("status") == "up":
+            if api.health().status == "up":
                 return
         except HubUnreachableError:
             pass
@@ -125,34 +135,32 @@ class Park:
         people += [(f"{p.name}-ops", p.name, "factory") for p in self.plants]
         with self.api("admin") as admin:
             for org_id, name, kind in orgs:
-                admin.post("/organizations", {"id": org_id, "name": name, "kind": kind})
+                admin.create_organization(
+                    OrganizationCreate(id=org_id, name=name, kind=OrgKind(kind))
+                )
             for username, org_id, role in people:
-                user = admin.post("/users", {"username": username, "org_id": org_id, "role": role})
-                self.tokens[username] = admin.post(
-                    "/tokens", {"name": "demo", "user_id": user["id"]}
-                )["token"]
+                user = admin.create_user(
+                    UserCreate(username=username, org_id=org_id, role=Role(role))
+                )
+                created = admin.create_token(TokenCreate(name="demo", user_id=user.id))
+                self.tokens[username] = created.token
 
-    def launch_body(self, document: dict[str, Any], rounds: int, name: str) -> dict[str, Any]:
+    def launch_body(self, document: dict[str, Any], rounds: int, name: str) -> ExperimentCreate:
         """The experiment the demo runs (the round benchmark runs the same one)."""
-        return {
-            "name": name,
-            "contract_id": document["id"],
-            "contract_version": document["version"],
-            "participants": [p.name for p in self.plants],
+        return ExperimentCreate(
+            name=name,
+            contract_id=document["id"],
+            contract_version=document["version"],
+            participants=[p.name for p in self.plants],
             # Each plant keeps the last 20 % of every run for its own evaluation: holding out
             # its last runs instead would score faults the plant never trained on.
-            "model": {
-                "kind": "mlp",
-                "task": "classification",
-                "hidden": [64, 64],
-                "series": "run",
-            },
-            "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.003},
-            "strategy": "fedavg",
-            "rounds": rounds,
-            "min_factories": 2,
-            "round_timeout": 300,
-        }
+            model=ModelSettings(kind="mlp", task="classification", hidden=(64, 64), series="run"),
+            train=TrainSettings(epochs=2, batch_size=64, learning_rate=0.003),
+            strategy=StrategyName.FEDAVG,
+            rounds=rounds,
+            min_factories=2,
+            round_timeout=300,
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -168,15 +176,15 @@ def approve_contract(park: Park) -> dict[str, Any]:
         experiment_orgs=[RESEARCH_ORG],
         model_download_orgs=[PARTNER_ORG, *(p.name for p in park.plants)],
     )
-    base = f"/contracts/{document['id']}/versions/{document['version']}"
+    ref = ContractRef(document["id"], document["version"])
     with park.api(f"{owner}-ops") as author:
-        author.post("/contracts", document)
-        author.post(f"{base}/submit", {})
+        author.create_contract(document)
+        author.submit_contract(ref)
     with park.api("steward") as steward:
-        approved = steward.post(f"{base}/approve", {})
+        approved = steward.approve_contract(ref)
     out.print(
         f"contract {document['id']} {document['version']} drafted by {owner}, approved and "
-        f"signed by the steward (sha256 {approved['document_sha256'][:12]}…)"
+        f"signed by the steward (sha256 {approved.document_sha256[:12]}…)"
     )
     return document
 
@@ -207,7 +215,7 @@ def join_factories(park: Park, document: dict[str, Any], hours: float) -> None:
     from fedpark.contracts import Contract, validate_file
 
     contract = Contract.model_validate(document)
-    base = f"/contracts/{contract.id}/versions/{contract.version}"
+    ref = ContractRef(contract.id, contract.version)
     files = plant_data(park, hours)
     for plant in park.plants:
         folder = park.dir / plant.name
@@ -216,9 +224,7 @@ def join_factories(park: Park, document: dict[str, Any], hours: float) -> None:
         rows = pq.ParquetFile(data).metadata.num_rows
         result = validate_file(contract, data)
         with park.api(f"{plant.name}-ops") as factory:
-            factory.post(
-                f"{base}/datasets", result.declaration("tep-history").model_dump(mode="json")
-            )
+            factory.declare_dataset(ref, result.declaration("tep-history"))
         park.processes.append(
             ChildProcess(
                 _fedpark(
@@ -267,12 +273,12 @@ def demo(
         join_factories(park, document, hours)
         launch = park.launch_body(document, rounds, "TEP fault diagnosis")
         with park.api("researcher") as researcher:
-            experiment = researcher.post("/experiments", launch)["id"]
+            experiment = researcher.launch(launch).id
             out.print(
                 f"researcher launched {experiment}: FedAvg, {rounds} rounds, {factories} factories"
             )
             follow(researcher, experiment)
-            rounds_done = reported(researcher.get(f"/experiments/{experiment}/rounds"))
+            rounds_done = reported(researcher.rounds(experiment))
         _results(park, experiment, rounds_done, time.perf_counter() - started)
         if keep_running:
             out.print(f"\nEverything keeps running (hub {park.url}) until you press Ctrl-C.")
@@ -297,10 +303,8 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
             ("manifest.json", "manifest"),
             ("manifest.sig.json", "signature"),
         ):
-            (folder / name).write_bytes(
-                partner.request_bytes("GET", f"/models/{experiment}/{part}")
-            )
-        (folder / "hub-key.pem").write_bytes(partner.request_bytes("GET", "/keys/hub"))
+            (folder / name).write_bytes(partner.model_part(experiment, part))
+        (folder / "hub-key.pem").write_bytes(partner.hub_key())
     payload = verify_files(
         folder / "model.safetensors",
         folder / "manifest.json",

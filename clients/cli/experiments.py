@@ -12,11 +12,18 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fedpark.clients.api import HubClient
-from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, client, out, show
+from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.resources.experiments import (
+    ExperimentCreate,
+    ExperimentPublic,
+    ExperimentStatus,
+    RoundPublic,
+)
 
-if TYPE_CHECKING:  # the protocol pulls pyarrow in: the CLI imports it when it needs it
-    from fedpark.experiments.protocol import RoundReport
+if TYPE_CHECKING:
+    from fedpark.experiments.protocol.reports import RoundReport
 
 experiment_app = typer.Typer(
     help="Federated experiments on approved contracts.", no_args_is_help=True
@@ -36,7 +43,7 @@ COLUMNS = (
     "org_id",
 )
 IdArg = Annotated[str, typer.Argument(help="Experiment id (exp-...).")]
-FINAL = ("finished", "failed", "stopped")
+FINAL = (ExperimentStatus.FINISHED, ExperimentStatus.FAILED, ExperimentStatus.STOPPED)
 
 
 def _params(values: list[str]) -> dict[str, float]:
@@ -101,45 +108,39 @@ def launch(
     as_json: JsonOpt = False,
 ) -> None:
     """Start federated training on an approved contract (researchers)."""
-    from fedpark.contracts.ref import ContractRef
-
     try:
         ref = ContractRef.parse(contract)
     except ValueError as exc:
         raise typer.BadParameter(f"--contract: {exc}") from None
-    contract_id, version = ref.id, ref.version
-    body = {
-        "name": name,
-        "contract_id": contract_id,
-        "contract_version": version,
-        "participants": [p.strip() for p in participants.split(",") if p.strip()],
-        "model": {
-            "kind": model,
-            "task": task,
-            "hidden": [int(h) for h in hidden.split(",")],
-            "window": window,
-            "series": series,
-        },
-        "train": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
-        "strategy": strategy,
-        "strategy_params": _params(param or []),
-        "rounds": rounds,
-        "min_factories": min_factories,
-        "rounds_below_k": rounds_below_k,
-        "round_timeout": round_timeout,
-    }
+    try:
+        widths = [int(h) for h in hidden.split(",")]
+    except ValueError:
+        raise typer.BadParameter("--hidden takes whole numbers separated by commas") from None
+    plan = body(
+        ExperimentCreate,
+        name=name,
+        contract_id=ref.id,
+        contract_version=ref.version,
+        participants=[p.strip() for p in participants.split(",") if p.strip()],
+        model={"kind": model, "task": task, "hidden": widths, "window": window, "series": series},
+        train={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
+        strategy=strategy,
+        strategy_params=_params(param or []),
+        rounds=rounds,
+        min_factories=min_factories,
+        rounds_below_k=rounds_below_k,
+        round_timeout=round_timeout,
+    )
     with client(hub, token) as api:
-        created = api.post("/experiments", body)
+        created = api.launch(plan)
         show(created, COLUMNS, as_json)
         if watch_it:
-            follow(api, created["id"])
+            follow(api, created.id)
 
 
-def reported(rounds: list[dict[str, Any]]) -> list[RoundReport]:
-    """The reports of the rounds that have reported, typed (the hub's ``RoundPublic.report``)."""
-    from fedpark.experiments.protocol import RoundReport
-
-    return [RoundReport.model_validate(r["report"]) for r in rounds if r["report"]]
+def reported(rounds: list[RoundPublic]) -> list[RoundReport]:
+    """The reports of the rounds that have reported."""
+    return [r.report for r in rounds if r.report]
 
 
 def metrics_table(reports: list[RoundReport]) -> Table:
@@ -165,29 +166,29 @@ def metrics_table(reports: list[RoundReport]) -> Table:
     return table
 
 
-def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> dict[str, Any]:
+def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> ExperimentPublic:
     """A live progress bar over rounds with the latest metrics, until the run ends."""
-    state: dict[str, Any] = api.get(f"/experiments/{experiment_id}")
+    state = api.experiment(experiment_id)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
-    bar = progress.add_task(f"{experiment_id} {state['status']}", total=state["rounds"])
+    bar = progress.add_task(f"{experiment_id} {state.status}", total=state.rounds)
     with Live(progress, console=out, refresh_per_second=4) as live:
         while True:
-            rounds = reported(api.get(f"/experiments/{experiment_id}/rounds"))
+            rounds = reported(api.rounds(experiment_id))
             progress.update(
-                bar, completed=len(rounds), description=f"{experiment_id} {state['status']}"
+                bar, completed=len(rounds), description=f"{experiment_id} {state.status}"
             )
             if rounds:
                 live.update(_grid(progress, rounds))
-            if state["status"] in FINAL:
+            if state.status in FINAL:
                 break
             time.sleep(poll)
-            state = api.get(f"/experiments/{experiment_id}")
+            state = api.experiment(experiment_id)
     if not out.is_terminal:  # a log: the last frame ends without a line break
         out.line()
-    if state["status"] != "finished":
-        out.print(f"[red]{state['status']}[/red]: {state.get('error') or ''}", highlight=False)
+    if state.status is not ExperimentStatus.FINISHED:
+        out.print(f"[red]{state.status}[/red]: {state.error or ''}", highlight=False)
         raise typer.Exit(1)
     out.print(f"[green]finished[/green]: {len(rounds)} rounds", highlight=False)
     return state
@@ -213,14 +214,18 @@ def status(
 ) -> None:
     """An experiment's state and its metrics per round."""
     with client(hub, token) as api:
-        state = api.get(f"/experiments/{experiment_id}")
-        rounds = [r for r in api.get(f"/experiments/{experiment_id}/rounds") if r["report"]]
+        state = api.experiment(experiment_id)
+        rounds = [r for r in api.rounds(experiment_id) if r.report]
     if as_json:
-        typer.echo(json.dumps({"experiment": state, "rounds": rounds}, indent=2))
+        answer = {
+            "experiment": state.model_dump(mode="json"),
+            "rounds": [r.model_dump(mode="json") for r in rounds],
+        }
+        typer.echo(json.dumps(answer, indent=2))
         return
     show(state, COLUMNS, False)
-    if state.get("error"):
-        out.print(f"error: {state['error']}", highlight=False)
+    if state.error:
+        out.print(f"error: {state.error}", highlight=False)
     if rounds:
         out.print(metrics_table(reported(rounds)))
 
@@ -231,14 +236,14 @@ def stop(
 ) -> None:
     """Stop a running experiment (its researchers)."""
     with client(hub, token) as api:
-        show(api.post(f"/experiments/{experiment_id}/stop", {}), COLUMNS, as_json)
+        show(api.stop(experiment_id), COLUMNS, as_json)
 
 
 @experiment_app.command("list")
 def list_experiments(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Experiments you may see."""
     with client(hub, token) as api:
-        show(api.get("/experiments", limit=500), COLUMNS, as_json)
+        show(api.experiments(), COLUMNS, as_json)
 
 
 def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
@@ -277,10 +282,10 @@ def download(
     }
     with client(hub, token) as api:
         for name, part in files.items():
-            (output / name).write_bytes(api.request_bytes("GET", f"/models/{experiment_id}/{part}"))
+            (output / name).write_bytes(api.model_part(experiment_id, part))
         key = output / "hub-key.pem"
         if not key.exists():  # pin the hub's key the first time; keep it after that
-            key.write_bytes(api.request_bytes("GET", "/keys/hub"))
+            key.write_bytes(api.hub_key())
     payload = verify_files(
         output / "model.safetensors", output / "manifest.json", output / "manifest.sig.json", key
     )

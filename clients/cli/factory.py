@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -13,10 +12,12 @@ from typing import Annotated
 
 import typer
 
-from fedpark.clients.api import HubClient
 from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
-from fedpark.clients.errors import HubApiError
 from fedpark.clients.processes import free_port
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.errors import HubApiError
+from fedpark.experiments.protocol.node import EVENTS_FILE, EventKind, FactoryEvent, NodeConfig
+from fedpark.experiments.protocol.resources.experiments import NodeCreate
 
 app = typer.Typer(help="Run a factory's federated client next to its data.", no_args_is_help=True)
 log = logging.getLogger("fedpark.factory")
@@ -46,7 +47,7 @@ def _node_key(api: HubClient, work_dir: Path) -> Path:
     )
     with api:
         try:
-            api.post("/federation/nodes", {"public_key": public.decode()})
+            api.register_node(NodeCreate(public_key=public.decode()))
         except HubApiError as exc:
             if exc.status != 409:  # 409: registered when this factory joined before
                 raise
@@ -56,25 +57,26 @@ def _node_key(api: HubClient, work_dir: Path) -> Path:
 def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
     """Validate the data now against each approved version this organization declared data
     under, and say what runs on it will do: a refusal seen at start, not mid-run."""
-    from fedpark.clients.approved import (
+    from fedpark.contracts import DataError, validate_file
+    from fedpark.contracts.ref import ContractRef
+    from fedpark.experiments.approved import (
         ContractNotVerifiedError,
         ContractUnavailableError,
         fetch_verified,
     )
-    from fedpark.contracts import DataError, validate_file
-    from fedpark.contracts.ref import ContractRef
 
-    declared = api.get("/datasets", limit=500)
-    versions = sorted({(d["contract_id"], d["version"]) for d in declared})
+    declared = api.own_datasets()
+    versions = sorted({(d.contract_id, d.version) for d in declared})
     if not versions:
         _say(
             "[yellow]note:[/yellow] your organization has declared no dataset yet; runs need "
             "one under their contract (`fedpark contract declare`)"
         )
     for contract_id, version in versions:
-        name = ContractRef(contract_id, version).display
+        ref = ContractRef(contract_id, version)
+        name = ref.display
         try:
-            contract = fetch_verified(api, contract_id, version, work_dir, work_dir / "hub-key.pem")
+            contract = fetch_verified(api, ref, work_dir, work_dir / "hub-key.pem")
             result = validate_file(contract, data)
         except ContractUnavailableError as exc:
             _say(f"[yellow]{name}[/yellow]: cannot fetch the approved contract ({exc})")
@@ -120,22 +122,11 @@ def _follow_events(path: Path, stop: threading.Event) -> None:
             position = fh.tell()
         for line in lines:
             try:
-                event = json.loads(line)
+                event = FactoryEvent.model_validate_json(line)
             except ValueError:
                 continue
-            _say(_event_text(event))
-
-
-def _event_text(event: dict[str, object]) -> str:
-    run = f"run {event.get('run')}"
-    kind = event.get("event")
-    if kind == "trained":
-        return f"{run}, round {event.get('round')}: trained on {event.get('rows')} rows"
-    if kind == "refused":
-        return f"[red]{run}: refused[/red]: {event.get('reason')}"
-    if kind == "skipped":
-        return f"{run}: not a participant of that experiment: skipped"
-    return f"[red]{run}: the client failed[/red]: {event.get('reason')} (see supernode.log)"
+            bad = event.event in (EventKind.REFUSED, EventKind.FAILED)
+            _say(f"[red]{event.describe()}[/red]" if bad else event.describe())
 
 
 def _pin_key(path: Path, pem: str) -> None:
@@ -170,7 +161,7 @@ def join(
     could not be read, never a value), and a round with fewer than the contract's k factories
     aggregates nothing. Each round trained or refused is printed here and in the log.
     """
-    from fedpark.clients.supernode import EVENTS_FILE, Supervisor, flower_env, supernode_argv
+    from fedpark.clients.supernode import Supervisor, flower_env, supernode_argv
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not data.is_file():
@@ -178,38 +169,38 @@ def join(
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     with client(hub, token) as api:
-        me = api.get("/me")
-        federation = api.get("/federation")
+        me = api.me()
+        federation = api.federation()
         base_url = api.base_url
-        _pin_key(work_dir / "hub-key.pem", federation["hub_key_pem"])
+        _pin_key(work_dir / "hub-key.pem", federation.hub_key_pem)
         _check_declared(api, data, work_dir)
     token_file = work_dir / "token"
     token_file.unlink(missing_ok=True)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:  # a file, so the token is not in the process list
         fh.write(token or os.environ.get("FEDPARK_TOKEN", ""))
-    node_config = {
-        "data-path": str(data.resolve()),
-        "hub-url": base_url,
-        "token-file": str(token_file),
-        "hub-key": str(work_dir / "hub-key.pem"),
-        "org": me["organization"]["id"],
-        "work-dir": str(work_dir),
-    }
+    node_config = NodeConfig(
+        data_path=data.resolve(),
+        hub_url=base_url,
+        token_file=token_file,
+        hub_key=work_dir / "hub-key.pem",
+        org=me.organization.id,
+        work_dir=work_dir,
+    )
     ca = None
-    if federation.get("fleet_ca_pem"):  # the park's own CA: TLS to the Fleet gate
+    if federation.fleet_ca_pem:  # the park's own CA: TLS to the Fleet gate
         ca = work_dir / "fleet-ca.pem"
-        _pin_key(ca, federation["fleet_ca_pem"])
+        _pin_key(ca, federation.fleet_ca_pem)
     auth_key = None
-    if federation.get("node_auth"):  # the SuperLink lets in only registered node keys
+    if federation.node_auth:  # the SuperLink lets in only registered node keys
         auth_key = _node_key(client(hub, token), work_dir)
-    argv = supernode_argv(federation["fleet_address"], free_port(), node_config, ca, auth_key)
+    argv = supernode_argv(federation.fleet_address, free_port(), node_config.flower(), ca, auth_key)
     supervisor = Supervisor(argv, work_dir / "supernode.log", flower_env(work_dir / "flwr"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: supervisor.stop())
     out.print(
-        f"{me['organization']['id']} joined the federation at "
-        f"{federation['fleet_address']} (hub key {federation['hub_key_id']}); "
+        f"{me.organization.id} joined the federation at "
+        f"{federation.fleet_address} (hub key {federation.hub_key_id}); "
         f"logs in {work_dir / 'supernode.log'}. Ctrl-C leaves.",
         highlight=False,
     )

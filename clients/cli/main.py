@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from fedpark.clients.cli import admin, contracts, data, data_sources, demo, experiments, factory
-from fedpark.clients.errors import HubError
+from fedpark.experiments.protocol.errors import HubError
 
 err = Console(stderr=True)
 

@@ -11,38 +11,81 @@ Torch-free and Flower-free: the hub, the ServerApp, the ClientApp and the CLI al
   built and signed by the hub, verified by partners.
 """
 
-from fedpark.experiments.protocol.manifest import (
-    ModelManifest,
-    contributors,
-    sign_manifest,
-    verify_model,
-)
-from fedpark.experiments.protocol.reports import (
-    FAILURE_CODE,
-    FLOWER_ERROR_KINDS,
-    REFUSAL_CODE,
-    FactoryProblem,
-    FactoryRefusal,
-    FactoryResult,
-    FailureKind,
-    NodeFailure,
-    ProblemKind,
-    RoundReport,
-)
-from fedpark.experiments.protocol.spec import (
-    DP_PARAMS,
-    SPEC_KEY,
-    STRATEGY_PARAMS,
-    DirectoryOutput,
-    HubOutput,
-    ModelSettings,
-    Normalization,
-    RunSpec,
-    StrategyName,
-    TrainingPlan,
-    TrainSettings,
-    pooled_normalization,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fedpark.contracts.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from fedpark.experiments.protocol.manifest import (
+        ModelManifest,
+        contributors,
+        sign_manifest,
+        verify_model,
+    )
+    from fedpark.experiments.protocol.plan import (
+        DP_PARAMS,
+        STRATEGY_PARAMS,
+        ModelSettings,
+        StrategyName,
+        TrainingPlan,
+        TrainSettings,
+    )
+    from fedpark.experiments.protocol.reports import (
+        FAILURE_CODE,
+        FLOWER_ERROR_KINDS,
+        REFUSAL_CODE,
+        FactoryProblem,
+        FactoryRefusal,
+        FactoryResult,
+        FailureKind,
+        NodeFailure,
+        ProblemKind,
+        RoundReport,
+    )
+    from fedpark.experiments.protocol.spec import (
+        SPEC_KEY,
+        DirectoryOutput,
+        HubOutput,
+        Normalization,
+        RunSpec,
+        pooled_normalization,
+    )
+
+# Loaded on first use: the command line imports the light parts (resources, the client,
+# the plan) and must not pay for pyarrow or cryptography at start.
+_EXPORTS = {
+    "DP_PARAMS": "fedpark.experiments.protocol.plan",
+    "DirectoryOutput": "fedpark.experiments.protocol.spec",
+    "FAILURE_CODE": "fedpark.experiments.protocol.reports",
+    "FLOWER_ERROR_KINDS": "fedpark.experiments.protocol.reports",
+    "FactoryProblem": "fedpark.experiments.protocol.reports",
+    "FactoryRefusal": "fedpark.experiments.protocol.reports",
+    "FactoryResult": "fedpark.experiments.protocol.reports",
+    "FailureKind": "fedpark.experiments.protocol.reports",
+    "HubOutput": "fedpark.experiments.protocol.spec",
+    "ModelManifest": "fedpark.experiments.protocol.manifest",
+    "ModelSettings": "fedpark.experiments.protocol.plan",
+    "NodeFailure": "fedpark.experiments.protocol.reports",
+    "Normalization": "fedpark.experiments.protocol.spec",
+    "ProblemKind": "fedpark.experiments.protocol.reports",
+    "REFUSAL_CODE": "fedpark.experiments.protocol.reports",
+    "RoundReport": "fedpark.experiments.protocol.reports",
+    "RunSpec": "fedpark.experiments.protocol.spec",
+    "SPEC_KEY": "fedpark.experiments.protocol.spec",
+    "STRATEGY_PARAMS": "fedpark.experiments.protocol.plan",
+    "StrategyName": "fedpark.experiments.protocol.plan",
+    "TrainSettings": "fedpark.experiments.protocol.plan",
+    "TrainingPlan": "fedpark.experiments.protocol.plan",
+    "contributors": "fedpark.experiments.protocol.manifest",
+    "pooled_normalization": "fedpark.experiments.protocol.spec",
+    "sign_manifest": "fedpark.experiments.protocol.manifest",
+    "verify_model": "fedpark.experiments.protocol.manifest",
+}
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DP_PARAMS",

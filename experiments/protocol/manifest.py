@@ -19,8 +19,8 @@ from pydantic import Field
 from fedpark.contracts.errors import SignatureError
 from fedpark.contracts.signing import canonical, sign_document, verify_document
 from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.plan import ModelSettings, TrainSettings
 from fedpark.experiments.protocol.reports import RoundReport
-from fedpark.experiments.protocol.spec import ModelSettings, TrainSettings
 
 SIGNATURE_KIND = "model-manifest"
 

@@ -16,7 +16,7 @@ from typing import Annotated, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from fedpark.contracts.errors import ReadFailure
-from fedpark.contracts.model import Slug
+from fedpark.contracts.names import Slug
 from fedpark.experiments.protocol.base import Wire
 
 # Error codes of a ClientApp's error replies (Flower's own codes are below 100).

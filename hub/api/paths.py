@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
-from fedpark.contracts.model import SLUG
+from fedpark.contracts.names import SLUG
 from fedpark.contracts.ref import ContractRef
 
 ContractId = Annotated[str, Path(max_length=63, pattern=SLUG)]

@@ -48,7 +48,7 @@ publisher = "fedpark"
 
 [tool.flwr.app.components]
 serverapp = "fedpark.experiments.server_app:app"
-clientapp = "fedpark.clients.client_app:app"
+clientapp = "fedpark.experiments.client_app:app"
 
 [tool.flwr.app.config]
 {SPEC_KEY} = "{{}}"

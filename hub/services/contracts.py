@@ -25,6 +25,7 @@ from fedpark.contracts.errors import ContractError
 from fedpark.contracts.model import semver_key
 from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.signing import approval_payload, canonical, sign_document
+from fedpark.experiments.protocol.resources.contracts import Compatibility, ContractChange
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import (
     ChangedMeanwhileError,
@@ -42,7 +43,6 @@ from fedpark.hub.lifecycle import (
     ContractAction,
     ContractStatus,
 )
-from fedpark.hub.schemas.contracts import Compatibility, ContractChange
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.storage import Storage, UnitOfWork
 from fedpark.hub.storage.models import (

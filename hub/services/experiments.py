@@ -16,6 +16,7 @@ from pathlib import Path
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile
 from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.experiments.protocol.spec import pooled_normalization, standardized_columns
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import (
@@ -27,7 +28,6 @@ from fedpark.hub.errors import (
 )
 from fedpark.hub.flower.control import FlowerControl
 from fedpark.hub.lifecycle import ACTIVE, ContractStatus, ExperimentStatus
-from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.audit import describe
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.services.tokens import hash_token, new_run_token

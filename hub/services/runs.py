@@ -23,6 +23,7 @@ from fedpark.experiments.protocol.manifest import (
     contributors,
     sign_manifest,
 )
+from fedpark.experiments.protocol.resources.experiments import RoundReportCreate
 from fedpark.hub.errors import (
     AuthenticationError,
     ConflictError,
@@ -31,7 +32,6 @@ from fedpark.hub.errors import (
     ObjectNotFoundError,
 )
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
-from fedpark.hub.schemas.experiments import RoundReportCreate
 from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.tokens import hash_token

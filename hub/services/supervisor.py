@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from fedpark.experiments.protocol import HubOutput, RunSpec
-from fedpark.hub.domain import Restart
+from fedpark.experiments.protocol.resources.experiments import Restart
 from fedpark.hub.errors import FlowerUnavailableError
 from fedpark.hub.flower.control import FlowerControl, RunStatus
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus

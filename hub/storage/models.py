@@ -23,10 +23,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.experiments.protocol import RoundReport
-from fedpark.hub.domain import Restart
+from fedpark.experiments.protocol.resources.contracts import Compatibility
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate, Restart
 from fedpark.hub.errors import IntegrityError
-from fedpark.hub.schemas.contracts import Compatibility
-from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.storage.objects import ObjectRef
 
 

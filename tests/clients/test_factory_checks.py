@@ -22,14 +22,15 @@ from harness import (
 )
 from samples import sensor_table
 
-from fedpark.clients.api import HubClient
-from fedpark.clients.approved import (
+from fedpark.contracts.ref import ContractRef
+from fedpark.contracts.signing import public_key_pem
+from fedpark.experiments.approved import (
     ContractNotVerifiedError,
     ContractUnavailableError,
     cache_folder,
     fetch_verified,
 )
-from fedpark.contracts.signing import public_key_pem
+from fedpark.experiments.protocol.client import HubClient
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 pytestmark = pytest.mark.integration
@@ -49,27 +50,27 @@ def test_the_contract_is_trusted_with_the_pinned_key_only(park: Park, tmp_path: 
     stranger.write_bytes(public_key_pem(Ed25519PrivateKey.generate().public_key()))
     token = park.members["acme-factory"].token
     with HubClient(park.hub.url, token) as api:
-        contract = fetch_verified(api, data["id"], "1.0.0", tmp_path / "a", pinned)
+        contract = fetch_verified(api, ContractRef(data["id"], "1.0.0"), tmp_path / "a", pinned)
         assert (contract.id, contract.version) == (data["id"], "1.0.0")
         # The same files, checked with a key the factory did not pin: refused.
         with pytest.raises(ContractNotVerifiedError):
-            fetch_verified(api, data["id"], "1.0.0", tmp_path / "a", stranger)
+            fetch_verified(api, ContractRef(data["id"], "1.0.0"), tmp_path / "a", stranger)
         # A version the hub does not hand out: refused with its status, nothing cached.
         with pytest.raises(ContractUnavailableError) as missing:
-            fetch_verified(api, data["id"], "9.9.9", tmp_path / "b", pinned)
+            fetch_verified(api, ContractRef(data["id"], "9.9.9"), tmp_path / "b", pinned)
     assert missing.value.status == 404
-    assert not cache_folder(tmp_path / "b", data["id"], "9.9.9").exists()
+    assert not cache_folder(tmp_path / "b", ContractRef(data["id"], "9.9.9")).exists()
 
 
 def test_a_cached_contract_altered_on_disk_is_refused(park: Park, tmp_path: Path) -> None:
     data = contract_in_state(park, "approved")
     pinned = _pinned(park, tmp_path)
     with HubClient(park.hub.url, park.members["acme-factory"].token) as api:
-        fetch_verified(api, data["id"], "1.0.0", tmp_path, pinned)
-        document = cache_folder(tmp_path, data["id"], "1.0.0") / "contract.json"
+        fetch_verified(api, ContractRef(data["id"], "1.0.0"), tmp_path, pinned)
+        document = cache_folder(tmp_path, ContractRef(data["id"], "1.0.0")) / "contract.json"
         document.write_text(document.read_text().replace('"max":120', '"max":900'))
         with pytest.raises(ContractNotVerifiedError):
-            fetch_verified(api, data["id"], "1.0.0", tmp_path, pinned)
+            fetch_verified(api, ContractRef(data["id"], "1.0.0"), tmp_path, pinned)
 
 
 def test_factory_join_refuses_a_hub_whose_key_changed(

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from harness import clean_env, fedpark_argv
 
-from fedpark.clients.api import HubClient, check_token, check_url
-from fedpark.clients.errors import HubError, InvalidTokenError
+from fedpark.experiments.protocol.client import HubClient, check_token, check_url
+from fedpark.experiments.protocol.errors import HubError, InvalidTokenError
 
 SECRET = "fpk_S3cretT0kenBody-abcdefghijklmnopqrstuvwxyz0123"
 PASSWORD = "Pa55w0rdInUrl"
@@ -80,7 +80,7 @@ def test_a_bad_hub_url_is_refused_and_never_echoes_credentials(url: str) -> None
 def test_an_unreachable_hub_is_named_without_the_request(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with HubClient(DEAD, SECRET) as api, pytest.raises(HubError) as failed:
-        api.get("/me")
+        api.me()
     message = str(failed.value)
     assert message == (
         f"cannot reach the hub at {DEAD}: connection failed (refused, unknown host, or TLS "

@@ -74,6 +74,7 @@ def test_two_factories_train_two_rounds_and_a_broken_one_is_refused(tmp_path: Pa
         for i, table in enumerate(good):
             federation.add_node(f"f{i}", _factory(tmp_path, f"f{i}", table, contract_dir))
         federation.add_node("bad", _factory(tmp_path, "bad", broken, contract_dir))
+        federation.wait_for_nodes(3)
         out = tmp_path / "out"
         run_id = federation.start_run(_spec(contract, good, out))
         assert federation.wait(run_id, timeout=240) == ("finished", "completed")

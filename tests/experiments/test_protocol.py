@@ -29,9 +29,10 @@ from fedpark.experiments.protocol.manifest import (
     ManifestStrategy,
     ManifestWeights,
 )
-from fedpark.experiments.protocol.spec import STRATEGY_PARAMS, standardized_columns
+from fedpark.experiments.protocol.plan import STRATEGY_PARAMS
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
+from fedpark.experiments.protocol.spec import standardized_columns
 from fedpark.experiments.strategies import CLASSES
-from fedpark.hub.schemas.experiments import ExperimentCreate
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

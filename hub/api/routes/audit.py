@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from fedpark.experiments.protocol.resources.identity import AuditRecordPublic, ChainReportPublic
 from fedpark.hub.api.deps import AdminPrincipal, RuntimeDep
 from fedpark.hub.errors import PermissionDeniedError
-from fedpark.hub.schemas import AuditRecordPublic, ChainReportPublic
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -9,16 +9,16 @@ from starlette.concurrency import run_in_threadpool
 
 from fedpark.contracts import Contract
 from fedpark.contracts.ref import ContractRef
-from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
-from fedpark.hub.api.paths import ContractId, Version, VersionRef
-from fedpark.hub.domain import Principal
-from fedpark.hub.runtime import HubRuntime
-from fedpark.hub.schemas.contracts import (
+from fedpark.experiments.protocol.resources.contracts import (
     ContractVersionPublic,
     DatasetCreate,
     DatasetPublic,
     RejectionCreate,
 )
+from fedpark.hub.api.deps import AuditDep, CurrentPrincipal, PageDep, RuntimeDep
+from fedpark.hub.api.paths import ContractId, Version, VersionRef
+from fedpark.hub.domain import Principal
+from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.storage.models import ContractPart, ContractVersion, DeclaredDataset
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])

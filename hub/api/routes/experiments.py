@@ -10,19 +10,7 @@ from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from fedpark.hub.api.deps import (
-    AuditDep,
-    CurrentPrincipal,
-    PageDep,
-    RuntimeDep,
-    authenticated,
-    client_address,
-)
-from fedpark.hub.api.paths import ExperimentId
-from fedpark.hub.api.transfers import file_response, spooled_body
-from fedpark.hub.domain import Role
-from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError, PermissionDeniedError
-from fedpark.hub.schemas.experiments import (
+from fedpark.experiments.protocol.resources.experiments import (
     ExperimentCreate,
     ExperimentPublic,
     FederationPublic,
@@ -35,6 +23,18 @@ from fedpark.hub.schemas.experiments import (
     RunFailureCreate,
     RunFinishCreate,
 )
+from fedpark.hub.api.deps import (
+    AuditDep,
+    CurrentPrincipal,
+    PageDep,
+    RuntimeDep,
+    authenticated,
+    client_address,
+)
+from fedpark.hub.api.paths import ExperimentId
+from fedpark.hub.api.transfers import file_response, spooled_body
+from fedpark.hub.domain import Role
+from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError, PermissionDeniedError
 from fedpark.hub.storage.models import Experiment, ModelPart
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])

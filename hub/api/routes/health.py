@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from fedpark.experiments.protocol.resources.identity import ComponentHealth, HealthPublic
 from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.errors import FedparkError, unavailable_message
-from fedpark.hub.schemas import ComponentHealth, HealthPublic
 from fedpark.hub.version import __version__
 
 log = logging.getLogger(__name__)

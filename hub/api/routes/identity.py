@@ -6,14 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from fedpark.hub.api.deps import (
-    AdminPrincipal,
-    AuditDep,
-    CurrentPrincipal,
-    PageDep,
-    RuntimeDep,
-)
-from fedpark.hub.schemas import (
+from fedpark.experiments.protocol.resources.identity import (
     MePublic,
     OrganizationCreate,
     OrganizationPublic,
@@ -22,6 +15,13 @@ from fedpark.hub.schemas import (
     TokenPublic,
     UserCreate,
     UserPublic,
+)
+from fedpark.hub.api.deps import (
+    AdminPrincipal,
+    AuditDep,
+    CurrentPrincipal,
+    PageDep,
+    RuntimeDep,
 )
 
 router = APIRouter()

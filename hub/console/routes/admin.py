@@ -9,13 +9,17 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from fedpark.experiments.protocol.resources.identity import (
+    OrganizationCreate,
+    TokenCreate,
+    UserCreate,
+)
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import OrgKind, Page, Principal, Role
 from fedpark.hub.errors import InvalidInputError
 from fedpark.hub.runtime import HubRuntime
-from fedpark.hub.schemas.identity import OrganizationCreate, TokenCreate, UserCreate
 
 router = APIRouter(prefix="/admin")
 M = TypeVar("M", bound=BaseModel)

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.resources.contracts import RejectionCreate
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ContractId, Version
 from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
@@ -16,7 +17,6 @@ from fedpark.hub.console.views import render
 from fedpark.hub.domain import Page, Role
 from fedpark.hub.errors import InvalidInputError, PermissionDeniedError
 from fedpark.hub.lifecycle import ContractStatus
-from fedpark.hub.schemas.contracts import RejectionCreate
 
 router = APIRouter()
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from fedpark.contracts.model import ColumnRole
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol import STRATEGY_PARAMS, RoundReport
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.console.charts import Series, line_chart
@@ -22,7 +23,6 @@ from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import DomainError, InvalidInputError, NotFoundError
 from fedpark.hub.lifecycle import ACTIVE
 from fedpark.hub.runtime import HubRuntime
-from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.storage.models import Experiment, ExperimentRound
 
 router = APIRouter()

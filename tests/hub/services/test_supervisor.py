@@ -17,10 +17,9 @@ from federation import Federation
 from samples import contract_data
 
 from fedpark.experiments.protocol import HubOutput, RoundReport, RunSpec
-from fedpark.hub.domain import Restart
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate, Restart
 from fedpark.hub.errors import AuthenticationError, FlowerUnavailableError
 from fedpark.hub.flower.control import FlowerControl
-from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.runs import RunReportService
 from fedpark.hub.services.supervisor import RunSupervisor

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.errors import CatalogError, ConfigurationError
 from fedpark.hub.lifecycle import ExperimentStatus
-from fedpark.hub.schemas.experiments import ExperimentCreate
 from fedpark.hub.storage import Catalog
 from fedpark.hub.storage.models import Base
 

@@ -1,14 +1,35 @@
-"""Request and response bodies: ``*Create`` / ``*Update`` come in, ``*Public`` goes out."""
+"""Organizations, users, tokens, the audit trail and health: roles and kinds, bodies in
+(``*Create``) and out (``*Public``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedpark.contracts.model import Slug
-from fedpark.hub.domain import OrgKind, Role
+from fedpark.contracts.names import Slug
+
+
+class Role(StrEnum):
+    """What a member of an organization may do."""
+
+    ADMIN = "admin"  # manages users and tokens (park-wide when in the operator organization)
+    STEWARD = "steward"  # reviews and approves dataset contracts
+    RESEARCHER = "researcher"  # launches experiments on approved contracts
+    FACTORY = "factory"  # runs a federated client next to its own data
+    PARTNER = "partner"  # downloads the models the contracts allow
+
+
+class OrgKind(StrEnum):
+    OPERATOR = "operator"  # the park operator: its admins administer the whole park
+    FACTORY = "factory"
+    UNIVERSITY = "university"
+    RESEARCH = "research"
+    PARTNER = "partner"
+    OTHER = "other"
+
 
 Username = Annotated[
     str,

@@ -7,14 +7,15 @@ refused with rule counts only. Nothing but model weights and aggregate metrics i
 a refusal or a failure is a typed ``FactoryProblem`` (kinds, rule names, counts), never the
 text of an exception (see ``contained_errors_mod``).
 
-Node config (``flower-supernode --node-config``):
+Node config (``flower-supernode --node-config``): the protocol's
+:class:`~fedpark.experiments.protocol.node.NodeConfig`, which ``fedpark factory join`` writes:
 
 - ``data-path``: the local Parquet, Arrow IPC/Feather or CSV file;
 - ``hub-url``, ``token-file`` and ``hub-key``: the hub, a file holding the factory's API token,
-  and the hub's public key pinned when the factory joined (``fedpark factory join`` sets
-  these); the contract and its signature are fetched from the hub and cached; or, without a
-  hub, ``contract-dir`` holding ``contract.json``, ``signature.json`` and ``hub-key.pem`` as
-  written by ``fedpark contract download``;
+  and the hub's public key pinned when the factory joined; the contract and its signature are
+  fetched from the hub and cached; or, without a hub, ``contract-dir`` holding
+  ``contract.json``, ``signature.json`` and ``hub-key.pem`` as written by
+  ``fedpark contract download``;
 - ``org``: the factory's organization id (reported with its results);
 - ``work-dir`` (optional): where validation results are cached (default: beside the data).
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,16 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
-from fedpark.clients.api import HubClient
-from fedpark.clients.approved import (
+from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
+from fedpark.contracts.errors import ReadFailure
+from fedpark.contracts.reader import open_source
+from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.approved import (
     ContractNotVerifiedError,
     ContractUnavailableError,
     fetch_verified,
     verified_contract,
 )
-from fedpark.clients.errors import HubError
-from fedpark.clients.supernode import EVENTS_FILE
-from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
-from fedpark.contracts.errors import ReadFailure
-from fedpark.contracts.reader import open_source
 from fedpark.experiments.features import (
     FeaturePlan,
     model_arrays,
@@ -65,6 +63,9 @@ from fedpark.experiments.protocol import (
     ProblemKind,
     RunSpec,
 )
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.errors import HubError
+from fedpark.experiments.protocol.node import EVENTS_FILE, EventKind, FactoryEvent, NodeConfig
 from fedpark.experiments.training import TrainConfig, evaluate, train
 
 log = logging.getLogger(__name__)
@@ -92,21 +93,18 @@ class LocalData:
     eval_y: np.ndarray
 
 
-def _contract(config: dict[str, object], spec: RunSpec, work_dir: Path) -> Contract:
+def _contract(config: NodeConfig, spec: RunSpec) -> Contract:
     """The run's contract as this factory holds it: from ``contract-dir``, or fetched once
     from the hub; either way verified with the hub key the factory pinned."""
     try:
-        if "contract-dir" in config:
-            return verified_contract(Path(str(config["contract-dir"])))
-        token = Path(str(config["token-file"])).read_text().strip()
-        with HubClient(str(config["hub-url"]), token) as api:
-            return fetch_verified(
-                api,
-                str(spec.contract["id"]),
-                str(spec.contract["version"]),
-                work_dir,
-                Path(str(config["hub-key"])),
-            )
+        if config.contract_dir is not None:
+            return verified_contract(config.contract_dir)
+        if config.token_file is None or config.hub_key is None:
+            raise ContractUnavailableError()
+        token = config.token_file.read_text().strip()
+        with HubClient(config.hub_url, token) as api:
+            ref = ContractRef(str(spec.contract["id"]), str(spec.contract["version"]))
+            return fetch_verified(api, ref, config.work_folder, config.hub_key)
     except ContractNotVerifiedError:
         raise RefusedError(ProblemKind.CONTRACT_NOT_VERIFIED) from None
     except ContractUnavailableError as exc:
@@ -140,15 +138,15 @@ def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
 
 def _load(msg: Message, context: Context) -> LocalData:
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
-    config = context.node_config
-    org = _org(context)
+    config = NodeConfig.of(context.node_config)
+    org = config.org
     if spec.participants and org not in spec.participants:
         raise RefusedError(ProblemKind.NOT_INVITED)  # before the data is even opened
-    data = Path(str(config["data-path"]))
-    contract = _contract(dict(config), spec, _work_dir(context))
+    data = config.data_path
+    contract = _contract(config, spec)
     if contract_sha256(contract) != spec.contract_sha256:
         raise RefusedError(ProblemKind.CONTRACT_MISMATCH)
-    _validated(contract, data, _work_dir(context))
+    _validated(contract, data, config.work_folder)
     plan = plan_from_contract(contract, spec.model.task, spec.model.series)
     source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
@@ -163,29 +161,27 @@ def _org(context: Context) -> str:
     return str(context.node_config.get("org", "unknown"))
 
 
-def _work_dir(context: Context) -> Path:
-    config = context.node_config
-    default = Path(str(config["data-path"])).parent / ".fedpark"
-    return Path(str(config.get("work-dir", default)))
-
-
-def _note(context: Context, msg: Message, event: str, **fields: Any) -> None:
-    """Tell the factory's own operator (``fedpark factory join`` prints these): a line of
-    JSON in the work dir's ``events.jsonl``. It stays at the factory."""
-    line = {"at": time.time(), "run": msg.metadata.run_id, "event": event, **fields}
+def _note(context: Context, msg: Message, event: EventKind, **fields: Any) -> None:
+    """Tell the factory's own operator (``fedpark factory join`` prints these): a
+    :class:`FactoryEvent` line in the work dir's events file. It stays at the factory."""
+    line = FactoryEvent(run=msg.metadata.run_id, event=event, **fields)
     try:
-        _work_dir(context).mkdir(parents=True, exist_ok=True)
-        with (_work_dir(context) / EVENTS_FILE).open("a") as fh:
-            fh.write(json.dumps(line) + "\n")
+        folder = NodeConfig.of(context.node_config).work_folder
+    except ValueError:
+        return  # a node config without a data path: nowhere to write, and the reply says so
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / EVENTS_FILE).open("a") as fh:
+            fh.write(line.model_dump_json(exclude_none=True) + "\n")
     except OSError:
-        log.warning("cannot write to %s", _work_dir(context) / EVENTS_FILE)
+        log.warning("cannot write to %s", folder / EVENTS_FILE)
 
 
 def _reply_problem(msg: Message, context: Context, problem: FactoryProblem) -> Message:
     code = REFUSAL_CODE if problem.refused else FAILURE_CODE
-    event = "refused" if problem.refused else "failed"
+    event = EventKind.REFUSED if problem.refused else EventKind.FAILED
     if problem.kind is ProblemKind.NOT_INVITED:
-        event = "skipped"
+        event = EventKind.SKIPPED
     _note(context, msg, event, reason=problem.describe())
     return Message(Error(code, problem.model_dump_json(exclude_none=True)), reply_to=msg)
 
@@ -253,7 +249,7 @@ def train_fn(msg: Message, context: Context) -> Message:
         ),
     )
     server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
-    _note(context, msg, "trained", rows=len(local.train_x), round=server_round)
+    _note(context, msg, EventKind.TRAINED, rows=len(local.train_x), round=server_round)
     content = RecordDict(
         {
             "arrays": ArrayRecord(model.state_dict()),

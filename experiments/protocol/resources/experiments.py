@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fedpark.contracts.model import Slug
+from fedpark.contracts.names import Slug
 from fedpark.contracts.ref import ContractRef
-from fedpark.experiments.protocol import RoundReport, TrainingPlan
-from fedpark.hub.domain import Restart
+from fedpark.experiments.protocol.plan import TrainingPlan
+from fedpark.experiments.protocol.reports import RoundReport
 
 
 class _Strict(BaseModel):
@@ -39,6 +40,23 @@ class ExperimentCreate(TrainingPlan):
         return self
 
 
+class ExperimentStatus(StrEnum):
+    PENDING = "pending"  # launched; Flower has not reported the run running yet
+    RUNNING = "running"
+    FINISHED = "finished"  # its model is sealed
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class Restart(BaseModel):
+    """An experiment's Flower run was lost (its SuperLink restarted) and the hub resumed it."""
+
+    at: datetime
+    from_round: int = Field(description="The checkpoint the continuation started from")
+    reason: str = Field(description="What Flower said about the lost run")
+    flower_run_id: str | None = Field(description="The lost run")
+
+
 # A resumed run, as the catalog keeps it and the API shows it.
 RestartPublic = Restart
 
@@ -51,7 +69,7 @@ class ExperimentPublic(BaseModel):
     contract_sha256: str
     org_id: str
     created_by: str
-    status: str
+    status: ExperimentStatus
     participants: list[str]
     rounds: int
     rounds_completed: int

@@ -1,4 +1,4 @@
-"""Errors of the hub client::
+"""Errors of the hub client (:mod:`fedpark.experiments.protocol.client`)::
 
 HubError
 ├── InvalidTokenError     the token is not shaped like one (a line ending, a space): not sent

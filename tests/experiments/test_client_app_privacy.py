@@ -26,10 +26,10 @@ from flwr.common.serde import message_to_proto
 from flwr.supercore.task_identity import TaskIdentity
 from samples import contract_data, sensor_table
 
-from fedpark.clients.client_app import app
 from fedpark.contracts import Contract, contract_sha256, validate_file
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.reader import open_source
+from fedpark.experiments.client_app import app
 from fedpark.experiments.protocol import (
     FAILURE_CODE,
     REFUSAL_CODE,

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedpark.contracts.report import DataProfile, Declaration, ValidationReport
+
+
+class ContractStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DEPRECATED = "deprecated"
+    RETIRED = "retired"
+
+
+class ContractAction(StrEnum):
+    SUBMIT = "submit"
+    APPROVE = "approve"
+    REJECT = "reject"
+    DEPRECATE = "deprecate"
+    RETIRE = "retire"
 
 
 class ContractChange(BaseModel):
@@ -32,7 +50,7 @@ class ContractVersionPublic(BaseModel):
     title: str
     domain: str
     owner_org: str
-    status: str
+    status: ContractStatus
     document_sha256: str
     schema_sha256: str
     signed: bool

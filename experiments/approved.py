@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fedpark.clients.api import HubClient
-from fedpark.clients.errors import HubApiError, HubError
 from fedpark.contracts import Contract
 from fedpark.contracts.errors import ContractError
 from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.signing import load_public_key, verify_contract
+from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.errors import HubApiError, HubError
 
 PARTS = (("contract.json", "document"), ("signature.json", "signature"))
 
@@ -34,8 +34,8 @@ class ContractNotVerifiedError(Exception):
     """The contract files do not carry a valid signature of the pinned hub key."""
 
 
-def cache_folder(work_dir: Path, contract_id: str, version: str) -> Path:
-    return work_dir / "contracts" / contract_id / version
+def cache_folder(work_dir: Path, ref: ContractRef) -> Path:
+    return work_dir / "contracts" / ref.object_prefix
 
 
 def verified_contract(folder: Path, key_file: Path | None = None) -> Contract:
@@ -51,10 +51,8 @@ def verified_contract(folder: Path, key_file: Path | None = None) -> Contract:
     return contract
 
 
-def fetch_verified(
-    api: HubClient, contract_id: str, version: str, work_dir: Path, key_file: Path
-) -> Contract:
-    """The approved ``contract_id`` ``version``, fetched once into the work dir's cache.
+def fetch_verified(api: HubClient, ref: ContractRef, work_dir: Path, key_file: Path) -> Contract:
+    """The approved version ``ref``, fetched once into the work dir's cache.
 
     Raises
     ------
@@ -63,11 +61,10 @@ def fetch_verified(
     ContractNotVerifiedError
         The hub's signature does not verify with the pinned key.
     """
-    folder = cache_folder(work_dir, contract_id, version)
+    folder = cache_folder(work_dir, ref)
     if not (folder / "signature.json").exists():
-        base = ContractRef(contract_id, version).api_path
         try:
-            parts = {name: api.request_bytes("GET", f"{base}/{part}") for name, part in PARTS}
+            parts = {name: api.contract_part(ref, part) for name, part in PARTS}
         except HubApiError as exc:
             raise ContractUnavailableError(exc.status) from None
         except HubError:
