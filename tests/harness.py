@@ -132,6 +132,10 @@ class HubProcess:
     def database_url(self) -> str:
         return self.env.get("FEDPARK_DATABASE_URL") or f"sqlite:///{self.data_dir / 'catalog.db'}"
 
+    @property
+    def bucket_prefix(self) -> str:
+        return self.env["FEDPARK_BUCKET_PREFIX"]
+
     def execute(self, sql: str, **params: Any) -> None:
         """Change the hub's catalog behind its back (SQLite or PostgreSQL), as time or an
         operator would."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -31,22 +32,29 @@ class InProcessHub:
     app: FastAPI
     runtime: HubRuntime
     admin_token: str
+    transport: httpx.BaseTransport  # the app behind Starlette's test transport, started once
+    url: str = "http://testserver"  # the root, as HubProcess.url: absolute paths work on both
 
-    def client(self, token: str | None = None) -> TestClient:
-        """A client of the API (``/api/v1``); use it as a context manager (it runs the app's
-        startup and shutdown, as a server would)."""
+    @property
+    def database_url(self) -> str:
+        return self.runtime.settings.catalog_url
+
+    @property
+    def bucket_prefix(self) -> str:
+        return self.runtime.settings.bucket_prefix
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """A client of the API (``/api/v1``), as :meth:`HubProcess.client` gives one."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return TestClient(
-            self.app,
-            base_url="http://testserver/api/v1",
-            headers=headers,
-            raise_server_exceptions=False,  # a 500 is an answer to check, as over HTTP
+        return httpx.Client(
+            transport=self.transport, base_url=f"{self.url}/api/v1", headers=headers
         )
 
 
 @contextmanager
 def in_process_hub(s3: EmbeddedS3, data_dir: Path, **settings: Any) -> Iterator[InProcessHub]:
-    """A hub of the test's own: its catalog in ``data_dir``, buckets of its own prefix."""
+    """A hub of the test's own: its catalog in ``data_dir``, buckets of its own prefix; its
+    startup and shutdown run once, as a server's would."""
     config = Settings(
         data_dir=data_dir,
         s3_endpoint=s3.endpoint,
@@ -59,7 +67,10 @@ def in_process_hub(s3: EmbeddedS3, data_dir: Path, **settings: Any) -> Iterator[
     runtime = HubRuntime.build(config)
     token = runtime.start()
     assert token is not None, "a fresh catalog bootstraps its admin"
+    app = create_app(config, runtime)
     try:
-        yield InProcessHub(create_app(config, runtime), runtime, token)
+        # raise_server_exceptions=False: a 500 is an answer to check, as over HTTP.
+        with TestClient(app, raise_server_exceptions=False) as server:
+            yield InProcessHub(app, runtime, token, server._transport)
     finally:
         runtime.close()

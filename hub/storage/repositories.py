@@ -374,7 +374,7 @@ class ExperimentRepo:
             .order_by(TrainedModel.created_at.desc(), Experiment.id)
         )
         rows = self.session.execute(query.offset(offset).limit(limit))
-        return [(run, model) for run, model in rows.tuples()]
+        return [(run, model) for run, model in rows]
 
     def add_model(self, row: TrainedModel) -> TrainedModel:
         self.session.add(row)

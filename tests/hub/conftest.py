@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from harness import HubProcess, Park, build_park, hub_env
+from inprocess import in_process_hub
 from postgres import PostgresCluster
 
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -49,6 +50,25 @@ def park(hub: HubProcess) -> Park:
     other tests on the unparametrized hub is never reused here (pytest would: its cache
     knows nothing of the override)."""
     return build_park(hub)
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
+def rules_park(
+    s3_server: EmbeddedS3, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Park]:
+    """A park on a hub in the test's own process, for tests of the hub's rules (who may do
+    what, lifecycles, launch checks, answers): SQLite in the unit tier, PostgreSQL with the
+    integration suite."""
+    backend = str(request.param)
+    database = _database_env(backend, request).get("FEDPARK_DATABASE_URL")
+    data_dir = tmp_path_factory.mktemp(f"rules-{backend}")
+    # Rate limits off, as on the session's hub process (harness.hub_env says why).
+    limits = {"auth_failures_per_minute": 0, "requests_per_token_per_minute": 0}
+    with in_process_hub(s3_server, data_dir, database_url=database, **limits) as hub:
+        yield build_park(hub)  # type: ignore[arg-type]  # the same interface as HubProcess
 
 
 @pytest.fixture(params=BACKENDS)

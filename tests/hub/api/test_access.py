@@ -13,7 +13,12 @@ from samples import sensor_table
 
 from fedpark.contracts import Contract, validate_table
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
+
 
 Call = Callable[[Park, str], httpx.Response]
 
@@ -44,7 +49,7 @@ def _new_org_body() -> dict[str, Any]:
 # (method, path template) -> (how to call it, expected status per caller, anonymous status)
 MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int], int]] = {
     ("GET", "/health"): (
-        lambda p, w: httpx.get(f"{p.hub.url}/health"),
+        lambda p, w: p.hub.client().get(f"{p.hub.url}/health"),
         dict.fromkeys(CALLERS, 200),
         200,
     ),
@@ -392,7 +397,7 @@ MATRIX[("GET", "/api/v1/federation")] = (
 
 
 def test_matrix_covers_every_endpoint(park: Park) -> None:
-    spec = httpx.get(f"{park.hub.url}/openapi.json").json()
+    spec = park.hub.client().get(f"{park.hub.url}/openapi.json").json()
     endpoints = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
     assert endpoints == set(MATRIX), "add new endpoints to the role matrix"
 
@@ -401,10 +406,11 @@ def test_matrix_covers_every_endpoint(park: Park) -> None:
 def test_run_endpoints_refuse_an_unknown_run_token(park: Park, endpoint: tuple[str, str]) -> None:
     method, template = endpoint
     path = template.replace("{experiment_id}", NO_EXPERIMENT).replace("{number}", "1")
-    answer = httpx.request(method, park.hub.url + path, headers=FAKE_RUN, content=b"{}")
+    answer = park.hub.client().request(method, park.hub.url + path, headers=FAKE_RUN, content=b"{}")
     assert answer.status_code == 401, answer.text
 
 
+@pytest.mark.integration  # every endpoint by every caller: a sweep (8 s in process)
 @pytest.mark.parametrize("endpoint", sorted(MATRIX), ids=" ".join)
 def test_role_matrix(park: Park, endpoint: tuple[str, str]) -> None:
     call, expected, anonymous = MATRIX[endpoint]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from harness import ROLES, Park, contract_in_state, running_experiment
 from samples import contract_data
@@ -21,7 +20,16 @@ from samples import contract_data
 from fedpark.experiments.protocol import FactoryResult, RoundReport
 from fedpark.hub.storage import Catalog
 
+# A sweep (every role over every experiment and model of two organizations, sealed through
+# the run endpoints): in process, but with the integration suite.
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
+
 
 WHO = ("operator", *(f"{org}-{role}" for org in ("acme", "bravo") for role in ROLES))
 
@@ -60,7 +68,7 @@ def _sealed(park: Park, made: Made) -> Made:
     )
     base = f"{park.hub.url}/api/v1/runs/{made.id}"
     octets = {"Content-Type": "application/octet-stream"}
-    with httpx.Client(headers={"Authorization": f"Bearer {made.token}"}, timeout=30) as run:
+    with park.hub.client(made.token) as run:
         for method, path, kwargs in (
             ("PUT", "/rounds/1/checkpoint", {"content": b"checkpoint", "headers": octets}),
             ("POST", "/rounds", {"json": report.model_dump(mode="json")}),

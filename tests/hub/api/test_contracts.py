@@ -17,7 +17,11 @@ from fedpark.contracts.arrow import from_arrow_schema, schema_from_ipc_bytes
 from fedpark.contracts.signing import load_public_key, verify_contract
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
 
 
 def _path(data: dict[str, Any], version: str | None = None) -> str:
@@ -186,7 +190,7 @@ def test_factories_declare_datasets_without_rows(park: Park) -> None:
 
 def test_tampered_contract_object_is_refused(park: Park, s3_server: EmbeddedS3) -> None:
     data = contract_in_state(park, "approved")
-    bucket = park.hub.env["FEDPARK_BUCKET_PREFIX"] + "-contracts"
+    bucket = park.hub.bucket_prefix + "-contracts"
     raw = Minio(
         s3_server.endpoint,
         s3_server.credentials.access_key,

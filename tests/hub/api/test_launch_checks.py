@@ -14,7 +14,11 @@ from samples import contract_data, sensor_table
 
 from fedpark.contracts import Contract, validate_table
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
 
 
 def _policy(**changes: Any) -> dict[str, Any]:

@@ -13,7 +13,12 @@ from samples import sensor_table
 
 from fedpark.contracts import Contract, validate_table
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
+
 
 JSON = "application/json"
 

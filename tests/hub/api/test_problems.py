@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from harness import Park
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
 
 
 def test_validation_error_names_the_field(park: Park) -> None:
@@ -51,7 +54,7 @@ def test_duplicates_are_conflicts(park: Park) -> None:
 
 
 def test_openapi_declares_bearer_auth(park: Park) -> None:
-    spec = httpx.get(f"{park.hub.url}/openapi.json").json()
+    spec = park.hub.client().get(f"{park.hub.url}/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     assert spec["paths"]["/api/v1/me"]["get"]["security"] == [{"HTTPBearer": []}]

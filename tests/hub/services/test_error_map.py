@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,14 +30,15 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])  # nothing listens there once closed
 
 
-@pytest.fixture
-def hub(s3_server: EmbeddedS3, tmp_path: Path) -> Iterator[InProcessHub]:
+@pytest.fixture(scope="module")
+def hub(s3_server: EmbeddedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessHub]:
     # A SuperLink address where nothing listens: the Control API's calls fail in transport.
-    with in_process_hub(s3_server, tmp_path, superlink=f"127.0.0.1:{_closed_port()}") as hub:
+    superlink = f"127.0.0.1:{_closed_port()}"
+    with in_process_hub(s3_server, tmp_path_factory.mktemp("hub"), superlink=superlink) as hub:
         yield hub
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def park(hub: InProcessHub) -> Park:
     return build_park(hub)  # type: ignore[arg-type]  # the same interface as HubProcess
 
@@ -65,8 +65,9 @@ def test_an_unreachable_superlink_is_503_saying_what_the_hub_tried(park: Park) -
         "participants": ["acme", "bravo"],
     }
     with park.client("acme-researcher") as researcher:
+        before = researcher.get("/experiments").json()
         answer = researcher.post("/experiments", json=body)
-        assert researcher.get("/experiments").json() == []  # nothing half-written
+        assert researcher.get("/experiments").json() == before  # nothing half-written
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"]
     detail = answer.json()["detail"]
@@ -144,14 +145,15 @@ def test_an_unreadable_json_column_is_stored_data_damaged(park: Park, hub: InPro
     hand edit, a restore gone wrong) is an alert and a 500, not a traceback or a wrong list."""
     contract = contract_in_state(park, "approved")
     experiment, _ = running_experiment(hub.runtime.storage.catalog, contract, "acme", ["acme"])
+    update = text("UPDATE experiments SET participants = :value WHERE id = :id")
     with park.client("acme-researcher") as researcher:
         assert researcher.get(f"/experiments/{experiment}").status_code == 200  # readable
         with hub.runtime.storage.unit_of_work() as uow:
-            uow.session.execute(
-                text("UPDATE experiments SET participants = '{not json' WHERE id = :id"),
-                {"id": experiment},
-            )
+            uow.session.execute(update, {"value": "{not json", "id": experiment})
         answer = researcher.get(f"/experiments/{experiment}")
+        with hub.runtime.storage.unit_of_work() as uow:  # mended: the module shares this hub
+            uow.session.execute(update, {"value": '["acme"]', "id": experiment})
+        assert researcher.get(f"/experiments/{experiment}").status_code == 200
     assert answer.status_code == 500, answer.text
     assert answer.json()["type"] == "urn:fedpark:problem:stored-data-damaged"
     assert "not json" not in answer.text
