@@ -29,6 +29,20 @@ def test_no_top_level_module_is_shadowed(tmp_path: Path) -> None:
         assert origin is None or str(REPO) not in origin, f"`import {name}` finds FedPark"
 
 
+def test_every_package_folder_is_installed() -> None:
+    """setuptools installs the packages pyproject.toml lists, no other: a new folder that is
+    not listed is missing from every install (an editable one fails to build at all)."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        "fedpark." + ".".join(init.parent.relative_to(REPO).parts)
+        for package in PACKAGES
+        for init in (REPO / package).rglob("__init__.py")
+    }
+    assert folders == set(config["packages"])
+
+
 def _generated() -> dict[str, int]:
     """Build output in the checkout (build/, *.egg-info), with modification times."""
     paths = [*REPO.glob("build/**/*"), *REPO.glob("*.egg-info/**/*"), *REPO.glob("*.egg-info")]
