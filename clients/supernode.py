@@ -5,26 +5,66 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from fedpark.clients import launcher
 from fedpark.clients.processes import ChildProcess
 
 log = logging.getLogger(__name__)
 
 
-def flower_env(home: Path) -> dict[str, str]:
-    """Environment for Flower processes: their own FLWR_HOME, no update checks, and this
-    interpreter's scripts first on PATH (the SuperNode starts ``flwr-clientapp`` by name)."""
-    scripts = str(Path(sys.executable).parent)
-    return {
+# Seconds between a SuperExec's looks for a new task (Flower's default: 1).
+TASK_POLL_INTERVAL = "0.1"
+
+
+def flower_env(home: Path, warm: WarmClientApps | None = None) -> dict[str, str]:
+    """Environment for Flower processes: their own FLWR_HOME, no update checks, a SuperExec
+    that looks for tasks every 100 ms, and this interpreter's scripts first on PATH (the
+    SuperNode starts ``flwr-clientapp`` by name); with ``warm``, its launcher before them."""
+    scripts = [str(Path(sys.executable).parent)]
+    env = {
         **os.environ,
         "FLWR_HOME": str(home),
         "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "PATH": f"{scripts}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": TASK_POLL_INTERVAL,
     }
+    if warm is not None:
+        scripts.insert(0, str(warm.bin_dir))
+        env[launcher.SOCKET_ENV] = str(warm.socket)
+        env[launcher.FALLBACK_ENV] = str(Path(sys.executable).parent / "flwr-clientapp")
+    env["PATH"] = os.pathsep.join([*scripts, os.environ.get("PATH", "")])
+    return env
+
+
+@dataclass(frozen=True)
+class WarmClientApps:
+    """Where a factory's warm ClientApp worker listens and its launcher lives.
+
+    The socket is in a short private folder (Unix socket paths are limited to ~108 bytes);
+    the launcher in the work dir's ``bin``, first on the SuperNode's PATH.
+    """
+
+    bin_dir: Path
+    socket: Path
+
+    @classmethod
+    def create(cls, work_dir: Path) -> WarmClientApps:
+        bin_dir = work_dir / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        script = bin_dir / "flwr-clientapp"
+        source = Path(launcher.__file__).read_text()
+        script.write_text(f"#!{sys.executable} -IS\n{source}")
+        script.chmod(0o755)
+        folder = Path(tempfile.mkdtemp(prefix="fpwarm-"))
+        return cls(bin_dir, folder / "worker.sock")
+
+    def worker_argv(self) -> list[str]:
+        return [sys.executable, "-m", "fedpark.clients.warm", str(self.socket)]
 
 
 def supernode_argv(
@@ -56,11 +96,13 @@ class Supervisor:
     """Runs ``argv`` until :meth:`stop`; restarts it after an exit, backing off to a minute.
 
     The SuperNode reconnects by itself after short network losses; this covers the rest
-    (it gave up, crashed, or was killed).
+    (it gave up, crashed, or was killed). The warm ClientApp worker is kept the same way.
     """
 
-    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.argv, self.log_path, self.env = argv, log_path, env
+    def __init__(
+        self, argv: list[str], log_path: Path, env: dict[str, str], name: str = "SuperNode"
+    ) -> None:
+        self.argv, self.log_path, self.env, self.name = argv, log_path, env, name
         self.current: ChildProcess | None = None
         self.restarts = 0
         self._stop = threading.Event()
@@ -78,7 +120,7 @@ class Supervisor:
             code = self.current.process.poll()
             if time.monotonic() - started > 60:
                 delay = 1.0  # it ran a good while: this is a fresh failure
-            log.warning("SuperNode exited with code %s; restarting in %.0fs", code, delay)
+            log.warning("%s exited with code %s; restarting in %.0fs", self.name, code, delay)
             self.restarts += 1
             if self._stop.wait(delay):
                 break

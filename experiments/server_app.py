@@ -17,6 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedpark.contracts import Contract
 from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
+from fedpark.experiments.grid import PromptGrid
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.reporting import DirectoryReporter, HubReporter, Reporter, RunError
@@ -43,7 +44,7 @@ def main(grid: Grid, context: Context) -> None:
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
     reporter = reporter_for(spec)
     try:
-        run(grid, spec, reporter)
+        run(PromptGrid(grid), spec, reporter)
     except RunError as exc:  # FedPark's own verdict, in its own words
         reporter.failed(str(exc))
         raise

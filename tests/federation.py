@@ -42,7 +42,9 @@ from harness import (
 from proxy import RecordingProxy
 from samples import sensor_table
 
+from fedpark.clients.launcher import FALLBACK_ENV, SOCKET_ENV
 from fedpark.clients.processes import ChildProcess
+from fedpark.clients.supernode import WarmClientApps, flower_env
 from fedpark.contracts import Contract, canonical_json, validate_table
 from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
 from fedpark.experiments.protocol import SPEC_KEY
@@ -106,8 +108,17 @@ class Federation:
         )
         return self
 
-    def add_node(self, name: str, config: dict[str, str]) -> ChildProcess:
+    def add_node(self, name: str, config: dict[str, str], warm: bool = False) -> ChildProcess:
+        """A SuperNode; with ``warm``, its ClientApps fork from a warm worker, as under
+        ``fedpark factory join``."""
         pairs = " ".join(f'{k}="{v}"' for k, v in config.items())
+        env = self.env(name)
+        if warm:
+            apps = WarmClientApps.create(self.home / name)
+            worker = ChildProcess(apps.worker_argv(), self.home / f"{name}-worker.log", env=env)
+            self.processes.append(worker.start())
+            launcher_env = flower_env(self.home / name, apps)
+            env |= {k: launcher_env[k] for k in (SOCKET_ENV, FALLBACK_ENV, "PATH")}
         argv = [
             str(BIN / "flower-supernode"),
             "--insecure",
@@ -118,7 +129,7 @@ class Federation:
             "--node-config",
             pairs,
         ]
-        node = ChildProcess(argv, self.home / f"{name}.log", env=self.env(name)).start()
+        node = ChildProcess(argv, self.home / f"{name}.log", env=env).start()
         self.processes.append(node)
         return node
 

@@ -71,8 +71,10 @@ def test_two_factories_train_two_rounds_and_a_broken_one_is_refused(tmp_path: Pa
 
     federation = Federation(tmp_path / "flwr").start_superlink()
     try:
-        for i, table in enumerate(good):
-            federation.add_node(f"f{i}", _factory(tmp_path, f"f{i}", table, contract_dir))
+        for i, table in enumerate(good):  # warm ClientApps, as `fedpark factory join` runs them
+            config = _factory(tmp_path, f"f{i}", table, contract_dir)
+            federation.add_node(f"f{i}", config, warm=True)
+        # Flower's own process per message: refused the same way
         federation.add_node("bad", _factory(tmp_path, "bad", broken, contract_dir))
         federation.wait_for_nodes(3)
         out = tmp_path / "out"

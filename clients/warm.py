@@ -1,0 +1,259 @@
+"""The warm ClientApp worker: Flower's ClientApp runtime and the learning stacks imported
+once, one forked child per message.
+
+Flower's SuperExec starts a new ``flwr-clientapp`` process for every message (train, then
+evaluate, each round); importing Flower's runtime and torch costs seconds of CPU each time.
+This worker imports them once and waits on a Unix socket. The launcher the SuperExec runs
+instead (:mod:`fedpark.clients.launcher`) hands over its arguments, environment and standard
+streams; the worker forks a child that runs Flower's own ``flwr-clientapp`` entry point with
+them, and reports the child's exit status back to the launcher.
+
+What a child shares with the next is nothing the ClientApp wrote: each is a fresh fork of
+the worker, which never runs a ClientApp itself. FedPark's own modules are not preloaded
+(the app is imported in the child, from what is installed now: an upgraded package or FAB
+never runs stale code), and the child reseeds Python's and numpy's global generators from
+the OS as a new process would (torch's default generator is untouched by the worker, so it
+starts where a new process starts). The worker starts no Python thread before forking; the
+native pools of OpenBLAS and jemalloc that the imports start are fork-aware.
+
+Run by ``fedpark factory join``: ``python -m fedpark.clients.warm SOCKET``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("fedpark.warm")
+
+# Third-party stacks only: FedPark's modules and the app are imported in each child.
+PRELOAD = (
+    "flwr.supernode.cli.flwr_clientapp",
+    "flwr.clientapp",
+    "flwr.app",
+    "torch",
+    "numpy",
+    "pyarrow",
+    "pyarrow.compute",
+    "pyarrow.csv",
+    "pyarrow.ipc",
+    "pyarrow.parquet",
+    "pydantic",
+    "safetensors",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "httpx",
+)
+REQUEST_LIMIT = 1 << 20  # bytes: arguments and environment of one task
+REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
+ABANDONED = 70  # EX_SOFTWARE: the launcher's status when the worker died mid-task
+
+
+def preload() -> float:
+    """Import the stacks every ClientApp needs; seconds it took."""
+    started = time.perf_counter()
+    for name in PRELOAD:
+        importlib.import_module(name)
+    return time.perf_counter() - started
+
+
+class Worker:
+    """Accept tasks on ``path`` and run each in a forked child; single-threaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # child pid -> the launcher waiting for it (None: it hung up, the child was stopped)
+        self.children: dict[int, socket.socket | None] = {}
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.stopping = False
+
+    def serve(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        self.listener.bind(str(self.path))
+        self.path.chmod(0o600)  # only the factory's own account starts tasks
+        self.listener.listen(64)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        log.info("warm ClientApp worker ready on %s (pid %d)", self.path, os.getpid())
+        try:
+            while not self.stopping:
+                self._step()
+        finally:
+            self._shutdown()
+
+    def _stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def _step(self) -> None:
+        watched = [self.listener, *(c for c in self.children.values() if c is not None)]
+        with contextlib.suppress(InterruptedError):
+            readable, _, _ = select.select(watched, [], [], 0.2)
+            for ready in readable:
+                if ready is self.listener:
+                    self._accept()
+                else:  # a launcher hung up before its child ended: it was stopped
+                    self._abandon(ready)
+        self._reap()
+
+    def _accept(self) -> None:
+        conn, _ = self.listener.accept()
+        try:
+            request, fds = _read_request(conn)
+        except (OSError, ValueError) as exc:
+            log.warning("a launcher's request was unreadable (%s)", type(exc).__name__)
+            conn.close()
+            return
+        if threading.active_count() != 1:  # never fork with a Python thread running
+            raise RuntimeError("the warm worker started a thread; it must not fork now")
+        pid = os.fork()
+        if pid == 0:
+            self._child(conn, request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = conn
+        log.info("task %s: child %d", _task(request["argv"]), pid)
+
+    def _child(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+        code = 1
+        try:
+            self.listener.close()
+            for other in self.children.values():
+                if other is not None:
+                    other.close()
+            conn.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            _reseed()
+            code = _run_clientapp(request["argv"])
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
+    def _abandon(self, conn: socket.socket) -> None:
+        for pid, launcher in list(self.children.items()):
+            if launcher is conn:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)  # Flower's handler pushes its status
+                launcher.close()
+                self.children[pid] = None
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number
+            launcher = self.children.pop(pid, None)
+            if launcher is not None:
+                with contextlib.suppress(OSError):
+                    launcher.sendall(f"exit {code}\n".encode())
+                launcher.close()
+
+    def _shutdown(self) -> None:
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        self.listener.close()
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its private folder, when nothing else is in it
+            self.path.parent.rmdir()
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    conn.settimeout(REQUEST_TIMEOUT)
+    data, fds, _, _ = socket.recv_fds(conn, REQUEST_LIMIT, 3)
+    try:
+        while not data.endswith(b"\n"):
+            if len(data) > REQUEST_LIMIT:
+                raise ValueError("request too large")
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ValueError("request cut short")
+            data += chunk
+        request = json.loads(data)
+        if len(fds) != 3 or not isinstance(request.get("argv"), list):
+            raise ValueError("not a launcher's request")
+        if not isinstance(request.get("env"), dict) or not isinstance(request.get("cwd"), str):
+            raise ValueError("not a launcher's request")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    conn.settimeout(None)
+    return request, fds
+
+
+def _reseed() -> None:
+    """Python's and numpy's global generators from the OS, as in a new process (a fork
+    would otherwise give every child the worker's state)."""
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def _run_clientapp(argv: list[str]) -> int:
+    """Flower's ``flwr-clientapp`` entry point, as its console script runs it."""
+    from flwr.supernode.cli import flwr_clientapp
+
+    sys.argv = ["flwr-clientapp", *argv]
+    try:
+        flwr_clientapp()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _task(argv: list[str]) -> str:
+    """The task's address, for the log (never the token that follows it)."""
+    return argv[1] if len(argv) > 1 and argv[0] == "--runtime-api-address" else "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m fedpark.clients.warm SOCKET\n")
+        return 2
+    # Its own lines only: the stacks it imports log their setup at INFO.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    took = preload()
+    worker = Worker(Path(args[0]))
+    log.info("preloaded Flower's ClientApp runtime and torch in %.1fs", took)
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

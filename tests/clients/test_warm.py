@@ -1,0 +1,228 @@
+"""Warm ClientApps: the launcher hands a task to the worker or falls back to Flower's own
+command, the worker runs each task in a fresh fork, and Flower still launches ClientApps the
+way both expect (pinned: an upgrade that changes it fails here first)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flwr
+import pytest
+
+from fedpark.clients.launcher import FALLBACK_ENV, SOCKET_ENV
+from fedpark.clients.processes import ChildProcess
+from fedpark.clients.supernode import WarmClientApps
+
+# A worker whose task runner is a probe instead of Flower's runtime: what a child sees.
+PROBE_WORKER = textwrap.dedent(
+    """
+    import json, os, random, sys, time
+    import numpy
+    import fedpark.clients.warm as warm
+
+    warm.PRELOAD = ("numpy",)
+    STATE = {"runs": 0}
+
+    def probe(argv):
+        STATE["runs"] += 1  # a module global of the worker's image, changed in the child
+        if argv and argv[0] == "sleep":
+            time.sleep(float(argv[1]))
+        print(json.dumps({
+            "argv": argv, "cwd": os.getcwd(), "env": os.environ.get("PROBE"),
+            "runs": STATE["runs"], "random": random.random(),
+            "numpy": float(numpy.random.random()), "pid": os.getpid(),
+        }), flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        return int(argv[-1]) if argv and argv[-1].isdigit() else 0
+
+    warm._run_clientapp = probe
+    sys.exit(warm.main([sys.argv[1]]))
+    """
+)
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[WarmClientApps]:
+    apps = WarmClientApps.create(tmp_path / "work")
+    worker = ChildProcess(
+        [sys.executable, "-c", PROBE_WORKER, str(apps.socket)], tmp_path / "worker.log"
+    ).start()
+    deadline = time.monotonic() + 60
+    while not apps.socket.exists():
+        assert worker.alive() and time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.05)
+    yield apps
+    worker.stop()
+    assert not apps.socket.exists()  # a stopped worker leaves no socket behind
+
+
+def _launch(apps: WarmClientApps, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, SOCKET_ENV: str(apps.socket), FALLBACK_ENV: "/nonexistent", **env}
+    return subprocess.run(
+        [str(apps.bin_dir / "flwr-clientapp"), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=apps.bin_dir,
+    )
+
+
+def _seen(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_a_task_runs_in_the_worker_with_the_launchers_streams_and_status(
+    apps: WarmClientApps,
+) -> None:
+    result = _launch(apps, "--runtime-api-address", "127.0.0.1:1", "3", PROBE="hello")
+    seen = _seen(result)
+    assert result.returncode == 3  # the child's status is the launcher's
+    assert seen["argv"] == ["--runtime-api-address", "127.0.0.1:1", "3"]
+    assert (seen["env"], seen["cwd"]) == ("hello", str(apps.bin_dir))
+    assert result.stderr.strip() == "to stderr"  # the launcher's own streams
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_each_task_is_a_fresh_fork_sharing_no_state(apps: WarmClientApps) -> None:
+    first, second = _seen(_launch(apps, "0")), _seen(_launch(apps, "0"))
+    assert first["runs"] == second["runs"] == 1  # nothing a task changed reaches the next
+    assert first["pid"] != second["pid"]
+    # Python's and numpy's generators reseeded as in a new process, not the worker's copy.
+    assert first["random"] != second["random"] and first["numpy"] != second["numpy"]
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_tasks_run_side_by_side(apps: WarmClientApps) -> None:
+    started = time.monotonic()
+    env = {**os.environ, SOCKET_ENV: str(apps.socket), FALLBACK_ENV: "/nonexistent"}
+    launcher = str(apps.bin_dir / "flwr-clientapp")
+    running = [
+        subprocess.Popen([launcher, "sleep", "1", "0"], env=env, stdout=subprocess.DEVNULL)
+        for _ in range(3)
+    ]
+    assert [p.wait(30) for p in running] == [0, 0, 0]
+    assert time.monotonic() - started < 2.5  # three one-second tasks, not one after another
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_a_killed_child_is_reported_as_a_failure(apps: WarmClientApps, tmp_path: Path) -> None:
+    env = {**os.environ, SOCKET_ENV: str(apps.socket), FALLBACK_ENV: "/nonexistent"}
+    launcher = subprocess.Popen(
+        [str(apps.bin_dir / "flwr-clientapp"), "sleep", "30", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    children = _children_of_worker(apps)
+    assert len(children) == 1
+    os.kill(children[0], signal.SIGKILL)
+    assert launcher.wait(30) == 128 + signal.SIGKILL
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_a_stopped_launcher_stops_its_child(apps: WarmClientApps) -> None:
+    env = {**os.environ, SOCKET_ENV: str(apps.socket), FALLBACK_ENV: "/nonexistent"}
+    launcher = subprocess.Popen([str(apps.bin_dir / "flwr-clientapp"), "sleep", "30", "0"], env=env)
+    time.sleep(1.0)
+    (child,) = _children_of_worker(apps)
+    launcher.terminate()
+    launcher.wait(10)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+@pytest.mark.integration  # a worker process and launchers
+def test_without_a_worker_the_launcher_becomes_flowers_command(tmp_path: Path) -> None:
+    apps = WarmClientApps.create(tmp_path / "work")  # no worker listens on its socket
+    fallback = tmp_path / "flwr-clientapp-real"
+    fallback.write_text('#!/bin/sh\necho fallback "$@"\nexit 4\n')
+    fallback.chmod(0o755)
+    result = _launch(apps, "--token", "t", FEDPARK_CLIENTAPP_FALLBACK=str(fallback))
+    assert (result.returncode, result.stdout.strip()) == (4, "fallback --token t")
+    # A stale socket file (a worker that died) is the same: no worker.
+    apps.socket.parent.mkdir(parents=True, exist_ok=True)
+    apps.socket.write_text("")
+    result = _launch(apps, "x", FEDPARK_CLIENTAPP_FALLBACK=str(fallback))
+    assert result.stdout.strip() == "fallback x"
+
+
+def test_flower_launches_clientapps_as_the_launcher_expects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flower 1.41's SuperExec runs ``flwr-clientapp`` by name, found on PATH, with these
+    arguments: the launcher passes them on whole, and falls back to that same command."""
+    from flwr.supercore.constant import TASK_TYPE_TO_COMMAND, TaskType
+    from flwr.supercore.superexec.executor import subprocess_executor
+    from flwr.supercore.superexec.executor.types import ExecutionSpec
+
+    assert flwr.__version__ == "1.41.0", "re-check the warm ClientApp path for this Flower"
+    assert TASK_TYPE_TO_COMMAND[TaskType.CLIENT_APP] == "flwr-clientapp"
+    launched: list[list[str]] = []
+    monkeypatch.setattr(
+        subprocess_executor.subprocess, "Popen", lambda args, **_: launched.append(args)
+    )
+    spec = ExecutionSpec(
+        task_type=TaskType.CLIENT_APP,
+        runtime_api_address="127.0.0.1:9094",
+        token="secret",
+        insecure=True,
+        root_certificates_path=None,
+        parent_pid=42,
+        runtime_dependency_install=False,
+        suppress_output=False,
+        task_id=7,
+    )
+    subprocess_executor.SubprocessExecutor().launch(spec)
+    assert launched == [
+        [
+            "flwr-clientapp",
+            "--runtime-api-address",
+            "127.0.0.1:9094",
+            "--token",
+            "secret",
+            "--insecure",
+            "--parent-pid",
+            "42",
+        ]
+    ]
+
+
+def _children_of_worker(apps: WarmClientApps) -> list[int]:
+    """The worker's live children (found through /proc: the worker is our grandchild)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if str(apps.socket).encode() in cmdline and parent != os.getpid():
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,77 @@
+"""PromptGrid: Flower's grid for everything, its own wait for replies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from fedpark.experiments.grid import PromptGrid
+
+
+class FakeGrid:
+    """Replies arrive ``delays`` seconds after the push, one per message; pulls counted."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = delays
+        self.pulls = 0
+        self.pushed_at = 0.0
+        self.calls: list[str] = []
+
+    def push_messages(self, messages: Iterable[Any]) -> list[str]:
+        self.pushed_at = time.monotonic()
+        return [f"m{i}" for i, _ in enumerate(messages)]
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Any]:
+        self.pulls += 1
+        now = time.monotonic() - self.pushed_at
+        ready = [m for m in message_ids if self.delays[int(m[1:])] <= now]
+        return [SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=m)) for m in ready]
+
+    def get_node_ids(self) -> list[int]:
+        self.calls.append("get_node_ids")
+        return [1, 2]
+
+
+def _grid(fake: FakeGrid, **waits: float) -> PromptGrid:
+    return PromptGrid(fake, **waits)  # type: ignore[arg-type]  # a duck-typed inner grid
+
+
+def test_replies_are_collected_as_they_arrive_not_seconds_later() -> None:
+    fake = FakeGrid([0.1, 0.3, 0.35])
+    started = time.monotonic()
+    replies = list(_grid(fake).send_and_receive(["a", "b", "c"], timeout=10))  # type: ignore[list-item]
+    took = time.monotonic() - started
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1", "m2"]
+    assert took < 0.35 + 0.3  # Flower's grid would have slept 3 s between pulls
+    assert fake.pulls < 20
+
+
+def test_a_long_wait_backs_off() -> None:
+    fake = FakeGrid([0.6])
+    grid = _grid(fake, first_wait=0.01, longest_wait=0.2)
+    list(grid.send_and_receive(["a"], timeout=10))  # type: ignore[list-item]
+    assert 5 <= fake.pulls <= 13  # 10 ms growing to 200 ms: not 60 pulls
+
+
+def test_the_timeout_returns_what_came() -> None:
+    fake = FakeGrid([0.05, 60.0])
+    started = time.monotonic()
+    replies = list(_grid(fake).send_and_receive(["a", "b"], timeout=0.3))  # type: ignore[list-item]
+    assert 0.3 <= time.monotonic() - started < 0.8
+    assert [r.metadata.reply_to_message_id for r in replies] == ["m0"]
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_nothing_is_pulled_once_every_reply_came(timeout: float | None) -> None:
+    fake = FakeGrid([0.0, 0.0])
+    list(_grid(fake).send_and_receive(["a", "b"], timeout=timeout))  # type: ignore[list-item]
+    assert fake.pulls == 1
+
+
+def test_every_other_call_is_the_inner_grids() -> None:
+    fake = FakeGrid([])
+    assert list(_grid(fake).get_node_ids()) == [1, 2] and fake.calls == ["get_node_ids"]
