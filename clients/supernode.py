@@ -81,7 +81,10 @@ def supernode_argv(
     if auth_key is not None:  # the SuperLink lets in only registered node keys
         security += ["--auth-supernode-private-key", str(auth_key)]
     return [
-        str(Path(sys.executable).parent / "flower-supernode"),
+        # Flower's SuperNode, with an idle wait that follows the work (fedpark.clients.node)
+        sys.executable,
+        "-m",
+        "fedpark.clients.node",
         *security,
         "--superlink",
         fleet,

@@ -394,7 +394,8 @@ def supernode_pid(work_dir: Path, avoid: int | None = None, timeout: float = 30)
     """The pid of the SuperNode started for ``work_dir`` (other than ``avoid``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [p for p in pids_mentioning("flower-supernode", str(work_dir)) if p != avoid]
+        # `fedpark factory join` runs Flower's SuperNode as fedpark.clients.node
+        found = [p for p in pids_mentioning("fedpark.clients.node", str(work_dir)) if p != avoid]
         if found:
             return found[0]
         time.sleep(0.2)
