@@ -12,9 +12,10 @@ What a child shares with the next is nothing the ClientApp wrote: each is a fres
 the worker, which never runs a ClientApp itself. FedPark's own modules are not preloaded
 (the app is imported in the child, from what is installed now: an upgraded package or FAB
 never runs stale code), and the child reseeds Python's and numpy's global generators from
-the OS as a new process would (torch's default generator is untouched by the worker, so it
-starts where a new process starts). The worker starts no Python thread before forking; the
-native pools of OpenBLAS and jemalloc that the imports start are fork-aware.
+the OS as a new process would, torch's too (training itself seeds from the run's seed, so a
+round's result does not depend on which path ran it). The worker starts no Python thread
+before forking; the native pools of OpenBLAS and jemalloc that the imports start are
+fork-aware.
 
 Run by ``fedpark factory join``: ``python -m fedpark.clients.warm SOCKET``.
 """
@@ -215,12 +216,15 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
 
 
 def _reseed() -> None:
-    """Python's and numpy's global generators from the OS, as in a new process (a fork
-    would otherwise give every child the worker's state)."""
+    """Python's, numpy's and torch's global generators from the OS, as in a new process (a
+    fork would otherwise give every child the worker's state)."""
     random.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.seed()
 
 
 def _run_clientapp(argv: list[str]) -> int:

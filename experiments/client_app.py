@@ -245,7 +245,8 @@ def train_fn(msg: Message, context: Context) -> Message:
             batch_size=settings.batch_size,
             learning_rate=settings.learning_rate,
             proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
-            seed=int(config.get("seed", 0)),  # type: ignore[arg-type]
+            # the run's seed, moved on each round (the same draws every round would not be)
+            seed=int(config.get("seed", 0)) + int(config.get("server-round", 0)),  # type: ignore[arg-type]
         ),
     )
     server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]

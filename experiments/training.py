@@ -69,6 +69,16 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: Tr
     """
     if len(x) == 0:
         raise ValueError("no training examples")
+    # Everything random in training (the order of the examples, dropout) follows the seed:
+    # a round is repeatable, whichever process runs it. The caller's generator is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return _epochs(model, x, y, task, config)
+
+
+def _epochs(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: TrainConfig
+) -> float:
     inputs, targets = _tensors(x, y, task)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)

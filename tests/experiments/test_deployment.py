@@ -102,3 +102,32 @@ def test_two_factories_train_two_rounds_and_a_broken_one_is_refused(tmp_path: Pa
     assert summary["weights_sha256"] == weights_sha256(model)
     weights = from_safetensors(model)
     assert all(np.isfinite(t.numpy()).all() for t in weights.values())
+
+
+def _round_one(tmp: Path, warm: bool, tables: list[pa.Table], contract_dir: Path) -> dict:
+    """Round 1's aggregated weights of a run on two SuperNodes, warm or Flower's own."""
+    contract = Contract.model_validate(contract_data())
+    federation = Federation(tmp / "flwr").start_superlink()
+    try:
+        for i, table in enumerate(tables):
+            federation.add_node(f"f{i}", _factory(tmp, f"f{i}", table, contract_dir), warm=warm)
+        federation.wait_for_nodes(len(tables))
+        spec = _spec(contract, tables, tmp / "out") | {"rounds": 1, "strategy_params": {}}
+        run_id = federation.start_run(spec)
+        assert federation.wait(run_id, timeout=240) == ("finished", "completed")
+    finally:
+        federation.stop()
+    return from_safetensors((tmp / "out" / "checkpoint-0001.safetensors").read_bytes())
+
+
+def test_warm_clientapps_train_what_flowers_own_processes_train(tmp_path: Path) -> None:
+    """Same data, same seeds: the warm path's round equals the cold path's (a fork starts
+    from the state a new process starts from, torch's generator included)."""
+    contract = Contract.model_validate(contract_data())
+    contract_dir = write_contract_dir(contract, Ed25519PrivateKey.generate(), tmp_path / "c")
+    tables = [sensor_table(rows=800, seed=1), sensor_table(rows=800, seed=2)]
+    cold = _round_one(tmp_path / "cold", False, tables, contract_dir)
+    warm = _round_one(tmp_path / "warm", True, tables, contract_dir)
+    assert cold.keys() == warm.keys()
+    for name, weights in cold.items():
+        np.testing.assert_allclose(warm[name].numpy(), weights.numpy(), rtol=1e-5, atol=1e-6)
