@@ -226,3 +226,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_stack_that_is_not_installed_is_not_preloaded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fedpark.clients import warm
+
+    monkeypatch.setattr(warm, "PRELOAD", ("json", "fedpark_no_such_stack"))
+    assert warm.preload() >= 0  # the worker still starts; children import what they need
+    assert "fedpark_no_such_stack is not installed" in caplog.text
