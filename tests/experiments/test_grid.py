@@ -51,10 +51,10 @@ def test_replies_are_collected_as_they_arrive_not_seconds_later() -> None:
 
 
 def test_a_long_wait_backs_off() -> None:
-    fake = FakeGrid([0.6])
-    grid = _grid(fake, first_wait=0.01, longest_wait=0.2)
+    fake = FakeGrid([0.3])
+    grid = _grid(fake, first_wait=0.005, longest_wait=0.1)
     list(grid.send_and_receive(["a"], timeout=10))  # type: ignore[list-item]
-    assert 5 <= fake.pulls <= 13  # 10 ms growing to 200 ms: not 60 pulls
+    assert 5 <= fake.pulls <= 13  # 5 ms growing to 100 ms: not 60 pulls
 
 
 def test_the_timeout_returns_what_came() -> None:
