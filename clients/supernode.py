@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -37,11 +38,14 @@ def flower_env(home: Path, warm: WarmClientApps | None = None) -> dict[str, str]
         "FLWR_DISABLE_UPDATE_CHECK": "1",
         "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": TASK_POLL_INTERVAL,
     }
+    path = os.pathsep.join([*scripts, os.environ.get("PATH", "")])
     if warm is not None:
-        scripts.insert(0, str(warm.bin_dir))
+        # Flower's own command, as the SuperExec would find it without the launcher.
+        flower = shutil.which("flwr-clientapp", path=path)
+        env[launcher.FALLBACK_ENV] = flower or str(Path(scripts[0]) / "flwr-clientapp")
         env[launcher.SOCKET_ENV] = str(warm.socket)
-        env[launcher.FALLBACK_ENV] = str(Path(sys.executable).parent / "flwr-clientapp")
-    env["PATH"] = os.pathsep.join([*scripts, os.environ.get("PATH", "")])
+        path = os.pathsep.join([str(warm.bin_dir), path])
+    env["PATH"] = path
     return env
 
 
@@ -68,7 +72,8 @@ class WarmClientApps:
         return cls(bin_dir, folder / "worker.sock")
 
     def worker_argv(self) -> list[str]:
-        return [sys.executable, "-m", "fedpark.clients.warm", str(self.socket)]
+        # -P: the folder `factory join` was started in is not on its module path
+        return [sys.executable, "-P", "-m", "fedpark.clients.warm", str(self.socket)]
 
 
 def supernode_argv(
@@ -85,8 +90,10 @@ def supernode_argv(
     if auth_key is not None:  # the SuperLink lets in only registered node keys
         security += ["--auth-supernode-private-key", str(auth_key)]
     return [
-        # Flower's SuperNode, with an idle wait that follows the work (fedpark.clients.node)
+        # Flower's SuperNode, with an idle wait that follows the work (fedpark.clients.node);
+        # -P: the folder `factory join` was started in is not on its module path
         sys.executable,
+        "-P",
         "-m",
         "fedpark.clients.node",
         *security,

@@ -31,10 +31,12 @@ import random
 import select
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ PRELOAD = (
 )
 REQUEST_LIMIT = 1 << 20  # bytes: arguments and environment of one task
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
-ABANDONED = 70  # EX_SOFTWARE: the launcher's status when the worker died mid-task
+STOP_GRACE = 10.0  # seconds a stopped child has before SIGKILL
 
 
 def preload() -> float:
@@ -82,20 +84,35 @@ def preload() -> float:
     return time.perf_counter() - started
 
 
+@dataclass
+class _Task:
+    """A running child: the launcher waiting for it (None once it hung up) and its pidfd."""
+
+    launcher: socket.socket | None
+    started: float
+    pidfd: int | None
+    abandoned: float | None = None  # when its launcher hung up (it was sent SIGTERM)
+
+
 class Worker:
-    """Accept tasks on ``path`` and run each in a forked child; single-threaded."""
+    """Accept tasks on ``path`` and run each in a forked child; single-threaded.
+
+    Parameters
+    ----------
+    path
+        The Unix socket; its folder must be this account's own and private (0700).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # child pid -> the launcher waiting for it (None: it hung up, the child was stopped)
-        self.children: dict[int, socket.socket | None] = {}
-        self.started: dict[int, float] = {}  # child pid -> when it was forked
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.tasks: dict[int, _Task] = {}  # child pid -> its task
+        self.listener: socket.socket | None = None
         self.stopping = False
 
     def serve(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folder(self.path.parent)
         self.path.unlink(missing_ok=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.path))
         self.path.chmod(0o600)  # only the factory's own account starts tasks
         self.listener.listen(64)
@@ -112,18 +129,29 @@ class Worker:
         self.stopping = True
 
     def _step(self) -> None:
-        watched = [self.listener, *(c for c in self.children.values() if c is not None)]
-        with contextlib.suppress(InterruptedError):
-            readable, _, _ = select.select(watched, [], [], 0.2)
-            for ready in readable:
-                if ready is self.listener:
-                    self._accept()
-                else:  # a launcher hung up before its child ended: it was stopped
-                    self._abandon(ready)
+        assert self.listener is not None
+        watched: list[socket.socket | int] = [self.listener]
+        watched += [t.launcher for t in self.tasks.values() if t.launcher is not None]
+        watched += [t.pidfd for t in self.tasks.values() if t.pidfd is not None]
+        try:  # a child's pidfd turns readable when it exits: its launcher hears at once
+            readable, _, _ = select.select(watched, [], [], 0.5)
+        except InterruptedError:
+            readable = []
+        for ready in readable:
+            if ready is self.listener:
+                self._accept()
+            elif isinstance(ready, socket.socket):  # a launcher hung up: it was stopped
+                self._abandon(ready)
         self._reap()
+        self._kill_overdue()
 
     def _accept(self) -> None:
-        conn, _ = self.listener.accept()
+        assert self.listener is not None
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as exc:  # out of descriptors, say: this launcher falls back
+            log.warning("cannot accept a task (%s)", type(exc).__name__)
+            return
         try:
             request, fds = _read_request(conn)
         except (OSError, ValueError) as exc:
@@ -132,25 +160,41 @@ class Worker:
             return
         if threading.active_count() != 1:  # never fork with a Python thread running
             raise RuntimeError("the warm worker started a thread; it must not fork now")
-        pid = os.fork()
+        # A stop signal between fork and the child's own handlers would be this worker's.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no memory for a fork: the launcher runs Flower's command
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            log.warning("cannot fork a ClientApp (%s)", type(exc).__name__)
+            _close_all(fds)
+            conn.close()
+            return
         if pid == 0:
-            self._child(conn, request, fds)  # never returns
-        for fd in fds:
-            os.close(fd)
-        self.children[pid] = conn
-        self.started[pid] = time.monotonic()
+            self._child(conn, request, fds, mask)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _close_all(fds)
+        self.tasks[pid] = _Task(conn, time.monotonic(), _pidfd(pid))
+        with contextlib.suppress(OSError):  # the launcher knows its task is under way
+            conn.sendall(f"started {pid}\n".encode())
         log.info("task %s: child %d", _task(request["argv"]), pid)
 
-    def _child(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    def _child(
+        self, conn: socket.socket, request: dict[str, Any], fds: list[int], mask: set[Any]
+    ) -> None:
         code = 1
         try:
-            self.listener.close()
-            for other in self.children.values():
-                if other is not None:
-                    other.close()
-            conn.close()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if self.listener is not None:
+                self.listener.close()
+            for task in self.tasks.values():
+                if task.launcher is not None:
+                    task.launcher.close()
+                if task.pidfd is not None:
+                    os.close(task.pidfd)
+            conn.close()
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
                 os.close(fd)
@@ -168,15 +212,22 @@ class Worker:
             os._exit(code)
 
     def _abandon(self, conn: socket.socket) -> None:
-        for pid, launcher in list(self.children.items()):
-            if launcher is conn:
+        for pid, task in self.tasks.items():
+            if task.launcher is conn:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)  # Flower's handler pushes its status
-                launcher.close()
-                self.children[pid] = None
+                conn.close()
+                task.launcher, task.abandoned = None, time.monotonic()
+
+    def _kill_overdue(self, grace: float = STOP_GRACE) -> None:
+        now = time.monotonic()
+        for pid, task in self.tasks.items():
+            if task.abandoned is not None and now - task.abandoned > grace:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _reap(self) -> None:
-        while self.children:
+        while self.tasks:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -185,26 +236,61 @@ class Worker:
                 return
             code = os.waitstatus_to_exitcode(status)
             code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number
-            took = time.monotonic() - self.started.pop(pid, time.monotonic())
-            log.info("child %d ended with %d after %.1fs", pid, code, took)
-            launcher = self.children.pop(pid, None)
-            if launcher is not None:
+            task = self.tasks.pop(pid, None)
+            if task is None:
+                continue
+            log.info(
+                "child %d ended with %d after %.1fs", pid, code, time.monotonic() - task.started
+            )
+            if task.pidfd is not None:
+                os.close(task.pidfd)
+            if task.launcher is not None:
                 with contextlib.suppress(OSError):
-                    launcher.sendall(f"exit {code}\n".encode())
-                launcher.close()
+                    task.launcher.sendall(f"exit {code}\n".encode())
+                task.launcher.close()
 
     def _shutdown(self) -> None:
-        for pid in self.children:
+        # No new task first: launchers still waiting to be accepted fall back at once.
+        if self.listener is not None:
+            self.listener.close()
+        self.path.unlink(missing_ok=True)
+        for pid, task in self.tasks.items():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while self.children and time.monotonic() < deadline:
+            task.abandoned = task.abandoned or time.monotonic()
+        deadline = time.monotonic() + STOP_GRACE
+        while self.tasks and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.05)
-        self.listener.close()
-        self.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # its private folder, when nothing else is in it
-            self.path.parent.rmdir()
+        self._kill_overdue(grace=0)  # children die with their worker, also a stuck one
+        while self.tasks and time.monotonic() < deadline + 5:
+            self._reap()
+            time.sleep(0.05)
+
+
+def _private_folder(folder: Path) -> None:
+    """Make ``folder`` (0700), or check that it is this account's own and private: a
+    folder another account made where the socket goes would hand it every task."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700, parents=True)
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise PermissionError(f"{folder} is not a folder")
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise PermissionError(f"{folder} is not this account's private folder")
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # an old kernel: the half-second tick reaps it
+        return None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -219,13 +305,14 @@ def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
                 raise ValueError("request cut short")
             data += chunk
         request = json.loads(data)
+        if not isinstance(request, dict):
+            raise ValueError("not a launcher's request")
         if len(fds) != 3 or not isinstance(request.get("argv"), list):
             raise ValueError("not a launcher's request")
         if not isinstance(request.get("env"), dict) or not isinstance(request.get("cwd"), str):
             raise ValueError("not a launcher's request")
     except BaseException:
-        for fd in fds:
-            os.close(fd)
+        _close_all(fds)
         raise
     conn.settimeout(None)
     return request, fds
@@ -265,9 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m fedpark.clients.warm SOCKET\n")
         return 2
-    # Its own lines only: the stacks it imports log their setup at INFO.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    # Its own lines only, through its own handler: a root handler would print every Flower
+    # line a child logs a second time (Flower's logger propagates).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False
     took = preload()
     worker = Worker(Path(args[0]))
     log.info("preloaded Flower's ClientApp runtime and torch in %.1fs", took)

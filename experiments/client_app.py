@@ -99,8 +99,8 @@ def _contract(config: NodeConfig, spec: RunSpec) -> Contract:
     try:
         if config.contract_dir is not None:
             return verified_contract(config.contract_dir)
-        if config.token_file is None or config.hub_key is None:
-            raise ContractUnavailableError()
+        if config.hub_url is None or config.token_file is None or config.hub_key is None:
+            raise ContractUnavailableError()  # never the token to a default address
         token = config.token_file.read_text().strip()
         with HubClient(config.hub_url, token) as api:
             ref = ContractRef(str(spec.contract["id"]), str(spec.contract["version"]))

@@ -235,10 +235,13 @@ class HubClient:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError:  # a proxy's page, say: never quoted (it may hold anything)
+            raise _unexpected(response.status_code) from None
 
     def _one(self, model: type[Model], method: str, path: str, **kwargs: Any) -> Model:
-        return model.model_validate(self._json(method, path, **kwargs))
+        return _parsed(TypeAdapter(model), self._json(method, path, **kwargs))
 
     def _all(self, model: type[Model], path: str, **params: Any) -> list[Model]:
         """Every item of a paged listing, page by page to a short one."""
@@ -246,10 +249,11 @@ class HubClient:
         adapter = TypeAdapter(list[model])  # type: ignore[valid-type]
         items: list[Model] = []
         while True:
-            page = adapter.validate_python(
+            page = _parsed(
+                adapter,
                 self._json(
                     "GET", path, params={**params, "offset": len(items), "limit": self.page_size}
-                )
+                ),
             )
             items.extend(page)
             if len(page) < self.page_size:
@@ -307,7 +311,7 @@ class HubClient:
     def audit(self, after_seq: int = 0, limit: int = 100) -> list[AuditRecordPublic]:
         """Up to ``limit`` audit records after ``after_seq``, oldest first."""
         rows = self._json("GET", "/audit", params={"after_seq": after_seq, "limit": limit})
-        return TypeAdapter(list[AuditRecordPublic]).validate_python(rows)
+        return _parsed(TypeAdapter(list[AuditRecordPublic]), rows)
 
     def verify_audit(self) -> ChainReportPublic:
         return self._one(ChainReportPublic, "GET", "/audit/verify")
@@ -362,7 +366,9 @@ class HubClient:
         )
 
     def contract_versions(self, contract_id: str) -> list[ContractVersionPublic]:
-        return self._all(ContractVersionPublic, f"/contracts/{_segment(contract_id)}/versions")
+        """Every version of a contract you may see (one answer: the route is not paged)."""
+        rows = self._json("GET", f"/contracts/{_segment(contract_id)}/versions")
+        return _parsed(TypeAdapter(list[ContractVersionPublic]), rows)
 
     def contract(self, ref: ContractRef) -> ContractVersionPublic:
         """A version with its state, compatibility and the contract document."""
@@ -401,7 +407,7 @@ class HubClient:
 
     def rounds(self, experiment_id: str) -> list[RoundPublic]:
         path = f"/experiments/{_segment(experiment_id)}/rounds"
-        return TypeAdapter(list[RoundPublic]).validate_python(self._json("GET", path))
+        return _parsed(TypeAdapter(list[RoundPublic]), self._json("GET", path))
 
     def stop(self, experiment_id: str) -> ExperimentPublic:
         path = f"/experiments/{_segment(experiment_id)}/stop"
@@ -449,12 +455,33 @@ class HubClient:
 
 
 _OCTETS = {"Content-Type": "application/octet-stream"}
+Parsed = TypeVar("Parsed")
+
+
+def _parsed(adapter: TypeAdapter[Parsed], data: Any) -> Parsed:
+    """The hub's answer as the protocol's body; an answer that is not one is the hub's (or a
+    proxy's) problem, said without quoting it (pydantic's errors quote the input)."""
+    try:
+        return adapter.validate_python(data)
+    except ValueError:
+        raise _unexpected(200) from None
+
+
+def _unexpected(status: int) -> HubApiError:
+    return HubApiError(
+        status,
+        "Unexpected answer",
+        "the hub's answer is not what this FedPark version expects (another version of the "
+        "hub, or a proxy in between?)",
+    )
+
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{1,200}$")
 
 
 def _segment(value: str) -> str:
     """``value`` as one path segment: an id never carries a slash, a dot-dot or a query."""
-    if not _SEGMENT.match(value) or value in (".", ".."):
+    if not _SEGMENT.fullmatch(value) or value in (".", ".."):
         raise HubApiError(400, "Bad Request", "not an id: use the id the hub gave")
     return value
 

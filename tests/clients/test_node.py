@@ -60,3 +60,6 @@ def test_another_flower_runs_unchanged() -> None:
     changed.time = original  # type: ignore[attr-defined]
     assert node.quicken(changed) is False
     assert changed.time is original
+    renamed = ModuleType("start_client_internal")  # a function Flower renamed
+    renamed.time = original  # type: ignore[attr-defined]
+    assert node.quicken(renamed) is False and renamed.time is original

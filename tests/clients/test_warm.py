@@ -236,3 +236,62 @@ def test_a_stack_that_is_not_installed_is_not_preloaded(
     monkeypatch.setattr(warm, "PRELOAD", ("json", "fedpark_no_such_stack"))
     assert warm.preload() >= 0  # the worker still starts; children import what they need
     assert "fedpark_no_such_stack is not installed" in caplog.text
+
+
+def test_the_socket_folder_must_be_this_accounts_private_one(tmp_path: Path) -> None:
+    from fedpark.clients.warm import _private_folder
+
+    mine = tmp_path / "mine"
+    _private_folder(mine)  # made, 0700
+    assert (mine.stat().st_mode & 0o777) == 0o700
+    _private_folder(mine)  # and accepted again
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # another account could have put its own socket here
+    with pytest.raises(PermissionError):
+        _private_folder(shared)
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    with pytest.raises(PermissionError):
+        _private_folder(link)
+
+
+@pytest.mark.integration  # a launcher process
+def test_a_task_the_worker_did_not_start_runs_on_flowers_command(tmp_path: Path) -> None:
+    """A worker that hangs up before it started the task (stopping, out of memory): the
+    launcher runs Flower's own command instead of failing the message."""
+    import socket
+    import threading
+
+    apps = WarmClientApps.create(tmp_path / "work")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(apps.socket))
+    listener.listen(1)
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        for fd in fds:  # the launcher's streams: holding them would hold its output open
+            os.close(fd)
+        conn.close()
+
+    thread = threading.Thread(target=hang_up)
+    thread.start()
+    fallback = tmp_path / "flwr-clientapp-real"
+    fallback.write_text('#!/bin/sh\necho fallback "$@"\n')
+    fallback.chmod(0o755)
+    result = _launch(apps, "x", FEDPARK_CLIENTAPP_FALLBACK=str(fallback))
+    thread.join(10)
+    listener.close()
+    assert (result.returncode, result.stdout.strip()) == (0, "fallback x")
+
+
+@pytest.mark.integration  # a worker process and a launcher
+def test_a_request_that_is_not_one_leaves_the_worker_serving(apps: WarmClientApps) -> None:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as rogue:
+        rogue.connect(str(apps.socket))
+        socket.send_fds(rogue, [b"[]\n"], [0, 1, 2])
+        assert rogue.recv(64) == b""  # refused: hung up on
+    assert _launch(apps, "0").returncode == 0  # and the next task runs

@@ -209,3 +209,25 @@ def test_patience_ends_and_without_a_policy_nothing_is_retried() -> None:
     with api, pytest.raises(HubApiError):
         api.me()
     assert seen == ["GET"]
+
+
+def test_an_answer_that_is_not_the_hubs_is_said_without_quoting_it() -> None:
+    page = "<html>proxy login for secret-portal.example</html>"
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, text=page))
+    api = HubClient("http://hub", "fpk_" + "a" * 20, transport=transport)
+    with api, pytest.raises(HubApiError) as unexpected:
+        api.me()
+    assert "not what this FedPark version expects" in str(unexpected.value)
+    assert "secret-portal" not in str(unexpected.value)
+    json_not_a_body = httpx.MockTransport(lambda _: httpx.Response(200, json={"user": "x"}))
+    api = HubClient("http://hub", "fpk_" + "a" * 20, transport=json_not_a_body)
+    with api, pytest.raises(HubApiError):
+        api.me()
+
+
+def test_an_id_is_one_path_segment_line_endings_included() -> None:
+    transport, seen = _flaky([])
+    api = HubClient("http://hub", "fpk_" + "a" * 20, transport=transport)
+    with api, pytest.raises(HubApiError):
+        api.experiment("exp-1\n")
+    assert seen == []  # never sent
