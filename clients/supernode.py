@@ -71,6 +71,10 @@ class WarmClientApps:
         folder = Path(tempfile.mkdtemp(prefix="fpwarm-"))
         return cls(bin_dir, folder / "worker.sock")
 
+    def remove(self) -> None:
+        """The socket's private folder, once the worker is stopped."""
+        shutil.rmtree(self.socket.parent, ignore_errors=True)
+
     def worker_argv(self) -> list[str]:
         # -P: the folder `factory join` was started in is not on its module path
         return [sys.executable, "-P", "-m", "fedpark.clients.warm", str(self.socket)]

@@ -69,6 +69,7 @@ class Federation:
     home: Path
     port: int = field(default_factory=free_port)
     processes: list[ChildProcess] = field(default_factory=list)
+    warm: list[WarmClientApps] = field(default_factory=list)
 
     def env(self, name: str) -> dict[str, str]:
         return clean_env(
@@ -115,6 +116,7 @@ class Federation:
         env = self.env(name)
         if warm:
             apps = WarmClientApps.create(self.home / name)
+            self.warm.append(apps)
             worker = ChildProcess(apps.worker_argv(), self.home / f"{name}-worker.log", env=env)
             self.processes.append(worker.start())
             launcher_env = flower_env(self.home / name, apps)
@@ -185,6 +187,8 @@ class Federation:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        for apps in self.warm:
+            apps.remove()
 
 
 @dataclass

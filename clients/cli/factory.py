@@ -244,6 +244,8 @@ def join(
         for thread in threads:
             thread.join(0.5)
     stop_following.set()
+    if apps is not None:
+        apps.remove()
     out.print("left the federation")
 
 

@@ -63,6 +63,7 @@ def apps(tmp_path: Path) -> Iterator[WarmClientApps]:
     yield apps
     worker.stop()
     assert not apps.socket.exists()  # a stopped worker leaves no socket behind
+    apps.remove()
 
 
 def _launch(apps: WarmClientApps, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -158,6 +159,7 @@ def test_without_a_worker_the_launcher_becomes_flowers_command(tmp_path: Path) -
     apps.socket.write_text("")
     result = _launch(apps, "x", FEDPARK_CLIENTAPP_FALLBACK=str(fallback))
     assert result.stdout.strip() == "fallback x"
+    apps.remove()
 
 
 def test_flower_launches_clientapps_as_the_launcher_expects(
@@ -283,6 +285,7 @@ def test_a_task_the_worker_did_not_start_runs_on_flowers_command(tmp_path: Path)
     result = _launch(apps, "x", FEDPARK_CLIENTAPP_FALLBACK=str(fallback))
     thread.join(10)
     listener.close()
+    apps.remove()
     assert (result.returncode, result.stdout.strip()) == (0, "fallback x")
 
 
