@@ -55,6 +55,7 @@ def _ref(contract_id: str, version: str) -> ContractRef:
     try:
         return ContractRef.parse(f"{contract_id}@{version}")
     except ValueError as exc:
+        # ContractRef.parse says what is expected in fixed words; it never quotes the input.
         raise typer.BadParameter(str(exc).removeprefix("expected ID@VERSION ")) from None
 
 

@@ -264,7 +264,7 @@ class HubClient:
 
     @staticmethod
     def _body(model: BaseModel) -> dict[str, Any]:
-        return model.model_dump(mode="json", exclude_unset=False)
+        return model.model_dump(mode="json")
 
     def _unreachable(self, exc: httpx.TransportError) -> HubUnreachableError:
         return HubUnreachableError(
@@ -498,6 +498,7 @@ def _problem(response: httpx.Response) -> HubApiError:
     return error(
         status,
         str(body.get("title") or response.reason_phrase),
-        str(body.get("detail") or response.text[:200]),
+        # The hub's problem detail; a body that is not one (a proxy's page) is never quoted.
+        str(body.get("detail") or "the answer carried no problem detail"),
         body.get("request_id"),
     )
