@@ -56,6 +56,8 @@ from fedpark.experiments.features import (
 )
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import (
+    EVALUATE_FIRST,
+    EVALUATION_RECORD,
     FAILURE_CODE,
     REFUSAL_CODE,
     SPEC_KEY,
@@ -234,6 +236,9 @@ def train_fn(msg: Message, context: Context) -> Message:
     local = _load(msg, context)
     model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
     config = msg.content["config"] if "config" in msg.content else ConfigRecord()
+    # The model this message carries is the last round's aggregate: evaluated here, before
+    # training changes it, it saves that round a message of its own (see EVALUATE_FIRST).
+    evaluation = _evaluation(local, model) if config.get(EVALUATE_FIRST) is True else None
     settings = local.spec.train
     loss = train(
         model,
@@ -258,19 +263,28 @@ def train_fn(msg: Message, context: Context) -> Message:
             "fedpark": ConfigRecord({"org": local.org}),
         }
     )
+    if evaluation is not None:
+        content[EVALUATION_RECORD] = ConfigRecord(evaluation)  # type: ignore[arg-type]
     return Message(content=content, reply_to=msg)
+
+
+def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:
+    """Metrics of ``model`` on the local evaluation rows, and how many rows there were."""
+    classes = len(local.plan.classes) if local.plan.classes else None
+    metrics: dict[str, float | int] = dict(
+        evaluate(model, local.eval_x, local.eval_y, local.spec.model.task, classes)
+    )
+    metrics["num-examples"] = len(local.eval_x)
+    return metrics
 
 
 @app.evaluate()
 def evaluate_fn(msg: Message, context: Context) -> Message:
     local = _load(msg, context)
     model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
-    classes = len(local.plan.classes) if local.plan.classes else None
-    metrics = evaluate(model, local.eval_x, local.eval_y, local.spec.model.task, classes)
-    metrics["num-examples"] = len(local.eval_x)
     content = RecordDict(
         {
-            "metrics": MetricRecord(metrics),  # type: ignore[arg-type]
+            "metrics": MetricRecord(_evaluation(local, model)),  # type: ignore[arg-type]
             "fedpark": ConfigRecord({"org": local.org}),
         }
     )

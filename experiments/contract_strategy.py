@@ -3,19 +3,34 @@
 It wraps one of Flower's strategies the way Flower's own differential-privacy strategies
 do (``DifferentialPrivacyClientSideFixedClipping(strategy, ...)``): the learning is the inner
 strategy's; this wrapper decides which replies reach it and writes down what happened.
+
+One message per factory per round: Flower's ``Strategy.start`` sends every round's model out
+twice, to train and then to evaluate. Here a round's evaluation travels with the next round's
+training instead (the training message asks the factory to evaluate the model it carries
+first, :data:`EVALUATE_FIRST`), so a round is recorded when the next one's replies are in;
+only the last round sends evaluation messages of its own. The report of each round is the
+same as with separate messages: same model, same rows, same metrics.
+
+::
+
+    round r:   train(model r-1, evaluate it first) -> record round r-1 -> aggregate -> model r
+    last:      train(...) -> record the round before -> aggregate -> evaluate -> record it
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app.message.message import make_message
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy import Result, Strategy
 
 from fedpark.experiments.protocol import (
+    EVALUATE_FIRST,
+    EVALUATION_RECORD,
     FactoryRefusal,
     FactoryResult,
     FailureKind,
@@ -46,6 +61,7 @@ class _Round:
     evaluate_factories: list[FactoryResult] = field(default_factory=list)
     refused: list[FactoryRefusal] = field(default_factory=list)
     failures: list[NodeFailure] = field(default_factory=list)
+    arrays: ArrayRecord | None = None  # the global model after this round, once aggregated
 
 
 class ContractStrategy(Strategy):
@@ -98,6 +114,8 @@ class ContractStrategy(Strategy):
         self.history: list[RoundReport] = []
         self.current = _Round(offset + 1)
         self.current_arrays = ArrayRecord()
+        self.pending: _Round | None = None  # aggregated, waiting for its evaluation
+        self.last_round = 0  # the number of the round that evaluates on its own
 
     def __repr__(self) -> str:
         return f"ContractStrategy(k={self.min_factories}, {self.strategy!r})"
@@ -106,12 +124,30 @@ class ContractStrategy(Strategy):
         log.info("\t├──> FedPark: at least %d factories per aggregate", self.min_factories)
         self.strategy.summary()
 
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+    ) -> Result:
+        """Flower's loop, told which round is the last (it evaluates with messages of its own)."""
+        self.last_round = num_rounds
+        return super().start(
+            grid, initial_arrays, num_rounds, timeout, train_config, evaluate_config, evaluate_fn
+        )
+
     # -- training --------------------------------------------------------------------------
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self.current_arrays = arrays
+        if self.pending is not None:  # the model sent is the pending round's: evaluate it
+            config = ConfigRecord({**config, EVALUATE_FIRST: True})
         messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
         self.current = _Round(self.offset + server_round, _destinations(messages))
         return messages
@@ -119,6 +155,9 @@ class ContractStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        if self.pending is not None:
+            self._evaluated(self.pending, [e for r in replies if (e := _evaluation(r))])
         state = self.current
         updates, results = self._sort(replies, state, train=True)
         state.train_factories = results
@@ -152,6 +191,8 @@ class ContractStrategy(Strategy):
     ) -> Iterable[Message]:
         if not self.current.aggregated:  # the model did not change: nothing new to evaluate
             return []
+        if server_round < self.last_round:  # evaluated with the next round's training
+            return []
         messages = list(self.strategy.configure_evaluate(server_round, arrays, config, grid))
         self.current.sent = _destinations(messages)
         return messages
@@ -160,7 +201,7 @@ class ContractStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         state = self.current
-        if not state.aggregated:
+        if not state.aggregated or server_round < self.last_round:  # nothing was sent
             return None
         updates, results = self._sort(replies, state, train=False)
         state.evaluate_factories = results
@@ -172,9 +213,28 @@ class ContractStrategy(Strategy):
 
     # -- reporting -------------------------------------------------------------------------
 
+    def _evaluated(self, state: _Round, replies: list[Message]) -> None:
+        """Record ``state``'s round with the evaluation the next round's replies carried."""
+        state.sent = set()  # a factory that sent no evaluation is this round's news, if any
+        _, results = self._sort(replies, state, train=False)
+        state.evaluate_factories = results
+        if len({r.org for r in results}) >= self.min_factories:
+            metrics = self.strategy.aggregate_evaluate(state.number - self.offset, replies)
+            state.evaluate = _floats(metrics)
+        self.pending = None
+        assert state.arrays is not None
+        self._record(self._report(state), state.arrays)
+
     def end_of_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-        """Flower's ``evaluate_fn`` hook: called with the global weights after each round."""
-        if server_round > 0:
+        """Flower's ``evaluate_fn`` hook: called with the global weights after each round.
+
+        An aggregated round before the last waits for its evaluation (the next round's
+        replies bring it); any other is recorded now."""
+        if server_round <= 0:
+            return None
+        if self.current.aggregated and server_round < self.last_round:
+            self.current.arrays, self.pending = arrays, self.current
+        else:
             self._record(self._report(), arrays)
         return None
 
@@ -183,8 +243,8 @@ class ContractStrategy(Strategy):
         self.reporter.round(report, checkpoint)
         self.history.append(report)
 
-    def _report(self) -> RoundReport:
-        state = self.current
+    def _report(self, state: _Round | None = None) -> RoundReport:
+        state = state or self.current
         return RoundReport(
             round=state.number,
             aggregated=state.aggregated,
@@ -219,6 +279,21 @@ class ContractStrategy(Strategy):
         good = {r.node_id for r in results}
         updates = [r for r in replies if not r.has_error() and r.metadata.src_node_id in good]
         return updates, results
+
+
+def _evaluation(reply: Message) -> Message | None:
+    """The evaluation a training reply carries, as the evaluation reply it stands for."""
+    if reply.has_error() or EVALUATION_RECORD not in reply.content:
+        return None
+    try:
+        metrics = MetricRecord(dict(reply.content[EVALUATION_RECORD]))  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # not metrics: this factory's evaluation is left out
+        log.warning("node %s sent an evaluation that is not metrics", reply.metadata.src_node_id)
+        return None
+    content = RecordDict({"metrics": metrics})
+    if "fedpark" in reply.content:
+        content["fedpark"] = reply.content["fedpark"]
+    return make_message(reply.metadata, content)
 
 
 def _destinations(messages: list[Message]) -> set[int]:

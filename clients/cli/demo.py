@@ -94,8 +94,9 @@ class Park:
                 [
                     str(Path(sys.executable).parent / "flower-superlink"),
                     "--insecure",
-                    "--database",  # runs and nodes survive a SuperLink restart
-                    str(self.dir / "superlink" / "state.db"),
+                    # No --database: the demo's SuperLink keeps its state in memory. Flower's
+                    # SQL state costs ~7 s a round here (docs/experiments.md); a lost run is
+                    # resumed by the hub from its last checkpoint either way.
                     "--disable-runtime-dependency-installation",
                     "--host",
                     "127.0.0.1",

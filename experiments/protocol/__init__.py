@@ -33,6 +33,8 @@ if TYPE_CHECKING:
         TrainSettings,
     )
     from fedpark.experiments.protocol.reports import (
+        EVALUATE_FIRST,
+        EVALUATION_RECORD,
         FAILURE_CODE,
         FLOWER_ERROR_KINDS,
         REFUSAL_CODE,
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "DP_PARAMS": "fedpark.experiments.protocol.plan",
     "DirectoryOutput": "fedpark.experiments.protocol.spec",
+    "EVALUATE_FIRST": "fedpark.experiments.protocol.reports",
+    "EVALUATION_RECORD": "fedpark.experiments.protocol.reports",
     "FAILURE_CODE": "fedpark.experiments.protocol.reports",
     "FLOWER_ERROR_KINDS": "fedpark.experiments.protocol.reports",
     "FactoryProblem": "fedpark.experiments.protocol.reports",
@@ -89,6 +93,8 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DP_PARAMS",
+    "EVALUATE_FIRST",
+    "EVALUATION_RECORD",
     "FAILURE_CODE",
     "FLOWER_ERROR_KINDS",
     "REFUSAL_CODE",

@@ -23,6 +23,13 @@ from fedpark.experiments.protocol.base import Wire
 REFUSAL_CODE = 4242  # the factory will not train on this run: see the FactoryProblem
 FAILURE_CODE = 4243  # the factory's ClientApp failed: only the error's type name travels
 
+# One message per factory per round: a training message may ask the factory to evaluate the
+# model it carries (the last round's aggregate) before training on it, and the reply carries
+# that evaluation beside the update. A ConfigRecord, not a second MetricRecord: Flower's
+# strategies expect exactly one MetricRecord in a training reply.
+EVALUATE_FIRST = "fedpark-evaluate-first"  # key of the training config (bool)
+EVALUATION_RECORD = "fedpark-evaluation"  # the reply's ConfigRecord: metrics and num-examples
+
 OrgId = Slug  # an organization's id
 # Rule names as the validator counts them: ``min``, ``not_null``, ``schema.missing``, ...
 RuleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,31}(\.[a-z_]{1,16})?$")]

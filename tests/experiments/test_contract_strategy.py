@@ -29,6 +29,8 @@ from flwr.supercore.task_identity import TaskIdentity
 from fedpark.contracts.errors import ReadFailure, ReadProblem
 from fedpark.experiments.contract_strategy import ContractStrategy, TooFewFactoriesError
 from fedpark.experiments.protocol import (
+    EVALUATE_FIRST,
+    EVALUATION_RECORD,
     FAILURE_CODE,
     REFUSAL_CODE,
     FactoryProblem,
@@ -96,6 +98,8 @@ def good(org: str, examples: int = 100) -> Answer:
                     "fedpark": ConfigRecord({"org": org}),
                 }
             )
+            if message.content["config"].get(EVALUATE_FIRST) is True:  # as the ClientApp does
+                content[EVALUATION_RECORD] = ConfigRecord({"accuracy": 0.8, **metrics})
         else:
             content = RecordDict(
                 {
@@ -323,3 +327,91 @@ def test_a_reason_can_only_be_the_description_of_its_fields() -> None:
     forged = refusal.model_dump() | {"reason": f"data breaks the contract: {SENTINEL}"}
     with pytest.raises(ValueError, match="reason must be the description"):
         FactoryRefusal.model_validate(forged)
+
+
+def weighing(org: str, evaluates_first: bool = True) -> Answer:
+    """A factory whose accuracy is the sum of the weights it evaluated: a report's evaluation
+    shows which model was evaluated."""
+
+    def answer(message: Message) -> Message:
+        reply = good(org)(message)
+        assert reply is not None
+        weights = float(message.content["arrays"]["w"].numpy().sum())  # type: ignore[index,union-attr]
+        if EVALUATION_RECORD in reply.content:
+            if evaluates_first:
+                reply.content[EVALUATION_RECORD] = ConfigRecord(
+                    {"accuracy": weights, "num-examples": 100}
+                )
+            else:
+                del reply.content[EVALUATION_RECORD]
+        if message.metadata.message_type == MessageType.EVALUATE:
+            reply.content["metrics"] = MetricRecord({"accuracy": weights, "num-examples": 100})
+        return reply
+
+    return answer
+
+
+def test_each_round_is_evaluated_with_the_next_rounds_training() -> None:
+    """One message per factory per round: round r's model is evaluated when round r+1's
+    training brings it, and only the last round sends evaluation messages; every report
+    still holds the evaluation of its own round's model."""
+    wrapped = _strategy("fedavg")
+    grid = Grid4Tests({1: weighing("acme"), 2: weighing("bravo")})
+    _run(wrapped, grid, rounds=3)
+    sent = [
+        (m.metadata.message_type, m.content["config"].get(EVALUATE_FIRST) is True)  # type: ignore[union-attr]
+        for m in grid.sent
+    ]
+    train, evaluate = MessageType.TRAIN, MessageType.EVALUATE
+    assert sent == [(train, False)] * 2 + [(train, True)] * 4 + [(evaluate, False)] * 2
+    reports = _reports(wrapped)
+    assert [r.round for r, _ in reports] == [1, 2, 3]
+    for report, checkpoint in reports:
+        evaluated = float(from_safetensors(checkpoint)["w"].sum())
+        assert report.evaluate["accuracy"] == pytest.approx(evaluated), report.round
+        assert sorted(r.org for r in report.evaluate_factories) == ["acme", "bravo"]
+        assert report.failures == [] and report.refused == []
+
+
+def test_an_evaluation_from_fewer_than_k_factories_is_not_published() -> None:
+    wrapped = _strategy("fedavg")
+    _run(wrapped, Grid4Tests({1: weighing("acme"), 2: weighing("bravo", False)}), rounds=2)
+    (first, _), (last, _) = _reports(wrapped)
+    assert first.aggregated and first.evaluate == {}
+    assert [r.org for r in first.evaluate_factories] == ["acme"]
+    assert first.failures == []  # a training reply without an evaluation is no failure
+    assert last.evaluate != {}  # the last round evaluates with messages of its own
+
+
+def test_an_evaluation_that_is_not_metrics_is_left_out() -> None:
+    def boasting(message: Message) -> Message:
+        reply = weighing("carol")(message)
+        if EVALUATION_RECORD in reply.content:
+            reply.content[EVALUATION_RECORD] = ConfigRecord({"accuracy": "best", "x": b"1"})
+        return reply
+
+    wrapped = _strategy("fedavg")
+    _run(wrapped, Grid4Tests({1: weighing("acme"), 2: weighing("bravo"), 3: boasting}), 2)
+    first = _reports(wrapped)[0][0]
+    assert sorted(r.org for r in first.evaluate_factories) == ["acme", "bravo"]
+    assert first.contributors == ["acme", "bravo", "carol"]
+
+
+def test_a_short_round_records_the_round_before_it_first() -> None:
+    """Round 2 falls below k (and the experiment allows one such round): round 1 is recorded
+    with the evaluation round 2's replies carried, then round 2, then round 3."""
+    calls = {"n": 0}
+
+    def flaky(message: Message) -> Message:
+        if message.metadata.message_type == MessageType.TRAIN:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                return PROBLEMS["refused"](message)  # type: ignore[return-value]
+        return weighing("bravo")(message)
+
+    wrapped = _strategy("fedavg", k=2, rounds_below_k=2)
+    _run(wrapped, Grid4Tests({1: weighing("acme"), 2: flaky, 3: weighing("carol")}), 3)
+    reports = [report for report, _ in _reports(wrapped)]
+    assert [(r.round, r.aggregated) for r in reports] == [(1, True), (2, True), (3, True)]
+    assert sorted(r.org for r in reports[0].evaluate_factories) == ["acme", "carol"]
+    assert [r.org for r in reports[1].refused] == ["bravo"]

@@ -1,0 +1,100 @@
+"""FedPark's ClientApp called as Flower calls it: one training message may carry the last
+round's evaluation, and that evaluation is exactly what an evaluation message would give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from federation import write_contract_dir
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+from samples import contract_data, sensor_table
+
+from fedpark.contracts import Contract, contract_sha256
+from fedpark.experiments.client_app import app
+from fedpark.experiments.features import plan_from_contract
+from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.protocol import EVALUATE_FIRST, EVALUATION_RECORD, SPEC_KEY, RunSpec
+
+
+@pytest.fixture(autouse=True)
+def _outside_a_run() -> None:
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> tuple[Context, ArrayRecord]:
+    """A factory with a valid Parquet file, and a global model of the run's shape."""
+    contract = Contract.model_validate(contract_data())
+    pq.write_table(sensor_table(), tmp_path / "line.parquet")  # valid: the contract's own
+    folder = write_contract_dir(contract, Ed25519PrivateKey.generate(), tmp_path / "contract")
+    plan = plan_from_contract(contract, "classification")
+    table = sensor_table()
+    numeric = {name: table[name].to_numpy(zero_copy_only=False) for name in plan.numeric}
+    spec = RunSpec.model_validate(
+        {
+            "experiment_id": "exp-one-message",
+            "contract": contract.model_dump(mode="json"),
+            "contract_sha256": contract_sha256(contract),
+            "model": {"kind": "mlp", "hidden": [8]},
+            "train": {"epochs": 2},
+            "normalization": {
+                "mean": {name: float(np.nanmean(v)) for name, v in numeric.items()},
+                "std": {name: float(np.nanstd(v)) for name, v in numeric.items()},
+            },
+            "output": {"directory": str(tmp_path / "out")},
+        }
+    )
+    context = Context(
+        run_id=1,
+        node_id=5,
+        node_config={
+            "data-path": str(tmp_path / "line.parquet"),
+            "contract-dir": str(folder),
+            "org": "acme",
+            "work-dir": str(tmp_path / "work"),
+        },
+        state=RecordDict(),
+        run_config={SPEC_KEY: spec.model_dump_json()},
+    )
+    torch.manual_seed(3)
+    model = build_model(ModelSpec.of(spec.model), plan.n_features, len(plan.classes or ()))
+    return context, ArrayRecord(model.state_dict())
+
+
+def _send(context: Context, kind: str, arrays: ArrayRecord, **config: object) -> RecordDict:
+    content = RecordDict({"arrays": arrays, "config": ConfigRecord(config)})  # type: ignore[arg-type]
+    reply = app(Message(content, dst_node_id=5, message_type=kind), context)
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    return reply.content
+
+
+def test_a_training_reply_carries_the_evaluation_an_evaluation_message_gives(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    context, arrays = factory
+    alone = _send(context, MessageType.EVALUATE, arrays)
+    both = _send(context, MessageType.TRAIN, arrays, **{"server-round": 2, EVALUATE_FIRST: True})
+    evaluation = dict(both[EVALUATION_RECORD])
+    assert evaluation == pytest.approx(dict(alone["metrics"]))
+    assert {"loss", "accuracy", "macro_f1", "num-examples"} <= set(evaluation)
+    # The reply is still what Flower's strategies expect: one ArrayRecord, one MetricRecord.
+    assert len(both.array_records) == 1 and len(both.metric_records) == 1
+
+
+def test_evaluating_first_leaves_the_training_as_it_was(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    context, arrays = factory
+    plain = _send(context, MessageType.TRAIN, arrays, **{"server-round": 2})
+    both = _send(context, MessageType.TRAIN, arrays, **{"server-round": 2, EVALUATE_FIRST: True})
+    assert EVALUATION_RECORD not in plain
+    for name, array in plain["arrays"].items():  # type: ignore[union-attr]
+        assert np.array_equal(array.numpy(), both["arrays"][name].numpy()), name  # type: ignore[index]
+    assert json.loads(json.dumps(dict(plain["metrics"]))) == dict(both["metrics"])
