@@ -80,7 +80,10 @@ def main() -> None:
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli import flower_supernode
 
+    from fedpark.experiments import prompt_pulls
+
     quicken(start_client_internal)
+    prompt_pulls.quicken(start_client_internal)  # objects still on their way from the ServerApp
     sys.argv[0] = "flower-supernode"
     flower_supernode()
 

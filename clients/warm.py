@@ -9,13 +9,15 @@ streams; the worker forks a child that runs Flower's own ``flwr-clientapp`` entr
 them, and reports the child's exit status back to the launcher.
 
 What a child shares with the next is nothing the ClientApp wrote: each is a fresh fork of
-the worker, which never runs a ClientApp itself. FedPark's own modules are not preloaded
-(the app is imported in the child, from what is installed now: an upgraded package or FAB
-never runs stale code), and the child reseeds Python's and numpy's global generators from
-the OS as a new process would, torch's too (training itself seeds from the run's seed, so a
-round's result does not depend on which path ran it). The worker starts no Python thread
-before forking; the native pools of OpenBLAS and jemalloc that the imports start are
-fork-aware.
+the worker, which never runs a ClientApp itself. The app module is never preloaded (it is
+imported in the child, from what is installed now); the FedPark library modules it imports
+are, and a child that finds one of their files changed on disk (an upgraded package)
+forgets them all and imports them afresh: stale code never runs. Flower's object pulls in
+the child retry in milliseconds (:mod:`fedpark.experiments.prompt_pulls`). The child reseeds
+Python's, numpy's and torch's global generators from the OS as a new process would
+(training itself seeds from the run's seed, so a round's result does not depend on which
+path ran it). The worker starts no Python thread before forking; the native pools of
+OpenBLAS and jemalloc that the imports start are fork-aware.
 
 Run by ``fedpark factory join``: ``python -m fedpark.clients.warm SOCKET``.
 """
@@ -40,11 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedpark.experiments import prompt_pulls
+
 log = logging.getLogger("fedpark.warm")
 
-# Third-party stacks only: FedPark's modules and the app are imported in each child.
 PRELOAD = (
     "flwr.supernode.cli.flwr_clientapp",
+    "flwr.supernode.runtime.run_clientapp",
     "flwr.clientapp",
     "flwr.app",
     "torch",
@@ -60,7 +64,22 @@ PRELOAD = (
     "safetensors",
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "httpx",
+    "httpcore",  # httpx imports it at its first client: 0.1 s alone, ~1 s on a busy machine
+    # FedPark's library, as the app imports it (never the app module itself: APP_MODULE)
+    "fedpark.contracts.reader",
+    "fedpark.contracts.validate",
+    "fedpark.experiments.approved",
+    "fedpark.experiments.features",
+    "fedpark.experiments.models",
+    "fedpark.experiments.protocol.client",
+    "fedpark.experiments.protocol.node",
+    "fedpark.experiments.protocol.reports",
+    "fedpark.experiments.protocol.spec",
+    "fedpark.experiments.training",
 )
+APP_MODULE = "fedpark.experiments.client_app"
+# FedPark's modules the worker imported for the app, and their files as they were then.
+_library: dict[str, tuple[str, int, int]] = {}
 REQUEST_LIMIT = 1 << 20  # bytes: arguments and environment of one task
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
 STOP_GRACE = 10.0  # seconds a stopped child has before SIGKILL
@@ -81,7 +100,42 @@ def preload() -> float:
     pa, pc = sys.modules.get("pyarrow"), sys.modules.get("pyarrow.compute")
     if pa is not None and pc is not None:
         pc.match_substring_regex(pa.array([""]), "^$")
+    runtime = sys.modules.get("flwr.supernode.runtime.run_clientapp")
+    if runtime is not None:
+        prompt_pulls.quicken(runtime)
+    _library.clear()
+    _library.update((name, stamp) for name in _fedpark_library() if (stamp := _stamp(name)))
     return time.perf_counter() - started
+
+
+def _fedpark_library() -> list[str]:
+    """FedPark's modules loaded here for the app (not the worker's own, ``fedpark.clients``)."""
+    return [
+        name
+        for name in sys.modules
+        if name.startswith("fedpark.") and not name.startswith("fedpark.clients")
+    ]
+
+
+def _stamp(name: str) -> tuple[str, int, int] | None:
+    path = getattr(sys.modules.get(name), "__file__", None)
+    if not path:
+        return None
+    try:
+        info = Path(path).stat()
+    except OSError:
+        return None
+    return path, info.st_mtime_ns, info.st_size
+
+
+def _forget_if_updated() -> bool:
+    """In a child: if any preloaded FedPark file changed since the worker imported it, drop
+    every FedPark library module so that the app imports what is installed now."""
+    if all(_stamp(name) == stamp for name, stamp in _library.items()):
+        return False
+    for name in _fedpark_library():
+        del sys.modules[name]
+    return True
 
 
 @dataclass
@@ -202,6 +256,8 @@ class Worker:
             os.environ.clear()
             os.environ.update(request["env"])
             _reseed()
+            if _forget_if_updated():
+                log.info("FedPark was updated since the worker started: imported afresh")
             code = _run_clientapp(request["argv"])
         except BaseException:
             traceback.print_exc()

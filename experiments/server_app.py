@@ -15,6 +15,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedpark.contracts import Contract
+from fedpark.experiments import prompt_pulls
 from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.grid import PromptGrid
@@ -41,6 +42,9 @@ def reporter_for(spec: RunSpec) -> Reporter:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    from flwr.superlink.grid import http_grid
+
+    prompt_pulls.quicken(http_grid)  # a reply's objects may still be on their way
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
     reporter = reporter_for(spec)
     try:

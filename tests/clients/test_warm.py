@@ -298,3 +298,43 @@ def test_a_request_that_is_not_one_leaves_the_worker_serving(apps: WarmClientApp
         socket.send_fds(rogue, [b"[]\n"], [0, 1, 2])
         assert rogue.recv(64) == b""  # refused: hung up on
     assert _launch(apps, "0").returncode == 0  # and the next task runs
+
+
+LIBRARY_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import fedpark.clients.warm as warm
+
+    warm.preload()
+    preloaded = set(sys.modules)
+    assert warm.APP_MODULE not in preloaded  # the app itself: never
+    assert not warm._forget_if_updated()  # nothing changed: the preloaded library serves
+    import fedpark.experiments.client_app as app
+    missed = sorted(m for m in set(sys.modules) - preloaded if m.startswith("fedpark."))
+    features = sys.modules["fedpark.experiments.features"]
+    name, (path, mtime, size) = next(iter(warm._library.items()))
+    warm._library[name] = (path, mtime - 1, size)  # as if the package were upgraded since
+    del sys.modules[warm.APP_MODULE]
+    forgot = warm._forget_if_updated()
+    gone = "fedpark.experiments.features" not in sys.modules
+    import fedpark.experiments.client_app as fresh
+    print(json.dumps({
+        "missed": missed, "library": len(warm._library), "forgot": forgot, "gone": gone,
+        "fresh": sys.modules["fedpark.experiments.features"] is not features and fresh is not app,
+    }))
+    """
+)
+
+
+@pytest.mark.integration  # a process that preloads torch and Flower
+def test_the_worker_preloads_the_apps_library_and_never_runs_it_stale() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LIBRARY_PROBE], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # Importing the app loads nothing of FedPark's but the app: the rest was preloaded.
+    assert seen["missed"] == ["fedpark.experiments.client_app"]
+    assert seen["library"] > 10
+    # A changed file: the child drops the library and imports what is installed now.
+    assert seen["forgot"] and seen["gone"] and seen["fresh"]
