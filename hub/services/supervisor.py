@@ -179,12 +179,13 @@ class RunSupervisor:
         """A run with no round for too long is stopped with a clear reason, never left hanging.
 
         Flower waits without limit for ``min_available_nodes`` to connect; when a factory dies
-        and too few remain, no round ever completes. The limit: two round timeouts plus a
+        and too few remain, no round ever completes. The limit: three round timeouts plus a
         margin for process start-up, counted from the launch, the last restart or the last
-        round.
+        round (a round is recorded when the next round's replies bring its evaluation, so the
+        first record comes after two rounds of training).
         """
         settings = row.settings
-        limit = 2 * settings.round_timeout + STALL_MARGIN_SECONDS
+        limit = 3 * settings.round_timeout + STALL_MARGIN_SECONDS
         with self.storage.unit_of_work() as uow:
             rounds = uow.experiments.rounds(row.id)
         restarts = [r.at for r in row.restarts]
@@ -201,6 +202,6 @@ class RunSupervisor:
             self.storage,
             row.id,
             ExperimentStatus.FAILED,
-            f"no round finished for {idle:.0f}s (limit {limit:.0f}s: two round timeouts): "
+            f"no round finished for {idle:.0f}s (limit {limit:.0f}s: three round timeouts): "
             f"fewer than {settings.min_factories} factories are reachable",
         )
