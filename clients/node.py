@@ -5,8 +5,9 @@ message, and when there is none sleeps a fixed 3 s before asking again. In a run
 message (the next round, or evaluation after training) is usually there a moment after this
 node replied, and waits up to those 3 s: seconds per round, every round. Here the SuperNode
 runs unchanged except for that wait: 200 ms while the node is busy with a run (it handled a
-message in the last minute), Flower's 3 s once it has been idle a minute, so a park of idle
-factories asks the SuperLink no more often than Flower's own nodes do.
+message in the last minute, or started less than a minute ago), Flower's 3 s once it has
+been idle a minute, so a park of idle factories asks the SuperLink no more often than
+Flower's own nodes do.
 
 The wait is Flower's module-level ``time`` in that one module, replaced by a clock that
 differs only in ``sleep``. It is replaced only for the exact code it was written against:
@@ -41,7 +42,9 @@ class BusyClock:
 
     def __init__(self, clock: ModuleType = time) -> None:
         self._clock = clock
-        self.last_busy = float("-inf")
+        # A node that has just joined counts as busy: a run is often waiting for it (the
+        # ServerApp waits for its nodes), and its first message should not wait 3 s.
+        self.last_busy = clock.monotonic()
 
     def sleep(self, seconds: float) -> None:
         now = self._clock.monotonic()

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Seconds between a SuperExec's looks for a new task (Flower's default: 1).
 TASK_POLL_INTERVAL = "0.1"
+# Seconds `factory join` waits for its warm worker before starting the SuperNode anyway.
+WORKER_READY_TIMEOUT = 120.0
 
 
 def flower_env(home: Path, warm: WarmClientApps | None = None) -> dict[str, str]:
@@ -74,6 +76,16 @@ class WarmClientApps:
     def remove(self) -> None:
         """The socket's private folder, once the worker is stopped."""
         shutil.rmtree(self.socket.parent, ignore_errors=True)
+
+    def wait_ready(self, worker: Supervisor, timeout: float = WORKER_READY_TIMEOUT) -> bool:
+        """Wait until the worker listens (it has preloaded), it exits, or ``timeout``; whether
+        it is ready. A SuperNode started before would run its first messages cold."""
+        deadline = time.monotonic() + timeout
+        while not self.socket.exists():
+            if worker.restarts or worker.stopped or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def worker_argv(self) -> list[str]:
         # -P: the folder `factory join` was started in is not on its module path
@@ -145,6 +157,10 @@ class Supervisor:
             delay = min(delay * 2, 60.0)
         if self.current is not None:
             self.current.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -208,30 +208,42 @@ def join(
     if federation.node_auth:  # the SuperLink lets in only registered node keys
         auth_key = _node_key(client(hub, token), work_dir)
     argv = supernode_argv(federation.fleet_address, free_port(), node_config.flower(), ca, auth_key)
-    supervisors = []
-    apps = WarmClientApps.create(work_dir) if warm else None
-    if apps is not None:  # its launcher falls back to Flower's own while it is not up
-        worker_log = work_dir / "clientapp-worker.log"
-        env = flower_env(work_dir / "flwr")
-        supervisors.append(Supervisor(apps.worker_argv(), worker_log, env, "ClientApp worker"))
-    env = flower_env(work_dir / "flwr", apps)
-    supervisors.append(Supervisor(argv, work_dir / "supernode.log", env))
+    supervisors: list[Supervisor] = []
+    threads: list[threading.Thread] = []
+    leaving = threading.Event()
+
+    def supervise(supervisor: Supervisor) -> None:
+        supervisors.append(supervisor)
+        if leaving.is_set():  # Ctrl-C came first: it never starts
+            supervisor.stop()
+        threads.append(threading.Thread(target=supervisor.run, name=f"{supervisor.name} sup."))
+        threads[-1].start()
 
     def leave(*_: object) -> None:
+        leaving.set()
         for supervisor in supervisors:
             supervisor.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, leave)
-    out.print(
-        f"{me.organization.id} joined the federation at "
-        f"{federation.fleet_address} (hub key {federation.hub_key_id}); "
-        f"logs in {work_dir / 'supernode.log'}. Ctrl-C leaves.",
-        highlight=False,
-    )
-    threads = [threading.Thread(target=s.run, name=f"{s.name} supervisor") for s in supervisors]
-    for thread in threads:
-        thread.start()
+    apps = WarmClientApps.create(work_dir) if warm else None
+    if apps is not None:  # its launcher falls back to Flower's own while it is not up
+        worker_log = work_dir / "clientapp-worker.log"
+        env = flower_env(work_dir / "flwr")
+        supervise(Supervisor(apps.worker_argv(), worker_log, env, "ClientApp worker"))
+        # The SuperNode joins once the worker is warm: a message it took earlier would run
+        # on Flower's cold path, slower than waiting for the worker (seconds of imports).
+        with out.status("warming up the ClientApp worker (Flower and torch, imported once)"):
+            if not apps.wait_ready(supervisors[0]):
+                out.print(f"the ClientApp worker is not up: see {worker_log}; rounds run cold")
+    if not leaving.is_set():  # Ctrl-C while warming up: never join
+        supervise(Supervisor(argv, work_dir / "supernode.log", flower_env(work_dir / "flwr", apps)))
+        out.print(
+            f"{me.organization.id} joined the federation at "
+            f"{federation.fleet_address} (hub key {federation.hub_key_id}); "
+            f"logs in {work_dir / 'supernode.log'}. Ctrl-C leaves.",
+            highlight=False,
+        )
     stop_following = threading.Event()
     follower = threading.Thread(
         target=_follow_events,

@@ -41,11 +41,13 @@ def test_the_code_it_shortens_is_the_code_it_knows() -> None:
 def test_idle_waits_are_short_during_a_run_and_flowers_when_idle() -> None:
     fake = FakeClock()
     clock = node.BusyClock(fake)  # type: ignore[arg-type]
-    clock.sleep(3)  # idle since start: Flower's wait
+    clock.sleep(3)  # just started: a run may be waiting for this node
+    fake.now += node.BUSY_FOR  # idle since: Flower's wait
+    clock.sleep(3)
     clock.sleep(0.5)  # waiting for its ClientApp's reply: busy
     clock.sleep(3)
     clock.sleep(3)
-    assert fake.slept == [3, 0.5, node.BUSY_WAIT, node.BUSY_WAIT]
+    assert fake.slept == [node.BUSY_WAIT, 3, 0.5, node.BUSY_WAIT, node.BUSY_WAIT]
     fake.now += node.BUSY_FOR  # a minute without a message
     clock.sleep(3)
     assert fake.slept[-1] == 3

@@ -338,3 +338,22 @@ def test_the_worker_preloads_the_apps_library_and_never_runs_it_stale() -> None:
     assert seen["library"] > 10
     # A changed file: the child drops the library and imports what is installed now.
     assert seen["forgot"] and seen["gone"] and seen["fresh"]
+
+
+class _Worker:
+    """What ``wait_ready`` reads of the worker's supervisor."""
+
+    def __init__(self, restarts: int = 0, stopped: bool = False) -> None:
+        self.restarts, self.stopped = restarts, stopped
+
+
+def test_factory_join_waits_for_a_warm_worker_and_not_for_a_dead_one(tmp_path: Path) -> None:
+    apps = WarmClientApps.create(tmp_path / "work")
+    try:
+        assert not apps.wait_ready(_Worker(), timeout=0.2)  # not up in time: join anyway
+        assert not apps.wait_ready(_Worker(restarts=1), timeout=60)  # it died: no waiting
+        assert not apps.wait_ready(_Worker(stopped=True), timeout=60)  # Ctrl-C
+        apps.socket.touch()  # the worker listens once it has preloaded
+        assert apps.wait_ready(_Worker(), timeout=0)
+    finally:
+        apps.remove()
