@@ -78,7 +78,7 @@ def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> li
                 str(link),
             ],
             work / "superlink.log",
-            env=flower_env(work / "superlink"),
+            env=flower_env(work / "superlink", superlink=True),
         ).start()
     ]
     try:

@@ -25,10 +25,16 @@ TASK_POLL_INTERVAL = "0.1"
 WORKER_READY_TIMEOUT = 120.0
 
 
-def flower_env(home: Path, warm: WarmClientApps | None = None) -> dict[str, str]:
+def flower_env(
+    home: Path, warm: WarmClientApps | None = None, *, superlink: bool = False
+) -> dict[str, str]:
     """Environment for Flower processes: their own FLWR_HOME, no update checks, a SuperExec
     that looks for tasks every 100 ms, and this interpreter's scripts first on PATH (the
-    SuperNode starts ``flwr-clientapp`` by name); with ``warm``, its launcher before them."""
+    SuperNode starts ``flwr-clientapp`` by name); with ``warm``, its launcher before them.
+
+    A ``superlink``'s SuperExec keeps Flower's 1 s: it starts one ServerApp per run, and
+    each of its looks costs the SuperLink a request (on two cores the SuperLink's requests
+    are what a round waits for)."""
     scripts = [str(Path(sys.executable).parent)]
     env = {
         # Idle OpenMP threads sleep instead of spinning: a ClientApp that shares its cores
@@ -38,8 +44,9 @@ def flower_env(home: Path, warm: WarmClientApps | None = None) -> dict[str, str]
         **os.environ,
         "FLWR_HOME": str(home),
         "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": TASK_POLL_INTERVAL,
     }
+    if not superlink:
+        env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = TASK_POLL_INTERVAL
     path = os.pathsep.join([*scripts, os.environ.get("PATH", "")])
     if warm is not None:
         # Flower's own command, as the SuperExec would find it without the launcher.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,6 +69,51 @@ class DirectoryReporter:
 
     def checkpoint(self, number: int) -> bytes:
         return (self.directory / f"checkpoint-{number:04d}.safetensors").read_bytes()
+
+
+class BackgroundRounds:
+    """A reporter whose rounds are sent by one background thread, in order, while the next
+    round trains; everything else waits until the rounds before it are sent.
+
+    A round's report is two requests to the hub (checkpoint, then metrics); sent in line,
+    the next round's messages wait for them. A report that fails (the hub refused it, or
+    was unreachable past the inner reporter's patience) fails the run at the next call,
+    with that report's error: no later round, no model, is sent after it.
+    """
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedpark-reports")
+        self._sent: list[Future[None]] = []
+
+    def round(self, report: RoundReport, checkpoint: bytes) -> None:
+        self._raise_failed()
+        self._sent.append(self._pool.submit(self.inner.round, report, checkpoint))
+
+    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+        self.drain()
+        self.inner.finished(model, summary)
+
+    def failed(self, reason: str) -> None:
+        with suppress(Exception):  # the run fails anyway: with this reason, if it can
+            self.drain()
+        self.inner.failed(reason)
+
+    def checkpoint(self, number: int) -> bytes:
+        self.drain()
+        return self.inner.checkpoint(number)
+
+    def drain(self) -> None:
+        """Wait for every round sent so far; raise the first one's error."""
+        for sent in self._sent:
+            sent.result()
+        self._sent.clear()
+
+    def _raise_failed(self) -> None:
+        done = [sent for sent in self._sent if sent.done()]
+        for sent in done:
+            sent.result()  # raises its error
+            self._sent.remove(sent)
 
 
 class HubReporter:

@@ -21,7 +21,13 @@ from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.grid import PromptGrid
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import SPEC_KEY, HubOutput, RunSpec
-from fedpark.experiments.reporting import DirectoryReporter, HubReporter, Reporter, RunError
+from fedpark.experiments.reporting import (
+    BackgroundRounds,
+    DirectoryReporter,
+    HubReporter,
+    Reporter,
+    RunError,
+)
 from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import (
     from_safetensors,
@@ -36,7 +42,8 @@ app = ServerApp()
 
 def reporter_for(spec: RunSpec) -> Reporter:
     if isinstance(spec.output, HubOutput):
-        return HubReporter(spec.output.hub_url, spec.output.run_token, spec.experiment_id)
+        hub = HubReporter(spec.output.hub_url, spec.output.run_token, spec.experiment_id)
+        return BackgroundRounds(hub)  # a round's report travels while the next one trains
     return DirectoryReporter(Path(spec.output.directory))
 
 

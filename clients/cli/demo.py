@@ -106,7 +106,7 @@ class Park:
                     str(link),
                 ],
                 self.dir / "logs" / "superlink.log",
-                env=flower_env(self.dir / "superlink"),
+                env=flower_env(self.dir / "superlink", superlink=True),
             ).start()
         )
         port = hub_port or free_port()
