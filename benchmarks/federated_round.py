@@ -46,6 +46,7 @@ def fedpark_rounds(
         park.populate()
         document = approve_contract(park)
         join_factories(park, document, hours)
+        park.wait_for_factories()
         launch = park.launch_body(document, rounds, "bench")
         with park.api("researcher") as researcher:
             experiment = researcher.launch(launch).id

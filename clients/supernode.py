@@ -171,3 +171,25 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def wait_for_nodes(superlink: str, count: int, timeout: float = 120.0) -> int:
+    """Wait until ``count`` SuperNodes are online at ``superlink``'s control API (plain
+    HTTP, on the SuperLink's machine); how many are. A run started earlier samples the nodes
+    that happen to be connected: a factory still warming up would miss its first round."""
+    from flwr.proto.control_pb2 import ListNodesRequest
+    from flwr.supercore.control import ControlHttpClient
+
+    control = ControlHttpClient.from_server_address(
+        server_address=superlink, insecure=True, root_certificates=None, interceptors=[]
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nodes = control.ListNodes(ListNodesRequest()).nodes_info
+            online = sum(1 for node in nodes if node.status == "online")
+        except Exception:  # the SuperLink may still be starting: its words are not ours
+            online = 0
+        if online >= count or time.monotonic() > deadline:
+            return online
+        time.sleep(0.2)

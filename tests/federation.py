@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import (
-    ListNodesRequest,
     ListRunsRequest,
     StartRunRequest,
     StopRunRequest,
@@ -44,7 +43,7 @@ from samples import sensor_table
 
 from fedpark.clients.launcher import FALLBACK_ENV, SOCKET_ENV
 from fedpark.clients.processes import ChildProcess
-from fedpark.clients.supernode import WarmClientApps, flower_env
+from fedpark.clients.supernode import WarmClientApps, flower_env, wait_for_nodes
 from fedpark.contracts import Contract, canonical_json, validate_table
 from fedpark.contracts.signing import approval_payload, public_key_pem, sign_document
 from fedpark.experiments.protocol import SPEC_KEY
@@ -146,18 +145,9 @@ class Federation:
     def wait_for_nodes(self, count: int, timeout: float = 90) -> None:
         """Until ``count`` SuperNodes are online: a run started earlier samples the nodes
         that happen to be connected (on a busy machine, not every factory yet)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                nodes = self.control().ListNodes(ListNodesRequest()).nodes_info
-                online = sum(1 for node in nodes if node.status == "online")
-            except Exception:  # the SuperLink may still be starting
-                online = 0
-            if online >= count:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{online} of {count} SuperNodes online after {timeout}s")
-            time.sleep(0.5)
+        online = wait_for_nodes(f"127.0.0.1:{self.port}", count, timeout)
+        if online < count:
+            raise TimeoutError(f"{online} of {count} SuperNodes online after {timeout}s")
 
     def start_run(self, spec: dict[str, Any]) -> int:
         data, digest = build_fab()
@@ -348,6 +338,9 @@ def start_park(
                     FEDPARK_HUB=factory_hub_url, FEDPARK_TOKEN=park.people[f"{org}-op"].token
                 ),
             ).start()
+        # Every factory online before a test launches: `factory join` starts its SuperNode
+        # once its warm worker is up, and a run samples only the nodes connected then.
+        federation.wait_for_nodes(len(factories), timeout=180)
     except BaseException:
         park.stop()
         raise

@@ -85,11 +85,12 @@ class Park:
         self.factories: list[ChildProcess] = []  # their `fedpark factory join`
         self.tokens: dict[str, str] = {}
         self.url = ""
+        self.link = 0  # the SuperLink's port
 
     def start(self, hub_port: int | None) -> None:
         from fedpark.clients.supernode import flower_env
 
-        link = free_port()
+        link = self.link = free_port()
         (self.dir / "superlink").mkdir(parents=True, exist_ok=True)
         self.processes.append(
             ChildProcess(
@@ -120,6 +121,15 @@ class Park:
         with HubClient(self.url) as anonymous:
             _wait_healthy(anonymous, hub, timeout=120)
         self.tokens["admin"] = (self.dir / "hub" / "bootstrap-admin-token").read_text().strip()
+
+    def wait_for_factories(self) -> None:
+        """Until every factory's SuperNode is online (each warms its ClientApp worker first):
+        a run launched earlier would train its first round without the late ones."""
+        from fedpark.clients.supernode import wait_for_nodes
+
+        online = wait_for_nodes(f"127.0.0.1:{self.link}", len(self.plants), timeout=180)
+        if online < len(self.plants):
+            out.print(f"{online} of {len(self.plants)} factories online: see {self.dir / 'logs'}")
 
     def api(self, who: str) -> HubClient:
         return HubClient(self.url, self.tokens[who])
@@ -278,6 +288,7 @@ def demo(
         park.populate()
         document = approve_contract(park)
         join_factories(park, document, hours)
+        park.wait_for_factories()
         launch = park.launch_body(document, rounds, "TEP fault diagnosis")
         with park.api("researcher") as researcher:
             experiment = researcher.launch(launch).id
