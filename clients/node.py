@@ -17,8 +17,6 @@ other Flower runs unchanged (with a warning); ``tests/clients/test_node.py`` fai
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import logging
 import sys
 import time
@@ -59,10 +57,9 @@ class BusyClock:
 
 
 def fingerprints(module: ModuleType) -> dict[str, str]:
-    return {
-        name: hashlib.sha256(inspect.getsource(getattr(module, name)).encode()).hexdigest()
-        for name in EXPECTED
-    }
+    from fedpark.experiments.prompt_pulls import fingerprints
+
+    return fingerprints(module, EXPECTED)
 
 
 def quicken(module: ModuleType) -> bool:

@@ -112,6 +112,21 @@ def good(org: str, examples: int = 100) -> Answer:
     return answer
 
 
+def refusing_training(nth: int, otherwise: Answer) -> Answer:
+    """A factory that refuses its ``nth`` training message and answers the rest as
+    ``otherwise`` does."""
+    calls = {"train": 0}
+
+    def answer(message: Message) -> Message | None:
+        if message.metadata.message_type == MessageType.TRAIN:
+            calls["train"] += 1
+            if calls["train"] == nth:
+                return PROBLEMS["refused"](message)
+        return otherwise(message)
+
+    return answer
+
+
 def error(code: int, reason: str) -> Answer:
     return lambda message: Message(Error(code, reason), reply_to=message)
 
@@ -269,15 +284,7 @@ def test_two_nodes_of_one_factory_count_once() -> None:
 def test_a_round_below_k_is_skipped_when_the_experiment_allows_it() -> None:
     """``rounds_below_k=2``: the first short round keeps the model and skips evaluation; the
     run goes on, and the next full round aggregates."""
-    calls = {"n": 0}
-
-    def flaky(message: Message) -> Message:
-        if message.metadata.message_type == MessageType.TRAIN:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                return PROBLEMS["refused"](message)  # type: ignore[return-value]
-        return good("bravo")(message)  # type: ignore[return-value]
-
+    flaky = refusing_training(1, good("bravo"))
     wrapped = _strategy("fedavg", rounds_below_k=2)
     grid = Grid4Tests({1: good("acme"), 2: flaky})
     final = _run(wrapped, grid, rounds=2)
@@ -400,15 +407,7 @@ def test_an_evaluation_that_is_not_metrics_is_left_out() -> None:
 def test_a_short_round_records_the_round_before_it_first() -> None:
     """Round 2 falls below k (and the experiment allows one such round): round 1 is recorded
     with the evaluation round 2's replies carried, then round 2, then round 3."""
-    calls = {"n": 0}
-
-    def flaky(message: Message) -> Message:
-        if message.metadata.message_type == MessageType.TRAIN:
-            calls["n"] += 1
-            if calls["n"] == 2:
-                return PROBLEMS["refused"](message)  # type: ignore[return-value]
-        return weighing("bravo")(message)
-
+    flaky = refusing_training(2, weighing("bravo"))
     wrapped = _strategy("fedavg", k=2, rounds_below_k=2)
     _run(wrapped, Grid4Tests({1: weighing("acme"), 2: flaky, 3: weighing("carol")}), 3)
     reports = [report for report, _ in _reports(wrapped)]
