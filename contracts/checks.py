@@ -113,6 +113,9 @@ class ColumnCheck:
         self.unique_last: pa.Scalar | None = None
         self.last: pa.Scalar | None = None
         self.k = k
+        # Set to one False per row of the next batch, it marks the rows that break a rule
+        # (a caller that skips bad rows: prediction); None costs nothing.
+        self.failed_rows: np.ndarray | None = None
 
     @property
     def _profiled(self) -> bool:
@@ -155,7 +158,13 @@ class ColumnCheck:
         self, rule: str, mask: pa.Array, offset: int, parents: pa.Array | None, message: str
     ) -> None:
         entry = self.violations.setdefault(rule, _Violations(message=message))
+        before = entry.count
         entry.add(mask, offset, parents)
+        if self.failed_rows is not None and entry.count > before:
+            found = pc.indices_nonzero(mask.fill_null(False))
+            if parents is not None:
+                found = pc.take(parents, found)
+            self.failed_rows[found.to_numpy(zero_copy_only=False)] = True
 
     def feed(self, array: pa.Array, offset: int) -> None:
         rules = self.column.rules

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -167,8 +168,10 @@ def validate_file(
     *,
     min_category_count: int = 10,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    on_batch: BatchHook | None = None,
 ) -> ValidationResult:
-    """Validate a Parquet, Arrow IPC/Feather or CSV file in bounded memory.
+    """Validate a Parquet, Arrow IPC/Feather or CSV file in bounded memory (``on_batch``:
+    see :func:`validate_source`).
 
     Raises
     ------
@@ -182,10 +185,20 @@ def validate_file(
         return _csv_value_failure(contract, path, exc)
     try:
         return validate_source(
-            contract, source, min_category_count=min_category_count, batch_rows=batch_rows
+            contract,
+            source,
+            min_category_count=min_category_count,
+            batch_rows=batch_rows,
+            on_batch=on_batch,
         )
     except CsvValueError as exc:
         return _csv_value_failure(contract, path, exc)
+
+
+# Called with each validated batch (the contract's columns), the number of rows before it,
+# and which of its rows broke a rule (per-row rules; ``unique`` and row bounds are known at
+# the end only): a consumer that works in the same pass, as prediction does.
+BatchHook = Callable[[pa.RecordBatch, int, np.ndarray], None]
 
 
 def validate_source(
@@ -194,15 +207,20 @@ def validate_source(
     *,
     min_category_count: int = 10,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    on_batch: BatchHook | None = None,
 ) -> ValidationResult:
-    """Validate an opened source (see :func:`fedpark.contracts.reader.open_source`)."""
+    """Validate an opened source (see :func:`fedpark.contracts.reader.open_source`).
+
+    ``on_batch`` sees every batch once validated, unless a column is missing or of another
+    type (then nothing a consumer needs can be relied on, and the report says why).
+    """
     source.categorical = tuple(
         c.name
         for c in contract.columns
         if c.type in ("string", "large_string")
         and (c.rules.allowed_values is not None or c.role is ColumnRole.LABEL)
     )
-    return _run(contract, source, source.batches, min_category_count, batch_rows)
+    return _run(contract, source, source.batches, min_category_count, batch_rows, on_batch)
 
 
 def validate_table(
@@ -226,19 +244,33 @@ Batches = Callable[[list[str], int], Iterator[pa.RecordBatch]]
 
 
 def _run(
-    contract: Contract, source: DataSource, batches: Batches, k: int, batch_rows: int
+    contract: Contract,
+    source: DataSource,
+    batches: Batches,
+    k: int,
+    batch_rows: int,
+    on_batch: BatchHook | None = None,
 ) -> ValidationResult:
     differences = compare_schema(contract, source.schema, source.format)
     blocked = {d.column for d in differences if d.is_error}
     checks = [ColumnCheck(c, k) for c in contract.columns if c.name not in blocked]
     columns = [c.column.name for c in checks]
+    if blocked:
+        on_batch = None
     rows = 0
     if checks or not contract.columns:
         for batch in prefetched(batches(columns, batch_rows)):
+            failed = np.zeros(batch.num_rows, bool) if on_batch else None
+            arrays = []
             for check, array in zip(checks, batch.columns, strict=True):
                 if array.type != check.dtype and not dictionary_of(array, check.dtype):
                     array = pc.cast(array, check.dtype)
+                check.failed_rows = failed
                 check.feed(array, rows)
+                check.failed_rows = None
+                arrays.append(array)
+            if on_batch is not None and failed is not None:
+                on_batch(pa.RecordBatch.from_arrays(arrays, names=columns), rows, failed)
             rows += batch.num_rows
     elif source.num_rows is not None:
         rows = source.num_rows

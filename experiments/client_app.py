@@ -54,11 +54,13 @@ from fedpark.experiments.features import (
     plan_from_contract,
     recent_split,
 )
-from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.models import ModelSpec, build_model, initial_model
 from fedpark.experiments.protocol import (
+    ALONE_PREFIX,
     EVALUATE_FIRST,
     EVALUATION_RECORD,
     FAILURE_CODE,
+    LOCAL_BASELINE,
     REFUSAL_CODE,
     SPEC_KEY,
     FactoryProblem,
@@ -278,13 +280,34 @@ def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:
     return metrics
 
 
+def _alone(local: LocalData) -> dict[str, float]:
+    """Held-out metrics of a model trained on this factory's rows alone, from the run's own
+    initial weights with the budget the factory spent in the federation (every round's
+    epochs): the baseline of what joining gained it. Only these numbers leave."""
+    spec = local.spec
+    model = initial_model(spec, local.plan)
+    config = TrainConfig(
+        epochs=spec.rounds * spec.train.epochs,
+        batch_size=spec.train.batch_size,
+        learning_rate=spec.train.learning_rate,
+        seed=spec.seed,
+    )
+    train(model, local.train_x, local.train_y, spec.model.task, config)
+    metrics = _evaluation(local, model)
+    return {f"{ALONE_PREFIX}{k}": float(v) for k, v in metrics.items() if k != "num-examples"}
+
+
 @app.evaluate()
 def evaluate_fn(msg: Message, context: Context) -> Message:
     local = _load(msg, context)
     model = _model(local, msg.content["arrays"])  # type: ignore[arg-type]
+    metrics = _evaluation(local, model)
+    config = msg.content["config"] if "config" in msg.content else ConfigRecord()
+    if config.get(LOCAL_BASELINE) is True and len(local.train_x):
+        metrics.update(_alone(local))
     content = RecordDict(
         {
-            "metrics": MetricRecord(_evaluation(local, model)),  # type: ignore[arg-type]
+            "metrics": MetricRecord(metrics),  # type: ignore[arg-type]
             "fedpark": ConfigRecord({"org": local.org}),
         }
     )

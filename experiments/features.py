@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from fedpark.contracts import Contract
 from fedpark.contracts.model import Column, ColumnRole
 from fedpark.contracts.types import is_numeric
+from fedpark.experiments.protocol.package import CategoricalFeature, FeatureSpec
 from fedpark.experiments.protocol.spec import Normalization, is_scalar_number
 
 
@@ -43,6 +44,34 @@ class FeaturePlan:
         """Every column the model pipeline reads (features, label, time)."""
         names = [*self.numeric, *(name for name, _ in self.categorical), self.label]
         return names + [c for c in (self.time, self.series) if c]
+
+    def described(self, norm: Normalization, label_unit: str | None = None) -> FeatureSpec:
+        """The plan as a model package states it (see :mod:`..protocol.package`)."""
+        return FeatureSpec(
+            numeric=list(self.numeric),
+            categorical=[CategoricalFeature(column=c, values=list(v)) for c, v in self.categorical],
+            normalization=Normalization(
+                mean={c: norm.mean[c] for c in self.numeric},
+                std={c: norm.std[c] for c in self.numeric},
+            ),
+            label=self.label,
+            label_unit=label_unit,
+            classes=list(self.classes) if self.classes is not None else None,
+            time=self.time,
+            series=self.series,
+        )
+
+    @classmethod
+    def of(cls, spec: FeatureSpec) -> FeaturePlan:
+        """The plan a model package describes."""
+        return cls(
+            numeric=tuple(spec.numeric),
+            categorical=tuple((c.column, tuple(c.values)) for c in spec.categorical),
+            label=spec.label,
+            classes=tuple(spec.classes) if spec.classes is not None else None,
+            time=spec.time,
+            series=spec.series,
+        )
 
 
 def plan_from_contract(contract: Contract, task: str, series: str | None = None) -> FeaturePlan:
@@ -116,17 +145,7 @@ def encode_series(
     keep = pc.is_valid(labels)
     if pc.sum(pc.invert(keep)).as_py():
         table = table.filter(keep)
-    parts: list[np.ndarray] = []
-    for name in plan.numeric:
-        values = table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        values = np.nan_to_num(
-            (values - norm.mean[name]) / norm.std[name], nan=0.0, posinf=0.0, neginf=0.0
-        )
-        parts.append(values.astype(np.float32)[:, None])
-    for name, allowed in plan.categorical:
-        values = table[name].cast(pa.string()).to_numpy(zero_copy_only=False)
-        parts.append(np.stack([values == v for v in allowed], axis=1).astype(np.float32))
-    x = np.concatenate(parts, axis=1) if parts else np.zeros((table.num_rows, 0), np.float32)
+    x = encode_inputs(table, plan, norm)
     series = np.zeros(len(x), np.int64)
     if plan.series:  # sorted by series: a new number wherever the value changes
         values = table[plan.series].to_numpy(zero_copy_only=False)
@@ -138,6 +157,24 @@ def encode_series(
     y = np.fromiter((index.get(str(v), -1) for v in y_raw), dtype=np.int64, count=len(y_raw))
     known = y >= 0  # a label outside the contract's classes: the validator should stop it
     return x[known], y[known], series[known]
+
+
+def encode_inputs(
+    table: pa.Table | pa.RecordBatch, plan: FeaturePlan, norm: Normalization
+) -> np.ndarray:
+    """Model inputs of every row, in the rows' order (float32, rows by n_features): numbers
+    standardized (missing or non-finite: 0, the pooled mean), categories one-hot."""
+    parts: list[np.ndarray] = []
+    for name in plan.numeric:
+        values = table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        values = np.nan_to_num(
+            (values - norm.mean[name]) / norm.std[name], nan=0.0, posinf=0.0, neginf=0.0
+        )
+        parts.append(values.astype(np.float32)[:, None])
+    for name, allowed in plan.categorical:
+        values = table[name].cast(pa.string()).to_numpy(zero_copy_only=False)
+        parts.append(np.stack([values == v for v in allowed], axis=1).astype(np.float32))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((table.num_rows, 0), np.float32)
 
 
 def recent_split(

@@ -14,7 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from fedpark.experiments.features import FeaturePlan
 from fedpark.experiments.protocol.plan import ModelSettings
+from fedpark.experiments.protocol.spec import RunSpec
 
 Task = Literal["classification", "regression"]
 
@@ -210,3 +212,18 @@ def build_model(
 
 def loss_function(task: Task) -> nn.Module:
     return nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+
+def initial_model(spec: RunSpec, plan: FeaturePlan) -> torch.nn.Module:
+    """The run's first global model, the same in every process that builds it from the spec
+    (a factory's local-only baseline starts from it too)."""
+    norm = spec.normalization
+    target = (
+        (norm.mean[plan.label], norm.std[plan.label])
+        if spec.model.task == "regression" and plan.label in norm.mean
+        else None
+    )
+    classes = len(plan.classes) if plan.classes else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        return build_model(ModelSpec.of(spec.model), plan.n_features, classes, target)

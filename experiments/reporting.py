@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from flwr.app import Message
 
@@ -38,7 +38,7 @@ class RunError(RuntimeError):
 class Reporter(Protocol):
     def round(self, report: RoundReport, checkpoint: bytes) -> None: ...
 
-    def finished(self, model: bytes, summary: dict[str, Any]) -> None: ...
+    def finished(self, model: bytes, finish: RunFinishCreate) -> None: ...
 
     def failed(self, reason: str) -> None: ...
 
@@ -60,9 +60,10 @@ class DirectoryReporter:
         )
         (self.directory / f"checkpoint-{report.round:04d}.safetensors").write_bytes(checkpoint)
 
-    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+    def finished(self, model: bytes, finish: RunFinishCreate) -> None:
         (self.directory / "model.safetensors").write_bytes(model)
-        (self.directory / "summary.json").write_text(json.dumps(summary, indent=2))
+        (self.directory / "summary.json").write_text(json.dumps(finish.summary, indent=2))
+        (self.directory / "package.json").write_text(finish.package.model_dump_json(indent=2))
 
     def failed(self, reason: str) -> None:
         (self.directory / "failure.json").write_text(json.dumps({"reason": reason}))
@@ -90,9 +91,9 @@ class BackgroundRounds:
         self._raise_failed()
         self._sent.append(self._pool.submit(self.inner.round, report, checkpoint))
 
-    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+    def finished(self, model: bytes, finish: RunFinishCreate) -> None:
         self.drain()
-        self.inner.finished(model, summary)
+        self.inner.finished(model, finish)
 
     def failed(self, reason: str) -> None:
         with suppress(Exception):  # the run fails anyway: with this reason, if it can
@@ -137,10 +138,10 @@ class HubReporter:
             self.hub.put_checkpoint(self.experiment_id, report.round, checkpoint)
             self.hub.report_round(self.experiment_id, report)
 
-    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+    def finished(self, model: bytes, finish: RunFinishCreate) -> None:
         with _refusals():
             self.hub.put_model(self.experiment_id, model)
-            self.hub.finish(self.experiment_id, RunFinishCreate(summary=summary))
+            self.hub.finish(self.experiment_id, finish)
 
     def failed(self, reason: str) -> None:
         with _refusals():

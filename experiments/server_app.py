@@ -19,8 +19,11 @@ from fedpark.experiments import prompt_pulls
 from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.grid import PromptGrid
-from fedpark.experiments.models import ModelSpec, build_model
+from fedpark.experiments.models import ModelSpec, initial_model
 from fedpark.experiments.protocol import SPEC_KEY, HubOutput, RunSpec
+from fedpark.experiments.protocol.package import ModelPackage
+from fedpark.experiments.protocol.reports import LOCAL_BASELINE
+from fedpark.experiments.protocol.resources.experiments import RunFinishCreate
 from fedpark.experiments.reporting import (
     BackgroundRounds,
     DirectoryReporter,
@@ -74,16 +77,8 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
     contract = Contract.model_validate(spec.contract)
     model_spec = ModelSpec.of(spec.model)
     plan = plan_from_contract(contract, model_spec.task, spec.model.series)
-    torch.manual_seed(spec.seed)
     norm = spec.normalization
-    target = (
-        (norm.mean[plan.label], norm.std[plan.label])
-        if model_spec.task == "regression" and plan.label in norm.mean
-        else None
-    )
-    model = build_model(
-        model_spec, plan.n_features, len(plan.classes) if plan.classes else None, target
-    )
+    model = initial_model(spec, plan)
     if spec.start_round:
         resume_from(model, reporter, spec.start_round)
     k = max(spec.min_factories, contract.policy.min_factories)
@@ -103,6 +98,8 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
             num_rounds=spec.rounds - spec.start_round,
             timeout=spec.round_timeout,
             train_config=ConfigRecord({"seed": spec.seed}),
+            # only the last round sends evaluation messages (see ContractStrategy)
+            evaluate_config=ConfigRecord({LOCAL_BASELINE: spec.local_baseline}),
             evaluate_fn=strategy.end_of_round,
         )
         final = result.arrays
@@ -110,20 +107,24 @@ def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:
         reasons = [r.reason for report in strategy.history for r in report.refused]
         raise RunError(f"no round could be aggregated ({'; '.join(reasons) or 'no replies'})")
     weights = to_safetensors(final.to_torch_state_dict(), {"experiment": spec.experiment_id})
-    reporter.finished(
-        weights,
-        {
-            "experiment": spec.experiment_id,
-            "contract_id": contract.id,
-            "contract_version": contract.version,
-            "contract_sha256": spec.contract_sha256,
-            "weights_sha256": weights_sha256(weights),
-            "rounds_completed": spec.start_round + len(strategy.history),
-            "resumed_from_round": spec.start_round,
-            "started": started,
-            "ended": time.time(),
-        },
+    label_unit = next((c.unit for c in contract.columns if c.name == plan.label), None)
+    package = ModelPackage(
+        architecture=spec.model,
+        features=plan.described(norm, label_unit),
+        contract=spec.contract,
     )
+    summary = {
+        "experiment": spec.experiment_id,
+        "contract_id": contract.id,
+        "contract_version": contract.version,
+        "contract_sha256": spec.contract_sha256,
+        "weights_sha256": weights_sha256(weights),
+        "rounds_completed": spec.start_round + len(strategy.history),
+        "resumed_from_round": spec.start_round,
+        "started": started,
+        "ended": time.time(),
+    }
+    reporter.finished(weights, RunFinishCreate(summary=summary, package=package))
 
 
 def resume_from(model: torch.nn.Module, reporter: Reporter, number: int) -> None:

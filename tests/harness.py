@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from fedpark.clients.processes import ChildProcess
+from fedpark.contracts import Contract, contract_sha256
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog
@@ -267,6 +268,13 @@ def build_park(hub: HubProcess) -> Park:
     return Park(hub=hub, operator=operator, members=members)
 
 
+def _sha256(contract: dict[str, Any]) -> str:
+    """The sha256 of a contract document; of a stand-in for a bare reference (id, version)."""
+    if "columns" not in contract:
+        return hashlib.sha256(b"doc").hexdigest()
+    return contract_sha256(Contract.model_validate(contract))
+
+
 def running_experiment(
     catalog: Catalog,
     contract: dict[str, Any],
@@ -294,7 +302,7 @@ def running_experiment(
                 name=name,
                 contract_id=contract["id"],
                 contract_version=contract["version"],
-                contract_sha256=hashlib.sha256(b"doc").hexdigest(),
+                contract_sha256=_sha256(contract),
                 org_id=org,
                 created_by=f"{org}-researcher",
                 status="running",
@@ -304,3 +312,14 @@ def running_experiment(
             )
         )
     return experiment_id, token
+
+
+def finish_body(contract: dict[str, Any], summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a run's ServerApp posts to finish: a summary and the package of a default model
+    on ``contract``, as ``running_experiment`` launched it."""
+    from samples import package_for
+
+    from fedpark.experiments.protocol.resources.experiments import RunFinishCreate
+
+    finish = RunFinishCreate(summary=summary or {}, package=package_for(contract))
+    return finish.model_dump(mode="json")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedpark.experiments.protocol.package import ModelPackage
 
 import numpy as np
 import pyarrow as pa
@@ -121,3 +124,19 @@ ALL_TYPES = [
     pa.struct([pa.field("a", pa.int32()), pa.field("b", pa.list_(pa.string()), nullable=False)]),
     pa.list_(pa.struct([pa.field("x", pa.float64())])),
 ]
+
+
+def package_for(contract: dict[str, Any]) -> ModelPackage:
+    """The package of a default model (the launch's defaults) on ``contract``, with unit
+    statistics: what a ServerApp sends when it finishes."""
+    from fedpark.contracts import Contract
+    from fedpark.experiments.features import plan_from_contract
+    from fedpark.experiments.protocol.package import ModelPackage, Normalization
+    from fedpark.experiments.protocol.plan import ModelSettings
+
+    settings = ModelSettings()
+    plan = plan_from_contract(Contract.model_validate(contract), settings.task, settings.series)
+    norm = Normalization(
+        mean=dict.fromkeys(plan.numeric, 0.0), std=dict.fromkeys(plan.numeric, 1.0)
+    )
+    return ModelPackage(architecture=settings, features=plan.described(norm), contract=contract)

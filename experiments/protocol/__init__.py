@@ -33,10 +33,12 @@ if TYPE_CHECKING:
         TrainSettings,
     )
     from fedpark.experiments.protocol.reports import (
+        ALONE_PREFIX,
         EVALUATE_FIRST,
         EVALUATION_RECORD,
         FAILURE_CODE,
         FLOWER_ERROR_KINDS,
+        LOCAL_BASELINE,
         REFUSAL_CODE,
         FactoryProblem,
         FactoryRefusal,
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 # Loaded on first use: the command line imports the light parts (resources, the client,
 # the plan) and must not pay for pyarrow or cryptography at start.
 _EXPORTS = {
+    "ALONE_PREFIX": "fedpark.experiments.protocol.reports",
+    "LOCAL_BASELINE": "fedpark.experiments.protocol.reports",
     "DP_PARAMS": "fedpark.experiments.protocol.plan",
     "DirectoryOutput": "fedpark.experiments.protocol.spec",
     "EVALUATE_FIRST": "fedpark.experiments.protocol.reports",
@@ -92,11 +96,13 @@ _EXPORTS = {
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "ALONE_PREFIX",
     "DP_PARAMS",
     "EVALUATE_FIRST",
     "EVALUATION_RECORD",
     "FAILURE_CODE",
     "FLOWER_ERROR_KINDS",
+    "LOCAL_BASELINE",
     "REFUSAL_CODE",
     "SPEC_KEY",
     "STRATEGY_PARAMS",

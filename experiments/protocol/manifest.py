@@ -19,8 +19,9 @@ from pydantic import Field
 from fedpark.contracts.errors import SignatureError
 from fedpark.contracts.signing import canonical, sign_document, verify_document
 from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.package import ModelPackage
 from fedpark.experiments.protocol.plan import ModelSettings, TrainSettings
-from fedpark.experiments.protocol.reports import RoundReport
+from fedpark.experiments.protocol.reports import ALONE_PREFIX, RoundReport
 
 SIGNATURE_KIND = "model-manifest"
 
@@ -80,10 +81,46 @@ class ManifestWeights(Wire):
     sha256: str
 
 
+class FactoryGain(Wire):
+    """One factory's held-out metrics for the federated model and for a model trained on its
+    own rows alone with the same budget: what joining gained it."""
+
+    org: str
+    examples: int = Field(description="The factory's held-out rows")
+    federated: dict[str, float]
+    alone: dict[str, float]
+
+
+# The metrics a gain table compares, by task (the first is the headline).
+GAIN_METRICS = {"classification": ("macro_f1", "accuracy"), "regression": ("rmse", "mae")}
+
+
+def factory_gains(rounds: list[RoundReport]) -> list[FactoryGain]:
+    """The gain table of a run: the last evaluation whose factories report alone-metrics."""
+    for report in reversed(rounds):
+        gains = []
+        for result in report.evaluate_factories:
+            alone = {
+                name.removeprefix(ALONE_PREFIX): value
+                for name, value in result.metrics.items()
+                if name.startswith(ALONE_PREFIX)
+            }
+            if alone:
+                federated = {k: v for k, v in result.metrics.items() if k in alone}
+                gains.append(
+                    FactoryGain(
+                        org=result.org, examples=result.examples, federated=federated, alone=alone
+                    )
+                )
+        if gains:
+            return sorted(gains, key=lambda g: g.org)
+    return []
+
+
 class ModelManifest(Wire):
     """What a partner reads about a model before using it."""
 
-    format: Literal["fedpark-model-manifest/v2"] = "fedpark-model-manifest/v2"
+    format: Literal["fedpark-model-manifest/v3"] = "fedpark-model-manifest/v3"
     experiment: ManifestExperiment
     contract: ManifestContract
     participants: list[str] = Field(
@@ -99,6 +136,11 @@ class ModelManifest(Wire):
     model: ModelSettings
     training: TrainSettings
     weights: ManifestWeights
+    package: ModelPackage = Field(description="What running the weights needs: see predict")
+    gains: list[FactoryGain] = Field(
+        default_factory=list,
+        description="Per factory: the federated model against one trained on its rows alone",
+    )
     fedpark_version: str
     started_at: str | None
     ended_at: str
@@ -137,13 +179,20 @@ def verify_model(
 
     Returns the signed statement. Raises :class:`SignatureError` saying what differs.
     """
+    payload = verify_manifest(manifest, document, public_key)
+    if payload.get("weights_sha256") != hashlib.sha256(weights).hexdigest():
+        raise SignatureError("the weights differ from the signed ones (sha256 mismatch)")
+    return payload
+
+
+def verify_manifest(manifest: bytes, document: Any, public_key: Ed25519PublicKey) -> dict[str, Any]:
+    """Check that the hub signed this manifest (and that it names the signed weights' hash);
+    the weights themselves are checked by :func:`verify_model`."""
     payload = verify_document(document, public_key)
     if payload.get("kind") != SIGNATURE_KIND:
         raise SignatureError("this signature is not a model manifest's")
     if payload.get("manifest_sha256") != hashlib.sha256(manifest).hexdigest():
         raise SignatureError("the manifest differs from the signed one (sha256 mismatch)")
-    if payload.get("weights_sha256") != hashlib.sha256(weights).hexdigest():
-        raise SignatureError("the weights differ from the signed ones (sha256 mismatch)")
     try:
         facts = json.loads(manifest)
     except ValueError:

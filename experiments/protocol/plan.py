@@ -104,6 +104,12 @@ class TrainingPlan(Wire):
     )
     round_timeout: float = Field(default=600, ge=10, le=86400, description="Seconds")
     seed: int = Field(default=0, ge=0, le=2**31)
+    local_baseline: bool = Field(
+        default=True,
+        description="After the last round each factory also trains a model on its own rows "
+        "alone with the same budget, and reports both models' held-out metrics (only metrics "
+        "leave): what joining gained it",
+    )
 
     @model_validator(mode="after")
     def _strategy(self) -> Self:

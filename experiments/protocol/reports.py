@@ -29,6 +29,11 @@ FAILURE_CODE = 4243  # the factory's ClientApp failed: only the error's type nam
 # strategies expect exactly one MetricRecord in a training reply.
 EVALUATE_FIRST = "fedpark-evaluate-first"  # key of the training config (bool)
 EVALUATION_RECORD = "fedpark-evaluation"  # the reply's ConfigRecord: metrics and num-examples
+# After the last round each factory also trains a model on its own rows alone, with the
+# budget it spent in the federation, and reports that model's metrics beside the federated
+# one's under ``ALONE_PREFIX`` + name: what joining the park gained it (only metrics leave).
+LOCAL_BASELINE = "fedpark-local-baseline"  # key of the last evaluation's config (bool)
+ALONE_PREFIX = "alone_"
 
 OrgId = Slug  # an organization's id
 # Rule names as the validator counts them: ``min``, ``not_null``, ``schema.missing``, ...

@@ -19,6 +19,7 @@ from fedpark.contracts.model import Column, ColumnRole, Contract
 from fedpark.contracts.report import DataProfile, pooled_moments
 from fedpark.contracts.types import is_numeric
 from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.package import Normalization
 from fedpark.experiments.protocol.plan import TrainingPlan
 
 SPEC_KEY = "fedpark-spec"
@@ -39,13 +40,6 @@ def standardized_columns(contract: Contract, task: str) -> list[str]:
     if task == "regression":
         names.extend(c.name for c in contract.columns if c.role is ColumnRole.LABEL)
     return names
-
-
-class Normalization(Wire):
-    """Standardization per numeric column, pooled over every factory's declared profile."""
-
-    mean: dict[str, float] = Field(default_factory=dict)
-    std: dict[str, float] = Field(default_factory=dict)
 
 
 def pooled_normalization(profiles: Sequence[DataProfile], columns: Sequence[str]) -> Normalization:

@@ -8,8 +8,8 @@ restart, a storage outage), and a retry of something already recorded is accepte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from fedpark.contracts import Contract, contract_sha256
 from fedpark.contracts.signing import canonical
 from fedpark.experiments.protocol import RoundReport
 from fedpark.experiments.protocol.manifest import (
@@ -21,9 +21,11 @@ from fedpark.experiments.protocol.manifest import (
     ManifestWeights,
     ModelManifest,
     contributors,
+    factory_gains,
     sign_manifest,
 )
-from fedpark.experiments.protocol.resources.experiments import RoundReportCreate
+from fedpark.experiments.protocol.package import ModelPackage
+from fedpark.experiments.protocol.resources.experiments import RoundReportCreate, RunFinishCreate
 from fedpark.hub.errors import (
     AuthenticationError,
     ConflictError,
@@ -121,8 +123,13 @@ class RunReportService:
     def store_model(self, run: Experiment, body: Spool) -> None:
         self.storage.objects.put_spool(self.bucket, f"{run.id}/model.safetensors", body)
 
-    def finish(self, run: Experiment, summary: dict[str, Any]) -> TrainedModel:
-        """Seal the run: the uploaded model with a provenance manifest signed by the hub."""
+    def finish(self, run: Experiment, body: RunFinishCreate) -> TrainedModel:
+        """Seal the run: the uploaded model with a provenance manifest signed by the hub.
+
+        The manifest carries the ServerApp's description of the model (its package), after
+        checking that it describes this run: the approved contract it was launched on and
+        the architecture the researcher chose.
+        """
         with self.storage.unit_of_work() as uow:
             sealed = uow.experiments.model(run.id)
             if sealed is not None:  # a retried finish: the first one went through
@@ -138,7 +145,8 @@ class RunReportService:
             raise ConflictError(f"experiment {run.id} has no uploaded model to finish with")
         if not any(r.aggregated for r in rounds):
             raise ConflictError(f"experiment {run.id} has no aggregated round: nothing to seal")
-        manifest = self._manifest(run, rounds, stored.sha256, summary)
+        _check_package(run, body.package)
+        manifest = self._manifest(run, rounds, stored.sha256, body)
         manifest_bytes = manifest.canonical()
         signature = sign_manifest(manifest, run.id, self.hub_url, self.key.private_key)
         manifest_obj = self.storage.objects.put_bytes(
@@ -176,7 +184,7 @@ class RunReportService:
         run: Experiment,
         rounds: list[RoundReport],
         weights_sha256: str,
-        summary: dict[str, Any],
+        body: RunFinishCreate,
     ) -> ModelManifest:
         settings = run.settings
         return ModelManifest(
@@ -198,8 +206,28 @@ class RunReportService:
             model=settings.model,
             training=settings.train,
             weights=ManifestWeights(sha256=weights_sha256),
+            package=body.package,
+            gains=factory_gains(rounds),
             fedpark_version=__version__,
             started_at=run.started_at.isoformat() if run.started_at else None,
             ended_at=utcnow().isoformat(),
-            summary={k: v for k, v in summary.items() if isinstance(v, int | float | str)},
+            summary={k: v for k, v in body.summary.items() if isinstance(v, int | float | str)},
+        )
+
+
+def _check_package(run: Experiment, package: ModelPackage) -> None:
+    """The package must describe the run: its approved contract and its architecture."""
+    try:
+        contract = Contract.model_validate(package.contract)
+    except ValueError:
+        raise InvalidInputError(
+            "the model's package holds no valid contract", field="package"
+        ) from None
+    if contract_sha256(contract) != run.contract_sha256:
+        raise InvalidInputError(
+            "the model's package names another contract than the run's", field="package"
+        )
+    if package.architecture != run.settings.model:
+        raise InvalidInputError(
+            "the model's package describes another architecture than the run's", field="package"
         )

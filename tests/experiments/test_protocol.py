@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
-from samples import contract_data
+from samples import contract_data, package_for
 
 from fedpark.contracts import Contract
 from fedpark.contracts.errors import SignatureError
@@ -132,6 +132,7 @@ def _manifest(weights_sha256: str) -> ModelManifest:
         model=TrainingPlan().model,
         training=TrainingPlan().train,
         weights=ManifestWeights(sha256=weights_sha256),
+        package=package_for(contract_data()),
         fedpark_version="0",
         started_at=None,
         ended_at="2026-12-01T00:00:00+00:00",

@@ -7,8 +7,10 @@ import threading
 from typing import Any
 
 import pytest
+from samples import contract_data, package_for
 
 from fedpark.experiments.protocol import RoundReport
+from fedpark.experiments.protocol.resources.experiments import RunFinishCreate
 from fedpark.experiments.reporting import BackgroundRounds, RunError
 
 
@@ -26,7 +28,7 @@ class SlowHub:
             raise RunError("the hub refused a report (409): the experiment was stopped")
         self.sent.append(report.round)
 
-    def finished(self, model: bytes, summary: dict[str, Any]) -> None:
+    def finished(self, model: bytes, finish: RunFinishCreate) -> None:
         self.sent.append("model")
 
     def failed(self, reason: str) -> None:
@@ -49,7 +51,7 @@ def test_rounds_go_in_order_while_the_run_goes_on_and_the_model_waits_for_them()
         reporter.round(_report(number), b"")  # returns at once: the hub is still busy
     assert hub.sent == []
     hub.release.set()
-    reporter.finished(b"model", {})
+    reporter.finished(b"model", RunFinishCreate(package=package_for(contract_data())))
     assert hub.sent == [1, 2, 3, "model"]
 
 

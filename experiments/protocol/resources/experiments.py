@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fedpark.contracts.names import Slug
 from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.package import ModelPackage
 from fedpark.experiments.protocol.plan import TrainingPlan
 from fedpark.experiments.protocol.reports import RoundReport
 
@@ -95,6 +96,7 @@ RoundReportCreate = RoundReport
 
 class RunFinishCreate(_Strict):
     summary: dict[str, Any] = Field(default_factory=dict)
+    package: ModelPackage = Field(description="What running the model needs (signed with it)")
 
 
 class RunFailureCreate(_Strict):

@@ -193,7 +193,7 @@ def finish_run(
     body: RunFinishCreate, runtime: RuntimeDep, run: RunDep, audit: AuditDep
 ) -> Response:
     audit.action, audit.object = "run.finish", f"experiment:{run.id}"
-    runtime.runs.finish(run, body.summary)
+    runtime.runs.finish(run, body)
     return Response(status_code=204)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import ROLES, Park, contract_in_state, running_experiment
+from harness import ROLES, Park, contract_in_state, finish_body, running_experiment
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
@@ -40,6 +40,7 @@ class Made:
     org: str
     participants: list[str]
     token: str
+    contract: dict[str, Any]
 
 
 def _experiment(park: Park, contract: dict[str, Any], org: str, participants: list[str]) -> Made:
@@ -51,7 +52,7 @@ def _experiment(park: Park, contract: dict[str, Any], org: str, participants: li
         )
     finally:
         catalog.dispose()
-    return Made(experiment_id, org, participants, token)
+    return Made(experiment_id, org, participants, token, contract)
 
 
 def _sealed(park: Park, made: Made) -> Made:
@@ -73,7 +74,7 @@ def _sealed(park: Park, made: Made) -> Made:
             ("PUT", "/rounds/1/checkpoint", {"content": b"checkpoint", "headers": octets}),
             ("POST", "/rounds", {"json": report.model_dump(mode="json")}),
             ("PUT", "/model", {"content": b"weights of " + made.id.encode(), "headers": octets}),
-            ("POST", "/finish", {"json": {"summary": {"rounds_completed": 1}}}),
+            ("POST", "/finish", {"json": finish_body(made.contract, {"rounds_completed": 1})}),
         ):
             answer = run.request(method, base + path, **kwargs)
             assert answer.status_code < 300, (path, answer.text)

@@ -1,0 +1,143 @@
+"""What a prediction run found: rows per predicted class per series, the alarms (the first
+row of each stretch predicted as something other than the normal class), and, when the
+file holds the label, how well the model did on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from fedpark.contracts.report import ValidationReport
+from fedpark.experiments.protocol.package import ModelPackage
+from fedpark.experiments.training import macro_f1
+
+# Names of a class that means "nothing is wrong" (compared lowercase); an integer label's 0
+# (fault code 0) too. ``--normal`` names it when neither fits.
+NORMAL_NAMES = {"normal", "ok", "good", "healthy", "nominal", "none", "no_fault", "0"}
+ALARMS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class Alarm:
+    series: str
+    row: int
+    time: str | None
+    predicted: str
+
+
+@dataclass
+class Summary:
+    classes: list[str] | None
+    label: str
+    normal: int | None
+    rows: int = 0
+    skipped: int = 0  # broke a per-row rule (with --skip-invalid)
+    no_window: int = 0  # a temporal model's first rows of each series
+    counts: dict[str, np.ndarray] = field(default_factory=dict)  # series -> per class
+    alarms: list[Alarm] = field(default_factory=list)
+    alarm_count: int = 0
+    last: dict[str, int] = field(default_factory=dict)  # series -> last predicted class
+    predicted_values: list[np.ndarray] = field(default_factory=list)
+    actual: list[np.ndarray] = field(default_factory=list)
+    report: ValidationReport | None = None
+
+    @classmethod
+    def start(cls, package: ModelPackage, normal: str | None) -> Summary:
+        classes = package.features.classes
+        names = [str(c) for c in classes] if package.task == "classification" and classes else None
+        return cls(classes=names, label=package.features.label, normal=_normal(names, normal))
+
+    @property
+    def predicted(self) -> int:
+        return self.rows - self.skipped - self.no_window
+
+    def add(
+        self,
+        batch: pa.RecordBatch,
+        offset: int,
+        rows: np.ndarray,
+        out: np.ndarray,
+        keys: np.ndarray | None,
+        times: np.ndarray | None,
+    ) -> None:
+        if not len(rows):
+            return
+        series = keys[rows] if keys is not None else np.full(len(rows), "", dtype=object)
+        if self.label in batch.schema.names:
+            self._compare(batch[self.label], rows, out)
+        if self.classes is None:
+            return
+        chosen = out.argmax(axis=1)
+        for key in dict.fromkeys(series.tolist()):
+            mine = series == key
+            counts = np.bincount(chosen[mine], minlength=len(self.classes))
+            self.counts[key] = self.counts.get(key, 0) + counts
+            if self.normal is not None:
+                self._alarms(str(key), rows[mine] + offset, chosen[mine], times, rows[mine])
+
+    def _alarms(
+        self,
+        key: str,
+        rows: np.ndarray,
+        chosen: np.ndarray,
+        times: np.ndarray | None,
+        local: np.ndarray,
+    ) -> None:
+        assert self.classes is not None and self.normal is not None
+        before = np.concatenate([[self.last.get(key, self.normal)], chosen[:-1]])
+        starts = np.flatnonzero((chosen != self.normal) & (before == self.normal))
+        self.last[key] = int(chosen[-1])
+        self.alarm_count += len(starts)
+        for i in starts[: max(ALARMS_KEPT - len(self.alarms), 0)]:
+            when = str(times[local[i]]) if times is not None else None
+            self.alarms.append(Alarm(key, int(rows[i]), when, self.classes[chosen[i]]))
+
+    def _compare(self, labels: pa.Array, rows: np.ndarray, out: np.ndarray) -> None:
+        actual = np.asarray(labels.to_numpy(zero_copy_only=False), dtype=object)[rows]
+        if self.classes is None:
+            known = np.array([a is not None for a in actual], bool)
+            self.actual.append(actual[known].astype(np.float64))
+            self.predicted_values.append(out[known].astype(np.float64))
+            return
+        index = {name: i for i, name in enumerate(self.classes)}
+        codes = np.fromiter((index.get(str(a), -1) for a in actual), np.int64, len(actual))
+        known = codes >= 0
+        self.actual.append(codes[known])
+        self.predicted_values.append(out.argmax(axis=1)[known])
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The model's metrics on the rows whose label the file holds (None: no labels)."""
+        if not self.actual:
+            return None
+        actual = np.concatenate(self.actual)
+        predicted = np.concatenate(self.predicted_values)
+        if not len(actual):
+            return None
+        if self.classes is None:
+            error = predicted - actual
+            return {
+                "rows": len(actual),
+                "rmse": float(np.sqrt(np.mean(error**2))),
+                "mae": float(np.mean(np.abs(error))),
+            }
+        return {
+            "rows": len(actual),
+            "accuracy": float(np.mean(predicted == actual)),
+            "macro_f1": macro_f1(predicted, actual, len(self.classes)),
+        }
+
+
+def _normal(classes: list[str] | None, chosen: str | None) -> int | None:
+    if classes is None:
+        return None
+    if chosen is not None:
+        if chosen not in classes:
+            raise ValueError(f"--normal {chosen} is not one of the classes: {', '.join(classes)}")
+        return classes.index(chosen)
+    for i, name in enumerate(classes):
+        if name.lower() in NORMAL_NAMES:
+            return i
+    return None
