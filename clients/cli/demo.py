@@ -310,7 +310,7 @@ def demo(
 
 
 def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float) -> None:
-    from fedpark.clients.cli.experiments import verify_files
+    from fedpark.clients.cli.models import verify_files
     from fedpark.clients.plots import plot_rounds
 
     folder = park.dir / "model"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
@@ -27,9 +26,6 @@ if TYPE_CHECKING:
 
 experiment_app = typer.Typer(
     help="Federated experiments on approved contracts.", no_args_is_help=True
-)
-model_app = typer.Typer(
-    help="Trained models with signed provenance manifests.", no_args_is_help=True
 )
 
 COLUMNS = (
@@ -246,79 +242,5 @@ def list_experiments(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOp
         show(api.experiments(), COLUMNS, as_json)
 
 
-def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
-    from fedpark.contracts import ContractError
-    from fedpark.contracts.signing import load_public_key
-    from fedpark.experiments.protocol import verify_model
-
-    try:
-        return verify_model(
-            weights.read_bytes(),
-            manifest.read_bytes(),
-            json.loads(signature.read_text()),
-            load_public_key(key.read_bytes()),
-        )
-    except (OSError, ValueError) as exc:
-        out.print(f"[red]error:[/red] cannot read the files: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    except ContractError as exc:
-        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-@model_app.command("download")
-def download(
-    experiment_id: IdArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")] = Path(),
-    hub: HubOpt = None,
-    token: TokenOpt = None,
-) -> None:
-    """Download a model, its manifest and signature, and verify them (exit 1 if they fail)."""
-    output.mkdir(parents=True, exist_ok=True)
-    files = {
-        "model.safetensors": "weights",
-        "manifest.json": "manifest",
-        "manifest.sig.json": "signature",
-    }
-    with client(hub, token) as api:
-        for name, part in files.items():
-            (output / name).write_bytes(api.model_part(experiment_id, part))
-        key = output / "hub-key.pem"
-        if not key.exists():  # pin the hub's key the first time; keep it after that
-            key.write_bytes(api.hub_key())
-    payload = verify_files(
-        output / "model.safetensors", output / "manifest.json", output / "manifest.sig.json", key
-    )
-    out.print(
-        f"[green]verified[/green] {experiment_id}: weights sha256 "
-        f"{payload['weights_sha256'][:16]}…, signed by hub key "
-        f"{json.loads((output / 'manifest.sig.json').read_text())['key_id']}",
-        highlight=False,
-    )
-    out.print(f"files in {output}")
-
-
-@model_app.command("verify")
-def verify(
-    model: Annotated[Path, typer.Argument(help="model.safetensors")],
-    manifest: Annotated[Path, typer.Argument(help="manifest.json")],
-    signature: Annotated[Path, typer.Option(help="manifest.sig.json")] = Path("manifest.sig.json"),
-    key: Annotated[Path, typer.Option(help="The hub's public key (PEM), pinned.")] = Path(
-        "hub-key.pem"
-    ),
-) -> None:
-    """Check offline that the hub signed this manifest and that it names these weights."""
-    payload = verify_files(model, manifest, signature, key)
-    facts = json.loads(manifest.read_text())
-    out.print(
-        f"[green]verified[/green]: experiment {payload['experiment_id']} on contract "
-        f"{facts['contract']['id']} {facts['contract']['version']}, "
-        f"{len(facts['rounds'])} rounds, contributing factories "
-        f"{', '.join(facts['participants'])}",
-        highlight=False,
-    )
-
-
 def register(root: typer.Typer) -> None:
     root.add_typer(experiment_app, name="experiment")
-    root.add_typer(model_app, name="model")

@@ -12,7 +12,16 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from fedpark.clients.cli import admin, contracts, data, data_sources, demo, experiments, factory
+from fedpark.clients.cli import (
+    admin,
+    contracts,
+    data,
+    data_sources,
+    demo,
+    experiments,
+    factory,
+    models,
+)
 from fedpark.experiments.protocol.errors import HubError
 
 err = Console(stderr=True)
@@ -31,6 +40,7 @@ app = typer.Typer(
 admin.register(app)
 contracts.register(app)
 experiments.register(app)
+models.register(app)
 factory.register(app)
 data.register(app)
 data_sources.register(data.app)

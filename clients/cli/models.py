@@ -1,0 +1,368 @@
+"""``fedpark model``: download a signed model, and run it at the factory (predict, export to
+ONNX, fine-tune on local rows, read its card). Everything but ``download`` works offline.
+
+Exit codes: 0 done; 1 refused (a model that does not verify, data that breaks the contract);
+2 unusable input (a missing or unreadable file, a wrong option).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
+
+if TYPE_CHECKING:
+    from fedpark.experiments.serving.folder import ModelFolder
+    from fedpark.experiments.serving.summary import Summary
+
+model_app = typer.Typer(
+    help="Trained models: download and verify them, predict, export to ONNX, fine-tune.",
+    no_args_is_help=True,
+)
+ModelDir = Annotated[Path, typer.Argument(help="A model folder (from `fedpark model download`).")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option("--key", help="The hub's public key to trust (default: the folder's pinned one)."),
+]
+DataArg = Annotated[Path, typer.Argument(help="A Parquet, Arrow IPC/Feather or CSV file.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    out.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def open_folder(folder: Path, key: Path | None = None) -> ModelFolder:
+    from fedpark.experiments.serving.folder import ModelFolderError, open_model
+
+    try:
+        return open_model(folder, key)
+    except ModelFolderError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@model_app.command("download")
+def download(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id (exp-...).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into.")] = Path(),
+    hub: HubOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Download a model, its manifest and signature, and verify them (exit 1 if they fail)."""
+    output.mkdir(parents=True, exist_ok=True)
+    files = {
+        "model.safetensors": "weights",
+        "manifest.json": "manifest",
+        "manifest.sig.json": "signature",
+    }
+    with client(hub, token) as api:
+        for name, part in files.items():
+            (output / name).write_bytes(api.model_part(experiment_id, part))
+        key = output / "hub-key.pem"
+        if not key.exists():  # pin the hub's key the first time; keep it after that
+            key.write_bytes(api.hub_key())
+    payload = verify_files(
+        output / "model.safetensors", output / "manifest.json", output / "manifest.sig.json", key
+    )
+    out.print(
+        f"[green]verified[/green] {experiment_id}: weights sha256 "
+        f"{payload['weights_sha256'][:16]}…, signed by hub key "
+        f"{json.loads((output / 'manifest.sig.json').read_text())['key_id']}",
+        highlight=False,
+    )
+    out.print(f"files in {output}; next: fedpark model show {output}", highlight=False)
+
+
+def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
+    from fedpark.contracts import ContractError
+    from fedpark.contracts.signing import load_public_key
+    from fedpark.experiments.protocol import verify_model
+
+    try:
+        return verify_model(
+            weights.read_bytes(),
+            manifest.read_bytes(),
+            json.loads(signature.read_text()),
+            load_public_key(key.read_bytes()),
+        )
+    except (OSError, ValueError) as exc:
+        out.print(f"[red]error:[/red] cannot read the files: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except ContractError as exc:
+        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@model_app.command("verify")
+def verify(
+    model: Annotated[Path, typer.Argument(help="model.safetensors")],
+    manifest: Annotated[Path, typer.Argument(help="manifest.json")],
+    signature: Annotated[Path, typer.Option(help="manifest.sig.json")] = Path("manifest.sig.json"),
+    key: Annotated[Path, typer.Option(help="The hub's public key (PEM), pinned.")] = Path(
+        "hub-key.pem"
+    ),
+) -> None:
+    """Check offline that the hub signed this manifest and that it names these weights."""
+    payload = verify_files(model, manifest, signature, key)
+    facts = json.loads(manifest.read_text())
+    out.print(
+        f"[green]verified[/green]: experiment {payload['experiment_id']} on contract "
+        f"{facts['contract']['id']} {facts['contract']['version']}, "
+        f"{len(facts['rounds'])} rounds, contributing factories "
+        f"{', '.join(facts['participants'])}",
+        highlight=False,
+    )
+
+
+@model_app.command("show")
+def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
+    """The model card: intended use, data, metrics per round and per factory, what each
+    factory gained against training alone, known limits, and how to run it."""
+    from fedpark.experiments.serving.card import model_card
+
+    model = open_folder(folder, key)
+    card = model_card(model.manifest, str(folder))
+    out.print(f"[bold]{card.title}[/bold]" + (" — fine-tuned locally" if model.local else ""))
+    for heading, lines in (("Intended use", card.intended_use), ("Data", card.data)):
+        out.print(f"\n[bold]{heading}[/bold]")
+        for line in lines:
+            out.print(f"  {line}", highlight=False)
+    if card.rounds:
+        table = Table(title="Rounds")
+        names = sorted({k for *_, m in card.rounds for k in m if k != "loss"})
+        for col in ("round", "factories", "rows", *names):
+            table.add_column(col)
+        for number, factories, rows, metrics in card.rounds:
+            cells = [f"{metrics[n]:.4f}" if n in metrics else "-" for n in names]
+            table.add_row(str(number), str(factories), str(rows), *cells)
+        out.print(table)
+    if card.gains:
+        out.print(gain_table(card.gains))
+    if model.local is not None:
+        local = model.local
+        out.print("\n[bold]Fine-tuned here[/bold]")
+        out.print(
+            f"  on {local.data.source}: {local.data.train_rows} rows, {local.epochs} epochs; "
+            f"held-out {local.data.held_out_rows} rows: before {_metrics(local.before)} → "
+            f"after {_metrics(local.after)}",
+            highlight=False,
+        )
+    out.print("\n[bold]Known limits[/bold]")
+    for line in card.limits:
+        out.print(f"  {line}", highlight=False)
+    out.print("\n[bold]How to run it[/bold]")
+    for line in card.usage:
+        out.print(f"  {line}", highlight=False)
+
+
+def gain_table(gains: list[tuple[str, str, float, float]]) -> Table:
+    """Per factory and metric: alone, federated, and the difference."""
+    table = Table(title="What each factory gained (its own held-out rows)")
+    for col in ("factory", "metric", "alone", "federated", "gain"):
+        table.add_column(col)
+    for org, metric, alone, federated in gains:
+        table.add_row(org, metric, f"{alone:.4f}", f"{federated:.4f}", f"{federated - alone:+.4f}")
+    return table
+
+
+def _metrics(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
+
+
+@model_app.command("predict")
+def predict(
+    folder: ModelDir,
+    data: DataArg,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="predictions.parquet or predictions.csv")
+    ] = Path("predictions.parquet"),
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Skip rows that break a per-row rule instead of refusing."
+        ),
+    ] = False,
+    normal: Annotated[
+        str | None,
+        typer.Option(help="The class that raises no alarm (default: normal, ok, 0, ...)."),
+    ] = None,
+    key: KeyOpt = None,
+) -> None:
+    """Predict every row of DATA: checked against the model's contract, written with its
+    row number, ids and time; a summary per series and the alarms follow."""
+    from fedpark.experiments.serving.outputs import output_format
+    from fedpark.experiments.serving.predict import PredictionError, PredictOptions, predict_file
+
+    try:
+        output_format(output)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    if not data.is_file():
+        raise _fail(f"{data} is not a file", 2)
+    model = open_folder(folder, key)
+    try:
+        options = PredictOptions(skip_invalid=skip_invalid, normal=normal)
+        with _RowProgress(data) as advance:
+            summary = predict_file(model, data, output, options, advance)
+    except PredictionError as exc:
+        if exc.report is not None:
+            _print_refusal(exc.report)
+            raise _fail(str(exc), 1) from None
+        raise _fail(str(exc), 2) from None
+    except ValueError as exc:  # --normal names no class
+        raise _fail(str(exc), 2) from None
+    print_summary(summary, output)
+
+
+def _print_refusal(report: Any) -> None:
+    for d in report.schema_differences:
+        if d.is_error:
+            out.print(f"  column {d.column}: {d.kind} (expected {d.expected})", highlight=False)
+    for v in report.violations[:20]:
+        rows = ", ".join(str(r) for r in v.first_rows)
+        where = f" column {v.column}" if v.column else ""
+        out.print(f"  {v.rule}{where}: {v.count} rows (first: {rows})", highlight=False)
+
+
+class _RowProgress:
+    """A progress bar over rows on a terminal; nothing in a log."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.bar: Progress | None = None
+
+    def __enter__(self) -> Any:
+        if not out.is_terminal:
+            return None
+        total = _rows(self.data)
+        self.bar = Progress(
+            TextColumn("predicting"), BarColumn(), TextColumn("{task.completed} rows"),
+            TimeElapsedColumn(), console=out, transient=True,
+        )  # fmt: skip
+        task = self.bar.add_task("rows", total=total)
+        self.bar.start()
+        bar = self.bar
+        return lambda n: bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _rows(data: Path) -> int | None:
+    from fedpark.contracts.reader import open_source
+
+    try:
+        return open_source(data).num_rows
+    except Exception:  # the prediction itself says what is wrong with the file
+        return None
+
+
+def print_summary(summary: Summary, output: Path) -> None:
+    out.print(
+        f"[green]predicted[/green] {summary.predicted} of {summary.rows} rows → {output}"
+        + (f"; skipped {summary.skipped} rows that break the contract" if summary.skipped else "")
+        + (f"; {summary.no_window} rows before a full window" if summary.no_window else ""),
+        highlight=False,
+    )
+    if summary.classes and summary.counts:
+        table = Table(title="Rows per predicted class")
+        table.add_column("series")
+        for name in summary.classes:
+            table.add_column(name, justify="right")
+        for series, counts in sorted(summary.counts.items()):
+            table.add_row(series or "(all)", *(str(int(c)) for c in counts))
+        out.print(table)
+    if summary.alarm_count:
+        table = Table(title=f"Alarms: {summary.alarm_count} (first row of each non-normal stretch)")
+        for col in ("series", "row", "time", "predicted"):
+            table.add_column(col)
+        for alarm in summary.alarms[:20]:
+            table.add_row(alarm.series or "-", str(alarm.row), alarm.time or "-", alarm.predicted)
+        out.print(table)
+        if summary.alarm_count > 20:
+            out.print(
+                f"… {summary.alarm_count - 20} more: rows where predicted_{summary.label} "
+                "turns from normal in the output",
+                highlight=False,
+            )
+    metrics = summary.metrics()
+    if metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "rows")
+        out.print(f"on the {metrics['rows']} rows with a label: {shown}", highlight=False)
+
+
+@model_app.command("export-onnx")
+def export_onnx(
+    folder: ModelDir,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .onnx file.")] = Path(
+        "model.onnx"
+    ),
+    key: KeyOpt = None,
+) -> None:
+    """Export to ONNX: one input per contract feature (numbers in their unit, categories as
+    strings), standardization and softmax inside, label names in the metadata."""
+    import logging
+    import warnings
+
+    from fedpark.experiments.serving.onnx_export import export_onnx as export
+
+    model = open_folder(folder, key)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # the exporter's progress chatter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export(model, output)
+    package = model.package
+    inputs = ", ".join(package.features.inputs)
+    shape = f"[batch, {package.window}]" if package.window else "[batch]"
+    out.print(f"wrote {output}: inputs {inputs} ({shape} each)", markup=False, highlight=False)
+    if package.task == "classification":
+        out.print("outputs: probabilities, class_index, label", highlight=False)
+    else:
+        out.print(f"output: value in {package.features.label_unit or 'the label unit'}")
+
+
+@model_app.command("finetune")
+def finetune(
+    folder: ModelDir,
+    data: DataArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="A new folder.")] = Path(
+        "local-model"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, max=1000, help="Local epochs.")] = 5,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0, help="Default: the experiment's.")
+    ] = None,
+    key: KeyOpt = None,
+) -> None:
+    """Fine-tune on this factory's rows only: a new model folder that names its parent and
+    reports before/after on the most recent rows (held out). It stays here."""
+    from fedpark.experiments.serving.finetune import finetune as tune
+    from fedpark.experiments.serving.predict import PredictionError
+
+    if not data.is_file():
+        raise _fail(f"{data} is not a file", 2)
+    model = open_folder(folder, key)
+    try:
+        with out.status("fine-tuning"):
+            local = tune(model, data, output, epochs=epochs, learning_rate=learning_rate)
+    except PredictionError as exc:
+        if exc.report is not None:
+            _print_refusal(exc.report)
+            raise _fail(str(exc), 1) from None
+        raise _fail(str(exc), 2) from None
+    out.print(
+        f"[green]fine-tuned[/green] → {output}: held-out {local.data.held_out_rows} rows, "
+        f"before {_metrics(local.before)}; after {_metrics(local.after)}",
+        highlight=False,
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(model_app, name="model")
