@@ -224,6 +224,19 @@ def status(
         out.print(f"error: {state.error}", highlight=False)
     if rounds:
         out.print(metrics_table(reported(rounds)))
+        print_gains(reported(rounds))
+
+
+def print_gains(rounds: list[RoundReport]) -> None:
+    """The last evaluation's table of alone vs federated per factory, if it has one."""
+    from fedpark.clients.cli.models import gain_table
+    from fedpark.experiments.protocol.manifest import factory_gains
+    from fedpark.experiments.serving.card import gain_rows
+
+    gains = factory_gains(rounds)
+    if gains:
+        task = "classification" if "accuracy" in gains[0].federated else "regression"
+        out.print(gain_table(gain_rows(gains, task)))
 
 
 @experiment_app.command("stop")

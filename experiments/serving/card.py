@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fedpark.experiments.protocol.manifest import GAIN_METRICS, ModelManifest
+from fedpark.experiments.protocol.manifest import GAIN_METRICS, FactoryGain, ModelManifest
 
 
 @dataclass
@@ -59,12 +59,7 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
     factories = [
         (g.org, g.examples, _pick(g.federated, GAIN_METRICS[task])) for g in manifest.gains
     ]
-    gains = [
-        (g.org, name, g.alone[name], g.federated[name])
-        for g in manifest.gains
-        for name in GAIN_METRICS[task]
-        if name in g.alone and name in g.federated
-    ]
+    gains = gain_rows(manifest.gains, task)
     limits = _limits(manifest)
     usage = [
         f"fedpark model predict {folder} DATA -o predictions.parquet",
@@ -84,6 +79,16 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
         limits=limits,
         usage=usage,
     )
+
+
+def gain_rows(gains: list[FactoryGain], task: str) -> list[tuple[str, str, float, float]]:
+    """(factory, metric, alone, federated) for the task's headline metrics."""
+    return [
+        (g.org, name, g.alone[name], g.federated[name])
+        for g in gains
+        for name in GAIN_METRICS[task]
+        if name in g.alone and name in g.federated
+    ]
 
 
 def _pick(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from fedpark.contracts import Contract, validate_file
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.model import ColumnRole, TableRules
-from fedpark.contracts.reader import open_source
+from fedpark.contracts.reader import CsvValueError, open_source
 from fedpark.contracts.report import ValidationReport
 from fedpark.experiments.features import FeaturePlan, encode_inputs
 from fedpark.experiments.serving.folder import ModelFolder
@@ -74,6 +74,8 @@ def predict_file(
     types = {c.name: c.arrow_type for c in contract.columns}
     try:
         names = set(open_source(data, csv_types=types).schema.names)
+    except CsvValueError:  # a cell of another type: the validator's report names its row
+        names = set(types)
     except DataError as exc:
         raise PredictionError(f"{data.name} {exc.failure.describe()}") from None
     label = model.package.features.label

@@ -108,6 +108,51 @@ def _no_secret_in_any_log(folder: Path, tokens: list[str], s3: EmbeddedS3) -> No
         assert "fpk_" not in text and "fprun_" not in text, log
 
 
+def _runs_at_the_factory(hub: HubProcess, folder: Path) -> None:
+    """The downloaded folder runs offline: its card shows what each factory gained; predict
+    on each factory's held-out rows (its most recent 20%) gives the accuracy the manifest
+    claims; the ONNX export gives torch's probabilities."""
+    import numpy as np
+    import onnxruntime
+    import pyarrow.parquet as pq
+    from samples import sensor_table
+
+    facts = json.loads((folder / "manifest.json").read_text())
+    assert [g["org"] for g in facts["gains"]] == ["acme", "bravo"]
+    assert all({"accuracy", "macro_f1"} <= set(g["alone"]) for g in facts["gains"])
+    card = _cli(hub, None, "model", "show", str(folder))
+    assert card.returncode == 0 and "What each factory gained" in card.stdout, card.stdout
+    correct = total = 0
+    for i, org in enumerate(("acme", "bravo")):  # start_park's files: sensor_table(1500, 10+i)
+        held = sensor_table(rows=1500, seed=10 + i).slice(1200)
+        pq.write_table(held, folder / f"{org}-held.parquet")
+        out = folder / f"{org}-predictions.parquet"
+        got = _cli(hub, None, "model", "predict", str(folder), str(folder / f"{org}-held.parquet"),
+                   "-o", str(out))  # fmt: skip
+        assert got.returncode == 0 and "predicted 300 of 300 rows" in got.stdout, got.stdout
+        predicted = pq.read_table(out)
+        assert predicted.column("row").to_pylist() == list(range(300))
+        hits = np.equal(predicted["predicted_fault"], predicted["fault"])
+        correct, total = correct + int(np.sum(hits)), total + 300
+    claimed = facts["rounds"][-1]["evaluate"]["accuracy"]
+    assert abs(correct / total - claimed) < 1e-6, (correct / total, claimed)
+
+    onnx_file = folder / "model.onnx"
+    exported = _cli(hub, None, "model", "export-onnx", str(folder), "-o", str(onnx_file))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    session = onnxruntime.InferenceSession(str(onnx_file))
+    held = pq.read_table(folder / "acme-held.parquet")
+    feeds = {
+        "temp": held["temp"].to_numpy().astype(np.float32),
+        "pressure": held["pressure"].to_numpy(zero_copy_only=False).astype(np.float32),
+        "machine": np.array(held["machine"].to_pylist(), dtype=object),
+    }
+    probabilities = session.run(["probabilities"], feeds)[0]
+    torch_side = pq.read_table(folder / "acme-predictions.parquet")
+    expected = np.stack([torch_side[f"probability_{c}"].to_numpy() for c in range(4)], axis=1)
+    assert np.abs(probabilities - expected).max() < 1e-5
+
+
 def _cli(hub: HubProcess, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
     env = clean_env(
         FEDPARK_HUB=hub.url, COLUMNS="200", **({"FEDPARK_TOKEN": token} if token else {})
@@ -121,6 +166,7 @@ def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, fol
     status = _cli(hub, people["alice"].token, "experiment", "status", experiment)
     assert status.returncode == 0 and "finished" in status.stdout
     assert "2 (2400 examples)" in status.stdout  # both factories trained every round
+    assert "What each factory gained" in status.stdout
     got = _cli(hub, people["buyer"].token, "model", "download", experiment, "-o", str(folder))
     assert got.returncode == 0 and "verified" in got.stdout, got.stdout + got.stderr
 
@@ -140,6 +186,7 @@ def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, fol
 
     offline = verify()
     assert offline.returncode == 0 and "2 rounds" in offline.stdout
+    _runs_at_the_factory(hub, folder)
     weights = bytearray((folder / "model.safetensors").read_bytes())
     weights[-1] ^= 0x01
     (folder / "model.safetensors").write_bytes(bytes(weights))
