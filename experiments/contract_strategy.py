@@ -29,6 +29,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from fedpark.experiments.protocol import (
+    ALONE_PREFIX,
     EVALUATE_FIRST,
     EVALUATION_RECORD,
     FactoryRefusal,
@@ -208,7 +209,11 @@ class ContractStrategy(Strategy):
         if len({r.org for r in results}) < self.min_factories:
             return None  # an average of fewer than k factories' metrics is not published
         metrics = self.strategy.aggregate_evaluate(server_round, updates)
-        state.evaluate = _floats(metrics)
+        # the federated model's figures; each factory's alone-baseline stays per factory
+        # (the gain table), an average of them describes no model
+        state.evaluate = {
+            k: v for k, v in _floats(metrics).items() if not k.startswith(ALONE_PREFIX)
+        }
         return metrics
 
     # -- reporting -------------------------------------------------------------------------

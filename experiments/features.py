@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from fedpark.contracts import Contract
 from fedpark.contracts.model import Column, ColumnRole
 from fedpark.contracts.types import is_numeric
-from fedpark.experiments.protocol.package import CategoricalFeature, FeatureSpec
-from fedpark.experiments.protocol.spec import Normalization, is_scalar_number
+from fedpark.experiments.protocol.package import CategoricalFeature, FeatureSpec, Normalization
+from fedpark.experiments.protocol.spec import is_scalar_number
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ def demo(
             )
             follow(researcher, experiment)
             rounds_done = reported(researcher.rounds(experiment))
-        _results(park, experiment, rounds_done, time.perf_counter() - started)
+        _results(park, experiment, rounds_done, time.perf_counter() - started, hours)
         if keep_running:
             out.print(f"\nEverything keeps running (hub {park.url}) until you press Ctrl-C.")
             while all(p.alive() for p in park.processes + park.factories):
@@ -309,7 +309,44 @@ def demo(
         out.print(f"Everything the demo started is stopped. Results and logs: {data_dir}")
 
 
-def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float) -> None:
+def _held_out(park: Park, folder: Path, hours: float) -> None:
+    """The partner runs the model on a plant run no factory trained on (a fresh simulation
+    of the first plant's mode and fault), and reads the manifest's claim and gain table."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from fedpark.clients.cli.models import gain_table
+    from fedpark.datasets import tep
+    from fedpark.experiments.serving.card import gain_rows
+    from fedpark.experiments.serving.folder import open_model
+    from fedpark.experiments.serving.predict import predict_file
+
+    plant = park.plants[0]
+    fault = next(iter(plant.faults), 0)
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    plan = tep.RunPlan("held-out", plant.mode, 424_242, fault, min(hours, 6.0), 1.0, start)
+    data = park.dir / "held-out-run.parquet"
+    pq.write_table(tep.simulate_run(plan), data)
+    model = open_model(folder)
+    summary = predict_file(model, data, park.dir / "predictions.parquet")
+    metrics = summary.metrics() or {}
+    claimed = model.manifest.rounds[-1].evaluate if model.manifest.rounds else {}
+    out.print(
+        f"partner predicted a held-out run ({plant.mode}, fault {fault}, {summary.rows} rows): "
+        f"accuracy {metrics.get('accuracy', float('nan')):.3f} there; the manifest claims "
+        f"{claimed.get('accuracy', float('nan')):.3f} on the factories' held-out rows; "
+        f"{summary.alarm_count} alarms",
+        highlight=False,
+    )
+    gains = gain_rows(model.manifest.gains, model.package.task)
+    if gains:
+        out.print(gain_table(gains))
+
+
+def _results(
+    park: Park, experiment: str, rounds: list[RoundReport], took: float, hours: float
+) -> None:
     from fedpark.clients.cli.models import verify_files
     from fedpark.clients.plots import plot_rounds
 
@@ -333,6 +370,7 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
         f"partner {PARTNER_ORG} downloaded the model and verified the hub's signature "
         f"(weights sha256 {payload['weights_sha256'][:12]}…)"
     )
+    _held_out(park, folder, hours)
     plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: TEP fault diagnosis")
     table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
     table.add_column("what", no_wrap=True)
@@ -340,6 +378,7 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     table.add_row("hub", park.url)
     table.add_row("model, manifest, signature", str(folder))
     table.add_row("metrics plot", str(plot))
+    table.add_row("predictions on the held-out run", str(park.dir / "predictions.parquet"))
     table.add_row("logs", str(park.dir / "logs"))
     out.print(table)
     # On a line of its own, never wrapped (a table cell breaks paths mid-word): to copy.

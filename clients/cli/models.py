@@ -317,7 +317,12 @@ def export_onnx(
     logging.getLogger("torch").setLevel(logging.ERROR)  # the exporter's progress chatter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export(model, output)
+        try:
+            export(model, output)
+        except OSError:
+            raise _fail(f"cannot write {output}", 2) from None
+        except Exception as exc:  # the exporter's text is torch's internals, not for users
+            raise _fail(f"the ONNX export failed ({type(exc).__name__})", 1) from None
     package = model.package
     inputs = ", ".join(package.features.inputs)
     shape = f"[batch, {package.window}]" if package.window else "[batch]"

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         sign_manifest,
         verify_model,
     )
+    from fedpark.experiments.protocol.package import Normalization
     from fedpark.experiments.protocol.plan import (
         DP_PARAMS,
         STRATEGY_PARAMS,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
         SPEC_KEY,
         DirectoryOutput,
         HubOutput,
-        Normalization,
         RunSpec,
         pooled_normalization,
     )
@@ -76,7 +76,7 @@ _EXPORTS = {
     "ModelManifest": "fedpark.experiments.protocol.manifest",
     "ModelSettings": "fedpark.experiments.protocol.plan",
     "NodeFailure": "fedpark.experiments.protocol.reports",
-    "Normalization": "fedpark.experiments.protocol.spec",
+    "Normalization": "fedpark.experiments.protocol.package",
     "ProblemKind": "fedpark.experiments.protocol.reports",
     "REFUSAL_CODE": "fedpark.experiments.protocol.reports",
     "RoundReport": "fedpark.experiments.protocol.reports",

@@ -60,7 +60,7 @@ class LocalData(Wire):
 class LocalManifest(Wire):
     """A fine-tuned model's manifest: its parent, its data, and what fine-tuning changed."""
 
-    format: Literal["fedpark-local-model/v1"] = LOCAL_FORMAT
+    format: Literal["fedpark-local-model/v1"] = "fedpark-local-model/v1"
     parent: LocalParent
     weights: ManifestWeights
     package: ModelPackage

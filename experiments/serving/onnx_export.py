@@ -17,7 +17,9 @@ Outputs: a classifier gives ``probabilities [batch, classes]``, ``class_index [b
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +34,9 @@ NUMERIC, ONEHOT = "fedpark__numeric", "fedpark__onehot"
 
 class _Pipeline(nn.Module):
     """Standardize, join the one-hot part, run the network, then softmax."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, mean: np.ndarray, std: np.ndarray, softmax: bool) -> None:
         super().__init__()
@@ -63,7 +68,7 @@ def export_onnx(model: ModelFolder, output: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def build_onnx(model: ModelFolder) -> object:
+def build_onnx(model: ModelFolder) -> Any:
     """The ONNX ``ModelProto``, checked by ``onnx.checker``."""
     import onnx
 
@@ -91,6 +96,8 @@ def build_onnx(model: ModelFolder) -> object:
         dynamo=True,
         verbose=False,
     )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
     _named_inputs(proto, model, len(lead))
     _metadata(proto, model)
@@ -98,12 +105,12 @@ def build_onnx(model: ModelFolder) -> object:
     return proto
 
 
-def _named_inputs(proto: object, model: ModelFolder, rank: int) -> None:
+def _named_inputs(proto: Any, model: ModelFolder, rank: int) -> None:
     """Replace the pipeline's two tensors with one input per contract feature."""
     from onnx import TensorProto, helper, numpy_helper
 
     features = model.package.features
-    graph = proto.graph  # type: ignore[attr-defined]
+    graph = proto.graph
     window = model.package.window
     shape: list[int | str] = ["batch", window] if window else ["batch"]
     units = {c["name"]: c.get("unit") for c in model.package.contract["columns"]}
@@ -143,22 +150,22 @@ def _named_inputs(proto: object, model: ModelFolder, rank: int) -> None:
         _label_outputs(graph, features.classes or [])
 
 
-def _label_outputs(graph: object, classes: list[object]) -> None:
+def _label_outputs(graph: Any, classes: Sequence[object]) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     strings = any(isinstance(c, str) for c in classes)
     values = np.array(classes, dtype=object if strings else np.int64)
     if not strings and any(isinstance(c, float) for c in classes):
         values = np.array(classes, dtype=np.float64)
-    graph.initializer.append(numpy_helper.from_array(values, "fedpark__classes"))  # type: ignore[attr-defined]
-    graph.node.extend(  # type: ignore[attr-defined]
+    graph.initializer.append(numpy_helper.from_array(values, "fedpark__classes"))
+    graph.node.extend(
         [
             helper.make_node("ArgMax", ["probabilities"], ["class_index"], axis=1, keepdims=0),
             helper.make_node("Gather", ["fedpark__classes", "class_index"], ["label"], axis=0),
         ]
     )
     kind = helper.np_dtype_to_tensor_dtype(values.dtype) if not strings else TensorProto.STRING
-    graph.output.extend(  # type: ignore[attr-defined]
+    graph.output.extend(
         [
             helper.make_tensor_value_info("class_index", TensorProto.INT64, ["batch"]),
             helper.make_tensor_value_info("label", kind, ["batch"]),
@@ -166,7 +173,7 @@ def _label_outputs(graph: object, classes: list[object]) -> None:
     )
 
 
-def _metadata(proto: object, model: ModelFolder) -> None:
+def _metadata(proto: Any, model: ModelFolder) -> None:
     from onnx import helper
 
     package, manifest = model.package, model.manifest
@@ -185,8 +192,8 @@ def _metadata(proto: object, model: ModelFolder) -> None:
         "fedpark.window": str(package.window or 1),
     }
     helper.set_model_props(proto, facts)
-    proto.producer_name = "fedpark"  # type: ignore[attr-defined]
-    proto.doc_string = (  # type: ignore[attr-defined]
+    proto.producer_name = "fedpark"
+    proto.doc_string = (
         f"FedPark model of experiment {manifest.experiment.id} on contract "
         f"{manifest.contract.id}@{manifest.contract.version}: inputs are the contract's "
         "feature columns by name (numbers as float32 in their unit, categories as strings)"
