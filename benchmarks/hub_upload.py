@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from minio import Minio
@@ -29,7 +30,14 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from harness import HubProcess, build_park, contract_in_state, hub_env, running_experiment
+from harness import (
+    HubProcess,
+    build_park,
+    contract_in_state,
+    finish_body,
+    hub_env,
+    running_experiment,
+)
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
@@ -93,10 +101,10 @@ class Stream:
         return out
 
 
-def upload_target(hub: HubProcess) -> tuple[str, str, str]:
+def upload_target(hub: HubProcess) -> tuple[str, str, str, dict[str, Any]]:
     """A running experiment on an approved contract (written to the catalog: the benchmark
     is about the transfer, not about Flower). Returns its id, the run's token, and the token
-    of a partner that may download its model."""
+    of a partner that may download its model, and the contract."""
     park = build_park(hub)
     policy = contract_data()["policy"] | {"model_download_orgs": ["acme"], "min_factories": 1}
     contract = contract_in_state(park, "approved", policy=policy)
@@ -105,10 +113,10 @@ def upload_target(hub: HubProcess) -> tuple[str, str, str]:
         experiment_id, token = running_experiment(catalog, contract, "acme", ["acme"])
     finally:
         catalog.dispose()
-    return experiment_id, token, park.members["acme-partner"].token
+    return experiment_id, token, park.members["acme-partner"].token, contract
 
 
-def seal(hub: HubProcess, experiment_id: str, token: str) -> None:
+def seal(hub: HubProcess, experiment_id: str, token: str, contract: dict[str, Any]) -> None:
     report = RoundReport(
         round=1,
         contributors=["acme"],
@@ -118,14 +126,14 @@ def seal(hub: HubProcess, experiment_id: str, token: str) -> None:
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=600) as run:
         base = f"{hub.url}/api/v1/runs/{experiment_id}"
         assert run.post(f"{base}/rounds", json=report.model_dump(mode="json")).status_code == 204
-        assert run.post(f"{base}/finish", json={"summary": {}}).status_code == 204
+        assert run.post(f"{base}/finish", json=finish_body(contract)).status_code == 204
 
 
 def run_once(s3: EmbeddedS3, size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         hub = HubProcess(Path(tmp) / "hub", hub_env(s3)).start()
         try:
-            experiment_id, token, partner = upload_target(hub)
+            experiment_id, token, partner, contract = upload_target(hub)
             pid = hub.process.process.pid if hub.process and hub.process.process else 0
             idle = rss_mib(pid)
             headers = {
@@ -141,7 +149,7 @@ def run_once(s3: EmbeddedS3, size: int) -> dict[str, float]:
                 )
                 upload_s = time.perf_counter() - started
             assert answer.status_code == 204, answer.text
-            seal(hub, experiment_id, token)
+            seal(hub, experiment_id, token, contract)
             reader = {"Authorization": f"Bearer {partner}"}
             with PeakRss(pid) as down, httpx.Client(timeout=600, headers=reader) as http:
                 started = time.perf_counter()

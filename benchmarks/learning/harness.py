@@ -198,6 +198,7 @@ def run_fedpark(
         round_timeout=3600,
         normalization=study.norm,
         seed=seed,
+        local_baseline=False,  # the harness trains its own local-only arms, on the test set
         output=DirectoryOutput(directory=str(out)),
     )
     spec_json = spec.model_dump_json()

@@ -318,7 +318,7 @@ def _held_out(park: Park, folder: Path, hours: float) -> None:
 
     from fedpark.clients.cli.models import gain_table
     from fedpark.datasets import tep
-    from fedpark.experiments.serving.card import gain_rows
+    from fedpark.experiments.protocol.card import gain_rows
     from fedpark.experiments.serving.folder import open_model
     from fedpark.experiments.serving.predict import predict_file
 

@@ -95,6 +95,13 @@ def launch(
         ),
     ] = 1,
     round_timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 600,
+    local_baseline: Annotated[
+        bool,
+        typer.Option(
+            help="After the last round each factory also trains on its rows alone (same "
+            "budget) and reports both metrics: what joining gained it."
+        ),
+    ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
@@ -126,6 +133,7 @@ def launch(
         min_factories=min_factories,
         rounds_below_k=rounds_below_k,
         round_timeout=round_timeout,
+        local_baseline=local_baseline,
     )
     with client(hub, token) as api:
         created = api.launch(plan)
@@ -230,8 +238,8 @@ def status(
 def print_gains(rounds: list[RoundReport]) -> None:
     """The last evaluation's table of alone vs federated per factory, if it has one."""
     from fedpark.clients.cli.models import gain_table
+    from fedpark.experiments.protocol.card import gain_rows
     from fedpark.experiments.protocol.manifest import factory_gains
-    from fedpark.experiments.serving.card import gain_rows
 
     gains = factory_gains(rounds)
     if gains:

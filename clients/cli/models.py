@@ -124,7 +124,7 @@ def verify(
 def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
     """The model card: intended use, data, metrics per round and per factory, what each
     factory gained against training alone, known limits, and how to run it."""
-    from fedpark.experiments.serving.card import model_card
+    from fedpark.experiments.protocol.card import model_card
 
     model = open_folder(folder, key)
     card = model_card(model.manifest, str(folder))

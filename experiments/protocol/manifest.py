@@ -19,7 +19,7 @@ from pydantic import Field
 from fedpark.contracts.errors import SignatureError
 from fedpark.contracts.signing import canonical, sign_document, verify_document
 from fedpark.experiments.protocol.base import Wire
-from fedpark.experiments.protocol.package import ModelPackage
+from fedpark.experiments.protocol.package import LabelValue, ModelPackage
 from fedpark.experiments.protocol.plan import ModelSettings, TrainSettings
 from fedpark.experiments.protocol.reports import ALONE_PREFIX, RoundReport
 
@@ -140,6 +140,10 @@ class ModelManifest(Wire):
     gains: list[FactoryGain] = Field(
         default_factory=list,
         description="Per factory: the federated model against one trained on its rows alone",
+    )
+    unseen_classes: list[LabelValue] = Field(
+        default_factory=list,
+        description="Label values no contributing factory declared at least k rows of",
     )
     fedpark_version: str
     started_at: str | None

@@ -51,9 +51,14 @@ class PredictOptions:
 
 
 def prediction_contract(contract: Contract, with_label: bool) -> Contract:
-    """The contract as prediction reads it: the label may be absent (it is what is predicted)
-    and the row-count bounds, which describe a training set, do not apply."""
-    columns = [c for c in contract.columns if with_label or c.role is not ColumnRole.LABEL]
+    """The contract as prediction reads it: the label may be absent (it is what is predicted);
+    the row-count bounds, which describe a training set, and ``unique``, which would keep a
+    whole column in memory, do not apply: every other rule does, row by row."""
+    columns = [
+        c.model_copy(update={"rules": c.rules.model_copy(update={"unique": False})})
+        for c in contract.columns
+        if with_label or c.role is not ColumnRole.LABEL
+    ]
     return contract.model_copy(update={"columns": columns, "rows": TableRules()})
 
 

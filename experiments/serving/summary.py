@@ -12,7 +12,6 @@ import pyarrow as pa
 
 from fedpark.contracts.report import ValidationReport
 from fedpark.experiments.protocol.package import ModelPackage
-from fedpark.experiments.training import macro_f1
 
 # Names of a class that means "nothing is wrong" (compared lowercase); an integer label's 0
 # (fault code 0) too. ``--normal`` names it when neither fits.
@@ -40,8 +39,10 @@ class Summary:
     alarms: list[Alarm] = field(default_factory=list)
     alarm_count: int = 0
     last: dict[str, int] = field(default_factory=dict)  # series -> last predicted class
-    predicted_values: list[np.ndarray] = field(default_factory=list)
-    actual: list[np.ndarray] = field(default_factory=list)
+    # Against the file's labels, in bounded memory: a confusion matrix (actual x predicted),
+    # or the count, squared and absolute errors of a regression.
+    confusion: np.ndarray | None = None
+    errors: np.ndarray = field(default_factory=lambda: np.zeros(3))
     report: ValidationReport | None = None
 
     @classmethod
@@ -99,34 +100,34 @@ class Summary:
         actual = np.asarray(labels.to_numpy(zero_copy_only=False), dtype=object)[rows]
         if self.classes is None:
             known = np.array([a is not None for a in actual], bool)
-            self.actual.append(actual[known].astype(np.float64))
-            self.predicted_values.append(out[known].astype(np.float64))
+            error = out[known].astype(np.float64) - actual[known].astype(np.float64)
+            self.errors += [len(error), float(np.sum(error**2)), float(np.sum(np.abs(error)))]
             return
         index = {name: i for i, name in enumerate(self.classes)}
         codes = np.fromiter((index.get(str(a), -1) for a in actual), np.int64, len(actual))
         known = codes >= 0
-        self.actual.append(codes[known])
-        self.predicted_values.append(out.argmax(axis=1)[known])
+        if self.confusion is None:
+            self.confusion = np.zeros((len(self.classes), len(self.classes)), np.int64)
+        np.add.at(self.confusion, (codes[known], out.argmax(axis=1)[known]), 1)
 
     def metrics(self) -> dict[str, Any] | None:
         """The model's metrics on the rows whose label the file holds (None: no labels)."""
-        if not self.actual:
-            return None
-        actual = np.concatenate(self.actual)
-        predicted = np.concatenate(self.predicted_values)
-        if not len(actual):
-            return None
         if self.classes is None:
-            error = predicted - actual
-            return {
-                "rows": len(actual),
-                "rmse": float(np.sqrt(np.mean(error**2))),
-                "mae": float(np.mean(np.abs(error))),
-            }
+            n, squared, absolute = self.errors
+            if not n:
+                return None
+            return {"rows": int(n), "rmse": float(np.sqrt(squared / n)), "mae": absolute / n}
+        if self.confusion is None or not self.confusion.sum():
+            return None
+        matrix = self.confusion
+        tp = np.diag(matrix)
+        fp, fn = matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
+        present = (tp + fp + fn) > 0  # classes in the labels or the predictions, as in training
+        f1 = 2 * tp[present] / (2 * tp[present] + fp[present] + fn[present])
         return {
-            "rows": len(actual),
-            "accuracy": float(np.mean(predicted == actual)),
-            "macro_f1": macro_f1(predicted, actual, len(self.classes)),
+            "rows": int(matrix.sum()),
+            "accuracy": float(tp.sum() / matrix.sum()),
+            "macro_f1": float(np.mean(f1)),
         }
 
 

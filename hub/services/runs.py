@@ -24,7 +24,7 @@ from fedpark.experiments.protocol.manifest import (
     factory_gains,
     sign_manifest,
 )
-from fedpark.experiments.protocol.package import ModelPackage
+from fedpark.experiments.protocol.package import LabelValue, ModelPackage
 from fedpark.experiments.protocol.resources.experiments import RoundReportCreate, RunFinishCreate
 from fedpark.hub.errors import (
     AuthenticationError,
@@ -208,11 +208,31 @@ class RunReportService:
             weights=ManifestWeights(sha256=weights_sha256),
             package=body.package,
             gains=factory_gains(rounds),
+            unseen_classes=self._unseen_classes(run, body.package, contributors(rounds)),
             fedpark_version=__version__,
             started_at=run.started_at.isoformat() if run.started_at else None,
             ended_at=utcnow().isoformat(),
             summary={k: v for k, v in body.summary.items() if isinstance(v, int | float | str)},
         )
+
+    def _unseen_classes(
+        self, run: Experiment, package: ModelPackage, orgs: list[str]
+    ) -> list[LabelValue]:
+        """The classes none of ``orgs`` declared at least k rows of (their compliant data
+        under the run's contract version): the model cannot have learned them."""
+        classes = package.features.classes
+        if package.task != "classification" or not classes:
+            return []
+        with self.storage.unit_of_work() as uow:
+            rows = uow.datasets.list(
+                run.contract_id, run.contract_version, org_id=None, offset=0, limit=10_000
+            )
+        seen: set[str] = set()
+        for dataset in rows:
+            if dataset.compliant and dataset.org_id in orgs:
+                label = [c for c in dataset.profile.columns if c.name == package.features.label]
+                seen.update(str(name) for c in label for name in (c.categories or {}))
+        return [c for c in classes if str(c) not in seen]
 
 
 def _check_package(run: Experiment, package: ModelPackage) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from harness import running_experiment
 from inprocess import InProcessHub, in_process_hub
-from samples import contract_data, sensor_table
+from samples import contract_data, package_for, sensor_table
 
 from fedpark.contracts import Contract, validate_table
 from fedpark.contracts.ref import ContractRef
@@ -23,10 +23,12 @@ from fedpark.contracts.signing import load_public_key, verify_contract
 from fedpark.experiments.protocol import FactoryResult, RoundReport
 from fedpark.experiments.protocol.client import HubClient, RetryPolicy
 from fedpark.experiments.protocol.errors import HubApiError, HubAuthError, HubUnreachableError
+from fedpark.experiments.protocol.manifest import ModelManifest
 from fedpark.experiments.protocol.resources.contracts import ContractStatus, RejectionCreate
 from fedpark.experiments.protocol.resources.experiments import (
     ExperimentStatus,
     RunFailureCreate,
+    RunFinishCreate,
 )
 from fedpark.experiments.protocol.resources.identity import (
     OrganizationCreate,
@@ -36,6 +38,7 @@ from fedpark.experiments.protocol.resources.identity import (
     UserCreate,
 )
 from fedpark.hub.storage.embedded import EmbeddedS3
+from fedpark.hub.storage.models import ModelPart
 
 Connect = Callable[..., HubClient]
 
@@ -231,3 +234,42 @@ def test_an_id_is_one_path_segment_line_endings_included() -> None:
     with api, pytest.raises(HubApiError):
         api.experiment("exp-1\n")
     assert seen == []  # never sent
+
+
+def test_a_run_seals_its_model_with_the_package_of_its_own_contract(
+    hub: InProcessHub, connect: Connect
+) -> None:
+    admin = connect(hub.admin_token)
+    admin.create_organization(OrganizationCreate(id="delta", name="Delta", kind="factory"))
+    contract = contract_data()
+    experiment_id, run_token = running_experiment(
+        hub.runtime.storage.catalog, contract, "delta", ["delta"]
+    )
+    run = connect(run_token, retry=RetryPolicy(patience=5))
+    run.put_checkpoint(experiment_id, 1, b"weights-1")
+    run.report_round(
+        experiment_id,
+        RoundReport(
+            round=1,
+            contributors=["delta"],
+            min_factories=1,
+            train_factories=[FactoryResult(org="delta", node_id=1, examples=10)],
+        ),
+    )
+    run.put_model(experiment_id, b"final weights")
+    other = contract | {"id": "other-contract"}
+    with pytest.raises(HubApiError) as refused:  # a package of another contract is not sealed
+        run.finish(experiment_id, RunFinishCreate(package=package_for(other)))
+    assert refused.value.status == 422 and "another contract" in str(refused.value)
+    run.finish(experiment_id, RunFinishCreate(package=package_for(contract)))
+    run.finish(experiment_id, RunFinishCreate(package=package_for(contract)))  # a retry: once
+    storage = hub.runtime.storage
+    with storage.unit_of_work() as uow:
+        sealed = uow.experiments.model(experiment_id)
+    assert sealed is not None
+    manifest = ModelManifest.model_validate_json(
+        storage.objects.read(storage.buckets["models"], sealed.ref(ModelPart.MANIFEST))
+    )
+    assert manifest.package == package_for(contract)
+    # delta declared no data under the contract: no fault code is known to be learned
+    assert manifest.unseen_classes == [0, 1, 2, 3]

@@ -119,6 +119,7 @@ def _runs_at_the_factory(hub: HubProcess, folder: Path) -> None:
 
     facts = json.loads((folder / "manifest.json").read_text())
     assert [g["org"] for g in facts["gains"]] == ["acme", "bravo"]
+    assert facts["unseen_classes"] == []  # both declared every fault code
     assert all({"accuracy", "macro_f1"} <= set(g["alone"]) for g in facts["gains"])
     card = _cli(hub, None, "model", "show", str(folder))
     assert card.returncode == 0 and "What each factory gained" in card.stdout, card.stdout

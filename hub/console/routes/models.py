@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from fedpark.experiments.protocol.card import model_card
+from fedpark.experiments.protocol.manifest import ModelManifest
 from fedpark.hub.api.deps import RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
 from fedpark.hub.api.transfers import file_response
@@ -44,11 +46,15 @@ def model_page(
     )
     rounds = manifest.get("rounds", [])
     metric_keys = sorted({k for r in rounds for k in r.get("evaluate", {})})
+    card = None
+    if "package" in manifest:  # models sealed before packages have no card to show
+        card = model_card(ModelManifest.model_validate(manifest), f"{experiment_id}")
     return render(
         request,
         "model.html",
         model=model,
         manifest=manifest,
+        card=card,
         rounds=rounds,
         metric_keys=metric_keys,
         key_id=runtime.key.key_id,

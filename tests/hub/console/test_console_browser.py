@@ -151,6 +151,9 @@ def test_researcher_launches_and_watches_then_partner_downloads_the_model(
     page.get_by_role("link", name=experiment).click()
     expect(page.get_by_role("heading", name="Provenance")).to_be_visible()
     expect(page.locator("#verify-command")).to_contain_text("fedpark model verify")
+    expect(page.get_by_role("heading", name="What each factory gained")).to_be_visible()
+    expect(page.locator("table[aria-describedby=gains] tbody tr")).to_have_count(4)  # 2 x 2
+    expect(page.locator("#run-commands")).to_contain_text("fedpark model predict")
     snap(page, screenshots / "10-partner-model.png")
     files = {}
     for part in ("weights", "manifest", "signature"):

@@ -98,6 +98,12 @@ def _pick(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]
 def _limits(manifest: ModelManifest) -> list[str]:
     package = manifest.package
     limits = []
+    if manifest.unseen_classes:
+        names = ", ".join(str(c) for c in manifest.unseen_classes)
+        limits.append(
+            f"no contributing factory declared at least k rows of {package.features.label} "
+            f"{names}: the model has not learned to recognize them"
+        )
     if package.window:
         limits.append(
             f"a prediction needs the {package.window - 1} rows before it in the same "
