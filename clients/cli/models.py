@@ -161,13 +161,14 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
         out.print(f"  {line}", highlight=False)
 
 
-def gain_table(gains: list[tuple[str, str, float, float]]) -> Table:
-    """Per factory and metric: alone, federated, and the difference."""
+def gain_table(gains: list[tuple[str, str, float, float, float]]) -> Table:
+    """Per factory and metric: alone, federated, and the gain (positive: federated is
+    better)."""
     table = Table(title="What each factory gained (its own held-out rows)")
     for col in ("factory", "metric", "alone", "federated", "gain"):
         table.add_column(col)
-    for org, metric, alone, federated in gains:
-        table.add_row(org, metric, f"{alone:.4f}", f"{federated:.4f}", f"{federated - alone:+.4f}")
+    for org, metric, alone, federated, gain in gains:
+        table.add_row(org, metric, f"{alone:.4f}", f"{federated:.4f}", f"{gain:+.4f}")
     return table
 
 

@@ -17,7 +17,7 @@ class ModelCard:
     data: list[str]
     rounds: list[tuple[int, int, int, dict[str, float]]]  # round, factories, rows, metrics
     factories: list[tuple[str, int, dict[str, float]]]  # org, held-out rows, metrics
-    gains: list[tuple[str, str, float, float]]  # org, metric, alone, federated
+    gains: list[tuple[str, str, float, float, float]]  # org, metric, alone, federated, gain
     limits: list[str] = field(default_factory=list)
     usage: list[str] = field(default_factory=list)
 
@@ -81,10 +81,12 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
     )
 
 
-def gain_rows(gains: list[FactoryGain], task: str) -> list[tuple[str, str, float, float]]:
-    """(factory, metric, alone, federated) for the task's headline metrics."""
+def gain_rows(gains: list[FactoryGain], task: str) -> list[tuple[str, str, float, float, float]]:
+    """(factory, metric, alone, federated, gain) for the task's headline metrics; the gain is
+    positive when the federated model is better (lower, for an error like RMSE)."""
+    sign = -1.0 if task == "regression" else 1.0
     return [
-        (g.org, name, g.alone[name], g.federated[name])
+        (g.org, name, g.alone[name], g.federated[name], sign * (g.federated[name] - g.alone[name]))
         for g in gains
         for name in GAIN_METRICS[task]
         if name in g.alone and name in g.federated
