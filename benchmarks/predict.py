@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from modelfolders import write_folder
 
-from fedpark.contracts import Contract
+from fedpark.contracts import Contract, validate_file
 from fedpark.datasets.tep import MODES, contract_document
 from fedpark.experiments.features import FeaturePlan, encode_inputs, plan_from_contract
 from fedpark.experiments.models import ModelSpec, build_model
@@ -42,7 +42,7 @@ from fedpark.experiments.protocol.package import ModelPackage, Normalization
 from fedpark.experiments.protocol.plan import ModelSettings
 from fedpark.experiments.serving.folder import open_model
 from fedpark.experiments.serving.network import FORWARD_BATCH, load_network
-from fedpark.experiments.serving.predict import predict_file
+from fedpark.experiments.serving.predict import predict_file, prediction_contract
 from fedpark.experiments.weights import to_safetensors
 
 
@@ -98,16 +98,18 @@ def bare_torch(net: torch.nn.Module, x: np.ndarray, window: int | None) -> float
     return time.perf_counter() - started
 
 
-# The command line in a child process that reports its own peak resident memory (KiB).
+# The command line in a child process that reports its own peak resident memory (KiB):
+# VmHWM, since ru_maxrss would carry this process's peak across the child's exec.
 CHILD = """
-import resource, sys
+import sys
 from fedpark.clients.cli.main import main
 sys.argv = ["fedpark", "model", "predict", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exit:
     assert not exit.code, exit.code
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(status, file=sys.stderr)
 """
 
 
@@ -149,25 +151,33 @@ def main() -> None:
             if model.package.window:  # one series per plant run in this file
                 x = x[: args.rows // 2]
             net = load_network(model)
-            fedpark, bare = [], []
+            fedpark, bare, checks = [], [], []
+            view = prediction_contract(model.contract, with_label=True)
             for _ in range(args.runs):
                 started = time.perf_counter()
                 predict_file(model, data, root / "out.parquet")
                 fedpark.append(time.perf_counter() - started)
                 bare.append(bare_torch(net, x, model.package.window))
+                started = time.perf_counter()
+                validate_file(view, data)
+                checks.append(time.perf_counter() - started)
             if model.package.window:
                 bare = [2 * b for b in bare]  # the file holds two series of that length
             f, b = statistics.median(fedpark), statistics.median(bare)
             rss = None if args.no_memory else peak_rss_mib(root / kind, data, root / "cli.parquet")
-            results.append((kind, f, b, rss))
+            results.append((kind, f, b, statistics.median(checks), rss))
     print(f"\nfile: {size:.0f} MiB Parquet; medians of {args.runs} runs")
+    print("(read + validate: the contract's validator alone over the same file)")
     print(
-        f"{'model':<6} {'fedpark s':>10} {'bare torch s':>13} {'ratio':>7} {'rows/s':>12} "
-        f"{'peak RSS':>10}"
+        f"{'model':<6} {'fedpark s':>10} {'bare torch s':>13} {'ratio':>7} "
+        f"{'read+validate s':>16} {'rows/s':>12} {'peak RSS':>10}"
     )
-    for kind, f, b, rss in results:
+    for kind, f, b, v, rss in results:
         memory = f"{rss:.0f} MiB" if rss is not None else "-"
-        print(f"{kind:<6} {f:>10.2f} {b:>13.2f} {f / b:>7.2f} {args.rows / f:>12,.0f} {memory:>10}")
+        print(
+            f"{kind:<6} {f:>10.2f} {b:>13.2f} {f / b:>7.2f} {v:>16.2f} "
+            f"{args.rows / f:>12,.0f} {memory:>10}"
+        )
 
 
 if __name__ == "__main__":

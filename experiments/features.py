@@ -163,18 +163,23 @@ def encode_inputs(
     table: pa.Table | pa.RecordBatch, plan: FeaturePlan, norm: Normalization
 ) -> np.ndarray:
     """Model inputs of every row, in the rows' order (float32, rows by n_features): numbers
-    standardized (missing or non-finite: 0, the pooled mean), categories one-hot."""
-    parts: list[np.ndarray] = []
-    for name in plan.numeric:
-        values = table[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        values = np.nan_to_num(
-            (values - norm.mean[name]) / norm.std[name], nan=0.0, posinf=0.0, neginf=0.0
-        )
-        parts.append(values.astype(np.float32)[:, None])
+    standardized (missing or non-finite: 0, the pooled mean), categories one-hot (a value
+    outside the allowed ones: all zero)."""
+    n, k = table.num_rows, len(plan.numeric)
+    x = np.empty((n, plan.n_features), np.float32)  # filled in place: no concatenation
+    for j, name in enumerate(plan.numeric):  # standardized in float64, stored as float32
+        values = pc.cast(table[name], pa.float64()).to_numpy(zero_copy_only=False)
+        x[:, j] = (values - norm.mean[name]) / norm.std[name]
+    if k:
+        block = x[:, :k]
+        np.copyto(block, 0.0, where=~np.isfinite(block))
+    start = k
     for name, allowed in plan.categorical:
-        values = table[name].cast(pa.string()).to_numpy(zero_copy_only=False)
-        parts.append(np.stack([values == v for v in allowed], axis=1).astype(np.float32))
-    return np.concatenate(parts, axis=1) if parts else np.zeros((table.num_rows, 0), np.float32)
+        found = pc.index_in(pc.cast(table[name], pa.string()), value_set=pa.array(allowed))
+        index = found.fill_null(len(allowed)).to_numpy(zero_copy_only=False)
+        x[:, start : start + len(allowed)] = np.eye(len(allowed) + 1, len(allowed))[index]
+        start += len(allowed)
+    return x
 
 
 def recent_split(

@@ -10,6 +10,7 @@ invalid, or without a full window yet) have nulls there.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -44,8 +45,15 @@ class OutputTable:
         return pa.schema(fields)
 
     def batch(
-        self, batch: pa.RecordBatch, offset: int, rows: np.ndarray, out: np.ndarray
+        self,
+        batch: pa.RecordBatch,
+        offset: int,
+        rows: np.ndarray,
+        out: np.ndarray,
+        chosen: np.ndarray | None,
     ) -> pa.RecordBatch:
+        """The output rows of ``batch``: ``out`` (and the ``chosen`` class of a classifier)
+        for its ``rows``, nulls elsewhere."""
         n = batch.num_rows
         columns: list[pa.Array] = [pa.array(np.arange(offset, offset + n, dtype=np.int64))]
         columns += [batch[name] for name in self.shown]
@@ -57,8 +65,8 @@ class OutputTable:
             columns.append(pa.array(values, mask=missing))
         else:
             index = np.zeros(n, np.int64)
-            if len(rows):
-                index[rows] = out.argmax(axis=1)
+            if len(rows) and chosen is not None:
+                index[rows] = chosen
             names = pa.array(self.classes)
             columns.append(names.take(pa.array(index, mask=missing)))
             probability = np.zeros((n, len(self.classes)), np.float32)
@@ -78,21 +86,36 @@ class AtomicWriter:
     def __init__(self, target: Path, schema: pa.Schema, fmt: str) -> None:
         self.target, self.schema = target, schema
         self.temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        # Dictionary encoding only where values repeat (ids, class names): tried on every
+        # probability column it quadruples the write time for nothing.
+        repeated = [f.name for f in schema if pa.types.is_string(f.type)]
         self._writer: pq.ParquetWriter | pacsv.CSVWriter = (
-            pq.ParquetWriter(self.temporary, schema)
+            pq.ParquetWriter(self.temporary, schema, use_dictionary=repeated)
             if fmt == "parquet"
             else pacsv.CSVWriter(self.temporary, schema)
         )
         self._open = True
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedpark-writer")
+        self._pending: list[Future[None]] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
+        """Queue ``batch``: one thread writes while the next batch is computed (Arrow's
+        writer releases the GIL); at most two wait, so memory stays bounded."""
         named = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
-        self._writer.write_batch(named)
+        while len(self._pending) >= 2:
+            self._pending.pop(0).result()  # raises the writer's error, if any
+        self._pending.append(self._thread.submit(self._writer.write_batch, named))
 
     def close(self) -> None:
         if self._open:
-            self._writer.close()
             self._open = False
+            try:
+                for pending in self._pending:
+                    pending.result()
+            finally:
+                self._pending.clear()
+                self._thread.shutdown()
+                self._writer.close()
 
     def commit(self) -> None:
         self.close()

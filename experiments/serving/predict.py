@@ -157,8 +157,9 @@ class _Run:
             inputs = x[rows]
         out = forward(self.network, inputs, self.classification)
         self.summary.no_window += n - bad - len(rows)
-        self.writer.write(self.table.batch(batch, offset, rows, out))
-        self.summary.add(batch, offset, rows, out, self._keys(batch), self._times(batch))
+        chosen = out.argmax(axis=1) if self.classification else None
+        self.writer.write(self.table.batch(batch, offset, rows, out, chosen))
+        self.summary.add(batch, offset, rows, out, chosen, self._keys(batch), self._times(batch))
 
     def _keys(self, batch: pa.RecordBatch) -> np.ndarray | None:
         series = self.features.series

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fedpark.contracts.report import ValidationReport
 from fedpark.experiments.protocol.package import ModelPackage
@@ -61,6 +62,7 @@ class Summary:
         offset: int,
         rows: np.ndarray,
         out: np.ndarray,
+        chosen: np.ndarray | None,
         keys: np.ndarray | None,
         times: np.ndarray | None,
     ) -> None:
@@ -68,10 +70,9 @@ class Summary:
             return
         series = keys[rows] if keys is not None else np.full(len(rows), "", dtype=object)
         if self.label in batch.schema.names:
-            self._compare(batch[self.label], rows, out)
-        if self.classes is None:
+            self._compare(batch[self.label], rows, out if chosen is None else chosen)
+        if self.classes is None or chosen is None:
             return
-        chosen = out.argmax(axis=1)
         for key in dict.fromkeys(series.tolist()):
             mine = series == key
             counts = np.bincount(chosen[mine], minlength=len(self.classes))
@@ -97,18 +98,21 @@ class Summary:
             self.alarms.append(Alarm(key, int(rows[i]), when, self.classes[chosen[i]]))
 
     def _compare(self, labels: pa.Array, rows: np.ndarray, out: np.ndarray) -> None:
-        actual = np.asarray(labels.to_numpy(zero_copy_only=False), dtype=object)[rows]
+        """``out``: the predicted values of a regression, the chosen classes otherwise."""
+        taken = labels.take(pa.array(rows))
         if self.classes is None:
-            known = np.array([a is not None for a in actual], bool)
-            error = out[known].astype(np.float64) - actual[known].astype(np.float64)
+            actual = pc.cast(taken, pa.float64()).to_numpy(zero_copy_only=False)
+            known = ~np.isnan(actual)
+            error = out[known].astype(np.float64) - actual[known]
             self.errors += [len(error), float(np.sum(error**2)), float(np.sum(np.abs(error)))]
             return
-        index = {name: i for i, name in enumerate(self.classes)}
-        codes = np.fromiter((index.get(str(a), -1) for a in actual), np.int64, len(actual))
+        names = pa.array(self.classes)
+        found = pc.index_in(pc.cast(taken, pa.string()), value_set=names)
+        codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         known = codes >= 0
         if self.confusion is None:
             self.confusion = np.zeros((len(self.classes), len(self.classes)), np.int64)
-        np.add.at(self.confusion, (codes[known], out.argmax(axis=1)[known]), 1)
+        np.add.at(self.confusion, (codes[known], out[known]), 1)
 
     def metrics(self) -> dict[str, Any] | None:
         """The model's metrics on the rows whose label the file holds (None: no labels)."""
