@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,8 +284,13 @@ def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:
 def _alone(local: LocalData) -> dict[str, float]:
     """Held-out metrics of a model trained on this factory's rows alone, from the run's own
     initial weights with the budget the factory spent in the federation (every round's
-    epochs): the baseline of what joining gained it. Only these numbers leave."""
+    epochs): the baseline of what joining gained it. Only these numbers leave.
+
+    It must answer within the round's timeout: past half of it no further epoch starts (a
+    long run's whole budget in one message could exceed it), and ``alone_epochs`` says how
+    many ran."""
     spec = local.spec
+    deadline = time.monotonic() + spec.round_timeout / 2
     model = initial_model(spec, local.plan)
     config = TrainConfig(
         epochs=spec.rounds * spec.train.epochs,
@@ -292,9 +298,11 @@ def _alone(local: LocalData) -> dict[str, float]:
         learning_rate=spec.train.learning_rate,
         seed=spec.seed,
     )
-    train(model, local.train_x, local.train_y, spec.model.task, config)
+    done = [0]
+    train(model, local.train_x, local.train_y, spec.model.task, config, deadline, done.append)
     metrics = _evaluation(local, model)
-    return {f"{ALONE_PREFIX}{k}": float(v) for k, v in metrics.items() if k != "num-examples"}
+    alone = {f"{ALONE_PREFIX}{k}": float(v) for k, v in metrics.items() if k != "num-examples"}
+    return alone | {f"{ALONE_PREFIX}epochs": float(done[-1])}
 
 
 @app.evaluate()

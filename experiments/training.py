@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,11 +63,21 @@ def _tensors(x: np.ndarray, y: np.ndarray, task: Task) -> tuple[torch.Tensor, to
     return torch.as_tensor(x, dtype=torch.float32), target
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: TrainConfig) -> float:
+def train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    config: TrainConfig,
+    deadline: float | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> float:
     """Train in place; returns the mean training loss over the last epoch.
 
     ``x`` is whatever the model takes, first axis the examples: rows ``[n, features]``,
-    windows ``[n, window, features]`` or images ``[n, channels, height, width]``.
+    windows ``[n, window, features]`` or images ``[n, channels, height, width]``. With a
+    ``deadline`` (``time.monotonic()``) no epoch starts after it (the first always runs);
+    ``on_epoch`` is told each finished epoch's number (from 1).
     """
     if len(x) == 0:
         raise ValueError("no training examples")
@@ -73,11 +85,17 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: Tr
     # a round is repeatable, whichever process runs it. The caller's generator is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return _epochs(model, x, y, task, config)
+        return _epochs(model, x, y, task, config, deadline, on_epoch)
 
 
 def _epochs(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, config: TrainConfig
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    config: TrainConfig,
+    deadline: float | None,
+    on_epoch: Callable[[int], None] | None,
 ) -> float:
     inputs, targets = _tensors(x, y, task)
     generator = torch.Generator().manual_seed(config.seed)
@@ -86,7 +104,9 @@ def _epochs(
     anchor = [p.detach().clone() for p in model.parameters()] if config.proximal_mu else []
     model.train()
     last = 0.0
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
+        if epoch and deadline is not None and time.monotonic() > deadline:
+            break
         order = torch.randperm(len(inputs), generator=generator)
         total, seen = 0.0, 0
         for start in range(0, len(order), config.batch_size):
@@ -104,6 +124,8 @@ def _epochs(
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
         last = total / seen
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     return last
 
 

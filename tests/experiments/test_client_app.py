@@ -20,7 +20,14 @@ from fedpark.contracts import Contract, contract_sha256
 from fedpark.experiments.client_app import app
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.models import ModelSpec, build_model
-from fedpark.experiments.protocol import EVALUATE_FIRST, EVALUATION_RECORD, SPEC_KEY, RunSpec
+from fedpark.experiments.protocol import (
+    ALONE_PREFIX,
+    EVALUATE_FIRST,
+    EVALUATION_RECORD,
+    LOCAL_BASELINE,
+    SPEC_KEY,
+    RunSpec,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +105,31 @@ def test_evaluating_first_leaves_the_training_as_it_was(
     for name, array in plain["arrays"].items():  # type: ignore[union-attr]
         assert np.array_equal(array.numpy(), both["arrays"][name].numpy()), name  # type: ignore[index]
     assert json.loads(json.dumps(dict(plain["metrics"]))) == dict(both["metrics"])
+
+
+def test_the_last_evaluation_adds_a_model_trained_on_the_factorys_rows_alone(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    """Same initial weights as the run (its seed), rounds x epochs of local training, the
+    same held-out rows: only the metrics travel, beside the federated model's."""
+    context, arrays = factory
+    plain = dict(_send(context, MessageType.EVALUATE, arrays)["metrics"])
+    last = dict(_send(context, MessageType.EVALUATE, arrays, **{LOCAL_BASELINE: True})["metrics"])
+    assert {k: v for k, v in last.items() if not k.startswith(ALONE_PREFIX)} == plain
+    spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
+    assert last[f"{ALONE_PREFIX}epochs"] == spec.rounds * spec.train.epochs  # 3 x 2
+    assert {f"{ALONE_PREFIX}{m}" for m in ("loss", "accuracy", "macro_f1")} <= set(last)
+    again = dict(_send(context, MessageType.EVALUATE, arrays, **{LOCAL_BASELINE: True})["metrics"])
+    assert again == last  # seeded: the baseline does not depend on which process runs it
+
+
+def test_a_deadline_stops_training_between_epochs() -> None:
+    import time
+
+    from fedpark.experiments.training import TrainConfig, train
+
+    model = build_model(ModelSpec(hidden=(4,)), 3, 2)
+    x, y = np.zeros((10, 3), np.float32), np.zeros(10, np.int64)
+    done: list[int] = []
+    train(model, x, y, "classification", TrainConfig(epochs=5), time.monotonic() - 1, done.append)
+    assert done == [1]  # the first epoch always runs, no later one starts past the deadline
