@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from fedpark.contracts.model import ColumnRole
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol import STRATEGY_PARAMS, RoundReport
+from fedpark.experiments.protocol.card import gain_rows
+from fedpark.experiments.protocol.manifest import factory_gains
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.api.deps import AuditDep, RuntimeDep
 from fedpark.hub.api.paths import ExperimentId
@@ -247,7 +249,9 @@ def _live(row: Experiment, rounds: list[ExperimentRound]) -> dict[str, Any]:
         | set(row.participants)
     )
     grid = [(org, [_cell(org, rep) for _, rep in reports]) for org in orgs]
+    gains = gain_rows(factory_gains([rep for _, rep in reports]), row.settings.model.task)
     return {
+        "gains": gains,
         "charts": charts,
         "reports": reports,
         "train_keys": train_keys,

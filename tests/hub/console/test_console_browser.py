@@ -143,6 +143,7 @@ def test_researcher_launches_and_watches_then_partner_downloads_the_model(
     expect(page.locator("#run-status")).to_have_text("finished", timeout=180_000)
     expect(page.locator("#metrics-table tbody tr")).to_have_count(2)
     expect(page.locator("td.cell-trained")).to_have_count(4)  # 2 factories, 2 rounds
+    expect(page.locator("table[aria-describedby=gains] tbody tr")).to_have_count(4)
     snap(page, screenshots / "08-researcher-finished.png")
 
     sign_in(page, setup, "buyer")
