@@ -154,3 +154,18 @@ def test_an_unknown_output_format_or_normal_class(mlp: ModelFolder, tmp_path: Pa
         predict_file(mlp, data, tmp_path / "p.xlsx")
     with pytest.raises(ValueError, match="not one of the classes"):
         predict_file(mlp, data, tmp_path / "p.csv", PredictOptions(normal="ok"))
+
+
+def test_arrow_ipc_in_and_a_file_of_another_contract(mlp: ModelFolder, tmp_path: Path) -> None:
+    import pyarrow.feather as feather
+    from samples import sensor_table
+
+    feather.write_feather(line_table(200), tmp_path / "d.arrow")
+    summary = predict_file(mlp, tmp_path / "d.arrow", tmp_path / "p.parquet")
+    assert summary.predicted == 200
+    pq.write_table(sensor_table(300), tmp_path / "press.parquet")  # the press-sensors contract
+    with pytest.raises(PredictionError, match=r"schema\.missing") as refused:
+        predict_file(mlp, tmp_path / "press.parquet", tmp_path / "q.parquet")
+    assert refused.value.report is not None
+    assert {d.column for d in refused.value.report.schema_differences if d.is_error} >= {"line"}
+    assert not (tmp_path / "q.parquet").exists()
