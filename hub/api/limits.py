@@ -35,18 +35,22 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
         self.overrides = overrides or {}  # path prefix -> limit (artifact uploads)
 
-    def _limit(self, path: str) -> int:
-        for prefix, limit in self.overrides.items():
-            if path.startswith(prefix):
-                return limit
+    def _limit(self, path: str, content_type: bytes) -> int:
+        """The path's limit; a JSON body always has the general one: an override is for
+        the artifacts (weights) uploaded under its prefix, never for a document to parse."""
+        if not content_type.startswith(b"application/json"):
+            for prefix, limit in self.overrides.items():
+                if path.startswith(prefix):
+                    return limit
         return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self._limit(scope.get("path", ""))
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        limit = self._limit(scope.get("path", ""), headers.get(b"content-type", b"").lower())
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, send, limit)
             return

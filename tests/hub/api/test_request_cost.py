@@ -118,3 +118,22 @@ def test_a_chunked_body_without_length_is_cut_off_at_the_limit(park: Park) -> No
     assert answer.status_code == 413, answer.text
     assert answer.json()["type"] == "urn:fedpark:problem:too-large"
     assert still.status_code == 200
+
+
+def test_a_run_report_is_a_document_with_the_general_limit(park: Park) -> None:
+    """Under /runs/ weights may be large; a JSON report there is parsed, so it gets the
+    general 8 MiB limit (a 67 MiB body of empty strings took the hub 11 s to scan)."""
+    body = json.dumps({"summary": {"x": [""] * (3 << 20)}}).encode()  # 12 MiB
+    with park.client("acme-factory") as caller:
+        answer = caller.post(
+            "/runs/exp-000000000000/finish",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        upload = caller.put(
+            "/runs/exp-000000000000/model",
+            content=b"\0" * (9 << 20),  # weights over 8 MiB: not refused for their size
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    assert answer.status_code == 413, answer.text
+    assert upload.status_code == 401  # the run token is what is wrong, not the size
