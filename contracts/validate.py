@@ -137,11 +137,17 @@ def compare_schema(contract: Contract, schema: pa.Schema, fmt: str) -> list[Sche
         )
     wanted = {c.name for c in contract.columns}
     differences += [
-        SchemaDifference(column=name, kind="extra", found=_describe(f.type))
+        SchemaDifference(column=_clipped(name), kind="extra", found=_describe(f.type)[:500])
         for name, f in found.items()
         if name not in wanted
     ]
     return differences
+
+
+def _clipped(name: str, limit: int = 200) -> str:
+    """A file's own column name, cut to what a report holds (a CSV read with the wrong
+    delimiter has its whole header as one name)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def _describe(dtype: pa.DataType) -> str:

@@ -112,8 +112,10 @@ def plan_from_contract(contract: Contract, task: str, series: str | None = None)
 
 def _classes(label: Column) -> tuple[Any, ...]:
     rules = label.rules
-    if rules.allowed_values:
-        return tuple(sorted(rules.allowed_values, key=str))
+    if rules.allowed_values:  # numbers in numeric order (fault 2 before fault 10)
+        values = rules.allowed_values
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        return tuple(sorted(values) if numbers else sorted(values, key=str))
     if pa.types.is_integer(label.arrow_type) and rules.min is not None and rules.max is not None:
         return tuple(range(int(rules.min), int(rules.max) + 1))
     raise ValueError(

@@ -39,12 +39,34 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def open_folder(folder: Path, key: Path | None = None) -> ModelFolder:
-    from fedpark.experiments.serving.folder import ModelFolderError, open_model
+    """The verified model, said so with the key that signed it; exit 1 if it does not
+    verify, 2 if it is not a model folder at all."""
+    from fedpark.experiments.serving.folder import (
+        ModelFolderError,
+        UnusableFolderError,
+        open_model,
+    )
 
     try:
-        return open_model(folder, key)
+        model = open_model(folder, key)
+    except UnusableFolderError as exc:
+        raise _fail(str(exc), 2) from None
     except ModelFolderError as exc:
         raise _fail(str(exc), 1) from None
+    pinned = key or folder / "hub-key.pem"
+    out.print(
+        f"verified {model.name}: signed by hub key {model.key_id} (pinned in {pinned})",
+        highlight=False,
+        style="dim",
+    )
+    return model
+
+
+def _data_file(data: Path) -> None:
+    if not data.exists():
+        raise _fail(f"{data} does not exist", 2)
+    if not data.is_file():
+        raise _fail(f"{data} is not a file", 2)
 
 
 @model_app.command("download")
@@ -204,8 +226,11 @@ def predict(
         output_format(output)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    if not data.is_file():
-        raise _fail(f"{data} is not a file", 2)
+    _data_file(data)
+    if output.exists() and output.resolve() == data.resolve():
+        raise _fail(f"{output} is the data file itself: write the predictions elsewhere", 2)
+    if not output.parent.is_dir():
+        raise _fail(f"cannot write {output}: {output.parent} is not a folder", 2)
     model = open_folder(folder, key)
     try:
         options = PredictOptions(skip_invalid=skip_invalid, normal=normal)
@@ -218,17 +243,27 @@ def predict(
         raise _fail(str(exc), 2) from None
     except ValueError as exc:  # --normal names no class
         raise _fail(str(exc), 2) from None
+    except OSError:
+        raise _fail(f"cannot write {output}", 2) from None
     print_summary(summary, output)
 
 
 def _print_refusal(report: Any) -> None:
+    """The validator's report: what breaks the contract, where (rows counted from 0)."""
     for d in report.schema_differences:
         if d.is_error:
-            out.print(f"  column {d.column}: {d.kind} (expected {d.expected})", highlight=False)
+            found = f", found {d.found}" if d.found else ""
+            what = "missing" if d.kind == "missing" else "of another type"
+            out.print(
+                f"  column {d.column}: {what} (expected {d.expected}{found})", highlight=False
+            )
     for v in report.violations[:20]:
         rows = ", ".join(str(r) for r in v.first_rows)
         where = f" column {v.column}" if v.column else ""
-        out.print(f"  {v.rule}{where}: {v.count} rows (first: {rows})", highlight=False)
+        out.print(
+            f"  {v.rule}{where}: {v.count} rows (first, from 0: {rows}) {v.message}",
+            highlight=False,
+        )
 
 
 class _RowProgress:
@@ -352,8 +387,7 @@ def finetune(
     from fedpark.experiments.serving.finetune import finetune as tune
     from fedpark.experiments.serving.predict import PredictionError
 
-    if not data.is_file():
-        raise _fail(f"{data} is not a file", 2)
+    _data_file(data)
     model = open_folder(folder, key)
     try:
         with out.status("fine-tuning"):
@@ -368,6 +402,12 @@ def finetune(
         f"before {_metrics(local.before)}; after {_metrics(local.after)}",
         highlight=False,
     )
+    if local.data.held_out_rows < 200:
+        out.print(
+            f"[yellow]note:[/yellow] only {local.data.held_out_rows} held-out rows: the "
+            "before/after figures are noisy; fine-tune on a longer history to trust them",
+            highlight=False,
+        )
 
 
 def register(root: typer.Typer) -> None:

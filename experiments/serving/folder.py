@@ -45,6 +45,11 @@ class ModelFolderError(Exception):
     a model sealed before models carried their package. The message is FedPark's own."""
 
 
+class UnusableFolderError(ModelFolderError):
+    """Not a model folder at all, or a file of it missing or unreadable (not a verdict on
+    its contents)."""
+
+
 class LocalParent(Wire):
     experiment_id: str
     weights_sha256: str
@@ -81,6 +86,7 @@ class ModelFolder:
     package: ModelPackage
     weights: bytes
     manifest: ModelManifest  # the hub-signed one (the parent's, for a fine-tuned model)
+    key_id: str  # the hub key that signed it
     local: LocalManifest | None = None
 
     @property
@@ -101,9 +107,9 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ModelFolderError(f"{path.name} is missing from {path.parent}") from None
+        raise UnusableFolderError(f"{path.name} is missing from {path.parent}") from None
     except OSError:
-        raise ModelFolderError(f"cannot read {path}") from None
+        raise UnusableFolderError(f"cannot read {path}") from None
 
 
 def open_model(folder: Path, key: Path | None = None) -> ModelFolder:
@@ -113,15 +119,16 @@ def open_model(folder: Path, key: Path | None = None) -> ModelFolder:
     Raises :class:`ModelFolderError` saying what is wrong.
     """
     if not folder.is_dir():
-        raise ModelFolderError(f"{folder} is not a model folder (a directory)")
+        what = "does not exist" if not folder.exists() else "is not a model folder (a directory)"
+        raise UnusableFolderError(f"{folder} {what}")
     facts = _json(_read(folder / MANIFEST), MANIFEST)
     pinned = _read(key or folder / KEY)
     if isinstance(facts, dict) and facts.get("format") == LOCAL_FORMAT:
         return _open_local(folder, pinned)
     weights = _read(folder / WEIGHTS)
     manifest_bytes = _read(folder / MANIFEST)
-    signed = _verified(manifest_bytes, _read(folder / SIGNATURE), pinned, weights)
-    return ModelFolder(folder, signed.package, weights, signed)
+    signed, key_id = _verified(manifest_bytes, _read(folder / SIGNATURE), pinned, weights)
+    return ModelFolder(folder, signed.package, weights, signed, key_id)
 
 
 def _open_local(folder: Path, pinned: bytes) -> ModelFolder:
@@ -131,7 +138,7 @@ def _open_local(folder: Path, pinned: bytes) -> ModelFolder:
     except ValidationError:
         raise ModelFolderError(f"{MANIFEST} is not a fine-tuned model's manifest") from None
     parent_bytes = _read(folder / PARENT / MANIFEST)
-    parent = _verified(parent_bytes, _read(folder / PARENT / SIGNATURE), pinned, None)
+    parent, key_id = _verified(parent_bytes, _read(folder / PARENT / SIGNATURE), pinned, None)
     if hashlib.sha256(parent_bytes).hexdigest() != local.parent.manifest_sha256:
         raise ModelFolderError("the parent's manifest is not the one this model names")
     if local.package != parent.package:
@@ -139,12 +146,12 @@ def _open_local(folder: Path, pinned: bytes) -> ModelFolder:
     weights = _read(folder / WEIGHTS)
     if hashlib.sha256(weights).hexdigest() != local.weights.sha256:
         raise ModelFolderError(f"{WEIGHTS} differs from the one its manifest names (sha256)")
-    return ModelFolder(folder, parent.package, weights, parent, local)
+    return ModelFolder(folder, parent.package, weights, parent, key_id, local)
 
 
 def _verified(
     manifest: bytes, signature: bytes, pinned: bytes, weights: bytes | None
-) -> ModelManifest:
+) -> tuple[ModelManifest, str]:
     from fedpark.contracts.signing import load_public_key
     from fedpark.experiments.protocol.manifest import verify_manifest, verify_model
 
@@ -164,9 +171,10 @@ def _verified(
             "but not run (train it again to get a runnable package)"
         )
     try:
-        return ModelManifest.model_validate(facts)
+        parsed = ModelManifest.model_validate(facts)
     except ValidationError:
         raise ModelFolderError(f"{MANIFEST} is not a model manifest FedPark can read") from None
+    return parsed, str(document.get("key_id", "unknown"))
 
 
 def _json(data: bytes, name: str) -> Any:

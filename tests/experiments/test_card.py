@@ -40,3 +40,12 @@ def test_the_card_shows_gains_and_limits(tmp_path: Path) -> None:
 def test_a_lower_error_is_a_gain_for_regression() -> None:
     gain = FactoryGain(org="acme", examples=5, federated={"rmse": 2.0}, alone={"rmse": 3.0})
     assert gain_rows([gain], "regression") == [("acme", "rmse", 3.0, 2.0, 1.0)]
+
+
+def test_numeric_classes_are_in_numeric_order() -> None:
+    from fedpark.contracts import Contract
+    from fedpark.datasets.tep import contract_document
+    from fedpark.experiments.features import plan_from_contract
+
+    plan = plan_from_contract(Contract.model_validate(contract_document("op")), "classification")
+    assert plan.classes is not None and list(plan.classes) == sorted(plan.classes)

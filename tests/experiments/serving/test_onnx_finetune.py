@@ -88,7 +88,7 @@ def test_the_cli_exits_1_on_refusal_and_2_on_unusable_input(tmp_path: Path) -> N
     )
     assert ok.exit_code == 0 and "predicted 200 of 200 rows" in ok.output, ok.output
     missing = runner.invoke(app, ["model", "predict", str(folder), str(tmp_path / "none.csv")])
-    assert missing.exit_code == 2 and "not a file" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
     broken = line_table(200).drop_columns(["temp"])
     pq.write_table(broken, tmp_path / "broken.parquet")
     refused = runner.invoke(
@@ -109,3 +109,13 @@ def test_the_cli_exits_1_on_refusal_and_2_on_unusable_input(tmp_path: Path) -> N
     assert bad.exit_code == 1 and "not verified" in bad.output and "Traceback" not in bad.output
     card = runner.invoke(app, ["model", "show", str(folder)])
     assert card.exit_code == 0 and "fedpark model predict" in card.output
+    assert "signed by hub key" in card.output
+    before = good.read_bytes()
+    itself = runner.invoke(app, ["model", "predict", str(folder), str(good), "-o", str(good)])
+    assert itself.exit_code == 2 and "the data file itself" in itself.output
+    assert good.read_bytes() == before  # the factory's data is never overwritten
+    nowhere = tmp_path / "no-such-folder" / "p.parquet"
+    lost = runner.invoke(app, ["model", "predict", str(folder), str(good), "-o", str(nowhere)])
+    assert lost.exit_code == 2 and "cannot write" in lost.output and "Traceback" not in lost.output
+    gone = runner.invoke(app, ["model", "show", str(tmp_path / "nothing")])
+    assert gone.exit_code == 2 and "does not exist" in gone.output

@@ -169,3 +169,15 @@ def test_arrow_ipc_in_and_a_file_of_another_contract(mlp: ModelFolder, tmp_path:
     assert refused.value.report is not None
     assert {d.column for d in refused.value.report.schema_differences if d.is_error} >= {"line"}
     assert not (tmp_path / "q.parquet").exists()
+
+
+def test_a_csv_read_with_the_wrong_delimiter_is_a_report_not_a_crash(
+    mlp: ModelFolder, tmp_path: Path
+) -> None:
+    """A semicolon-separated export read as CSV has its whole header as one column name."""
+    header = ";".join(["ts", "line", "machine", "temp", "pressure", "operator", "fault"] * 20)
+    (tmp_path / "semi.csv").write_text(header + "\n" + ";".join(["1"] * 140) + "\n")
+    with pytest.raises(PredictionError) as refused:
+        predict_file(mlp, tmp_path / "semi.csv", tmp_path / "p.parquet")
+    assert refused.value.report is not None
+    assert all(len(d.column) <= 200 for d in refused.value.report.schema_differences)
