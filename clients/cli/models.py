@@ -221,6 +221,7 @@ def predict(
     row number, ids and time; a summary per series and the alarms follow."""
     from fedpark.experiments.serving.outputs import output_format
     from fedpark.experiments.serving.predict import PredictionError, PredictOptions, predict_file
+    from fedpark.experiments.serving.summary import UnknownClassError
 
     try:
         output_format(output)
@@ -241,7 +242,7 @@ def predict(
             _print_refusal(exc.report)
             raise _fail(str(exc), 1) from None
         raise _fail(str(exc), 2) from None
-    except ValueError as exc:  # --normal names no class
+    except UnknownClassError as exc:  # FedPark's words (the contract's class names)
         raise _fail(str(exc), 2) from None
     except OSError:
         raise _fail(f"cannot write {output}", 2) from None

@@ -20,6 +20,10 @@ NORMAL_NAMES = {"normal", "ok", "good", "healthy", "nominal", "none", "no_fault"
 ALARMS_KEPT = 1000
 
 
+class UnknownClassError(ValueError):
+    """``--normal`` names no class of the model (the message lists them: the contract's)."""
+
+
 @dataclass(frozen=True)
 class Alarm:
     series: str
@@ -140,7 +144,9 @@ def _normal(classes: list[str] | None, chosen: str | None) -> int | None:
         return None
     if chosen is not None:
         if chosen not in classes:
-            raise ValueError(f"--normal {chosen} is not one of the classes: {', '.join(classes)}")
+            raise UnknownClassError(
+                f"--normal {chosen} is not one of the classes: {', '.join(classes)}"
+            )
         return classes.index(chosen)
     for i, name in enumerate(classes):
         if name.lower() in NORMAL_NAMES:
