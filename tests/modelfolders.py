@@ -131,13 +131,12 @@ def model_folder(
     return folder
 
 
-def write_folder(
-    folder: Path, weights: bytes, package: ModelPackage, key: Ed25519PrivateKey
-) -> None:
+def manifest_for(package: ModelPackage, weights_sha256: str) -> ModelManifest:
+    """A manifest as the hub seals one, for ``package`` and weights of that sha256."""
     from fedpark.contracts import contract_sha256
 
     contract = Contract.model_validate(package.contract)
-    manifest = ModelManifest(
+    return ModelManifest(
         experiment=ManifestExperiment(
             id="exp-0123456789ab", name="lines", launched_by="alice", organization="uni"
         ),
@@ -152,13 +151,19 @@ def write_folder(
         strategy=ManifestStrategy(name="fedavg", params={}),
         model=package.architecture,
         training=TrainSettings(),
-        weights=ManifestWeights(sha256=hashlib.sha256(weights).hexdigest()),
+        weights=ManifestWeights(sha256=weights_sha256),
         package=package,
         fedpark_version="0",
         started_at=None,
         ended_at="2026-12-01T00:00:00+00:00",
         summary={},
     )
+
+
+def write_folder(
+    folder: Path, weights: bytes, package: ModelPackage, key: Ed25519PrivateKey
+) -> None:
+    manifest = manifest_for(package, hashlib.sha256(weights).hexdigest())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.safetensors").write_bytes(weights)
     (folder / "manifest.json").write_bytes(manifest.canonical())

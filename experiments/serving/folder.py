@@ -121,18 +121,17 @@ def open_model(folder: Path, key: Path | None = None) -> ModelFolder:
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a model folder (a directory)"
         raise UnusableFolderError(f"{folder} {what}")
-    facts = _json(_read(folder / MANIFEST), MANIFEST)
+    manifest_bytes = _read(folder / MANIFEST)
+    facts = _json(manifest_bytes, MANIFEST)
     pinned = _read(key or folder / KEY)
     if isinstance(facts, dict) and facts.get("format") == LOCAL_FORMAT:
-        return _open_local(folder, pinned)
+        return _open_local(folder, manifest_bytes, pinned)
     weights = _read(folder / WEIGHTS)
-    manifest_bytes = _read(folder / MANIFEST)
     signed, key_id = _verified(manifest_bytes, _read(folder / SIGNATURE), pinned, weights)
     return ModelFolder(folder, signed.package, weights, signed, key_id)
 
 
-def _open_local(folder: Path, pinned: bytes) -> ModelFolder:
-    raw = _read(folder / MANIFEST)
+def _open_local(folder: Path, raw: bytes, pinned: bytes) -> ModelFolder:
     try:
         local = LocalManifest.model_validate_json(raw)
     except ValidationError:

@@ -151,15 +151,16 @@ class _Run:
             return  # keep validating for the report; nothing more is predicted
         rows = np.flatnonzero(~failed)
         x = encode_inputs(batch, self.plan, self.norm)
+        keys, times = self._keys(batch), self._times(batch)
         if self.windows is not None:
-            inputs, rows = self.windows.take(x, rows, self._keys(batch), self._times(batch), offset)
+            inputs, rows = self.windows.take(x, rows, keys, times, offset)
         else:
             inputs = x[rows]
         out = forward(self.network, inputs, self.classification)
         self.summary.no_window += n - bad - len(rows)
         chosen = out.argmax(axis=1) if self.classification else None
         self.writer.write(self.table.batch(batch, offset, rows, out, chosen))
-        self.summary.add(batch, offset, rows, out, chosen, self._keys(batch), self._times(batch))
+        self.summary.add(batch, offset, rows, out, chosen, keys, times)
 
     def _keys(self, batch: pa.RecordBatch) -> np.ndarray | None:
         series = self.features.series

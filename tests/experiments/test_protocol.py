@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from modelfolders import manifest_for
 from pydantic import ValidationError
 from samples import contract_data, package_for
 
@@ -22,12 +23,6 @@ from fedpark.experiments.protocol import (
     TrainingPlan,
     sign_manifest,
     verify_model,
-)
-from fedpark.experiments.protocol.manifest import (
-    ManifestContract,
-    ManifestExperiment,
-    ManifestStrategy,
-    ManifestWeights,
 )
 from fedpark.experiments.protocol.plan import STRATEGY_PARAMS
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
@@ -118,26 +113,7 @@ def test_every_strategy_in_the_table_has_flowers_class() -> None:
 
 
 def _manifest(weights_sha256: str) -> ModelManifest:
-    return ModelManifest(
-        experiment=ManifestExperiment(
-            id="exp-0123456789ab", name="x", launched_by="alice", organization="uni"
-        ),
-        contract=ManifestContract(id="press-sensors", version="1.0.0", sha256="0" * 64),
-        participants=["acme", "bravo"],
-        invited=["acme", "bravo"],
-        min_factories=2,
-        rounds=[],
-        restarts=[],
-        strategy=ManifestStrategy(name="fedavg", params={}),
-        model=TrainingPlan().model,
-        training=TrainingPlan().train,
-        weights=ManifestWeights(sha256=weights_sha256),
-        package=package_for(contract_data()),
-        fedpark_version="0",
-        started_at=None,
-        ended_at="2026-12-01T00:00:00+00:00",
-        summary={},
-    )
+    return manifest_for(package_for(contract_data()), weights_sha256)
 
 
 def test_a_manifest_signed_by_the_hub_verifies_and_nothing_else_does() -> None:
