@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from flwr.supercore.fab import Fab
 
 from fedpark.clients.cli.demo import Park, approve_contract, join_factories
 from fedpark.clients.processes import ChildProcess, free_port
-from fedpark.clients.supernode import flower_env, supernode_argv
+from fedpark.clients.supernode import flower_env, local_superlink_argv, supernode_argv
 from fedpark.contracts import Contract
 from fedpark.experiments.features import plan_from_contract
 
@@ -69,15 +68,7 @@ def bare_rounds(work: Path, document: dict, data: list[Path], rounds: int) -> li
     link = free_port()
     processes = [
         ChildProcess(
-            [
-                str(Path(sys.executable).parent / "flower-superlink"),
-                "--insecure",
-                "--disable-runtime-dependency-installation",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(link),
-            ],
+            local_superlink_argv(link),
             work / "superlink.log",
             env=flower_env(work / "superlink", superlink=True),
         ).start()

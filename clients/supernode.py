@@ -99,6 +99,21 @@ class WarmClientApps:
         return [sys.executable, "-P", "-m", "fedpark.clients.warm", str(self.socket)]
 
 
+def local_superlink_argv(port: int) -> list[str]:
+    """A SuperLink for one machine (the demo, benchmarks): insecure, on loopback, its state
+    in memory (no ``--database``: Flower's SQL state costs ~7 s a round here,
+    docs/experiments.md; a lost run is resumed by the hub from its last checkpoint)."""
+    return [
+        str(Path(sys.executable).parent / "flower-superlink"),
+        "--insecure",
+        "--disable-runtime-dependency-installation",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
 def supernode_argv(
     fleet: str,
     port: int,

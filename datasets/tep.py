@@ -59,6 +59,9 @@ UNOBSERVABLE = (3, 9, 15)
 OBSERVABLE_FAULTS = tuple(f for f in FAULTS if f not in UNOBSERVABLE)
 MODES = ("mode1", "mode2", "mode3", "mode4", "mode5", "mode6")
 SAMPLE_SECONDS = 180  # the TEP's 3-minute sampling interval
+# The usual TEP convention (Downs & Vogel; Braatz's test sets): 48 h runs, the fault from hour
+# 8, and a faulty run labelled normal before its onset.
+STANDARD_HOURS, STANDARD_ONSET = 48.0, 8.0
 
 # XMEAS(1)..XMEAS(41) in the simulator's order: (its column, our name, unit, bounds).
 # Bounds are physical (valve positions in %, compositions in mol%) or a wide margin around
@@ -195,11 +198,16 @@ _EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def plant_runs(
-    plant: Plant, *, hours: float = 24.0, onset: float = 1.0, normal_runs: int = 2
+    plant: Plant,
+    *,
+    hours: float = STANDARD_HOURS,
+    onset: float = STANDARD_ONSET,
+    normal_runs: int = 2,
+    runs_per_fault: int = 1,
 ) -> list[RunPlan]:
-    """The plant's history: ``normal_runs`` normal runs and one run per fault it has seen,
-    in a seeded random order, one after another with an hour between them."""
-    faults = [0] * normal_runs + list(plant.faults)
+    """The plant's history: ``normal_runs`` normal runs and ``runs_per_fault`` runs of each
+    fault it has seen, in a seeded random order, one after another with an hour between."""
+    faults = [0] * normal_runs + list(plant.faults) * runs_per_fault
     np.random.default_rng(plant.seed).shuffle(faults)
     step = dt.timedelta(hours=hours + 1)
     return [
@@ -212,8 +220,8 @@ def test_runs(
     modes: Sequence[str],
     *,
     faults: Sequence[int] = OBSERVABLE_FAULTS,
-    hours: float = 24.0,
-    onset: float = 1.0,
+    hours: float = STANDARD_HOURS,
+    onset: float = STANDARD_ONSET,
     seed: int = 99991,
 ) -> list[RunPlan]:
     """Held-out runs: normal operation and every fault, in each of ``modes``."""
@@ -374,6 +382,7 @@ class GeneratedSet:
     test_file: Path | None
     contract_file: Path
     plants: list[Plant]
+    extra: pa.Table | None = None  # the ``extra`` runs, simulated in the same pool
 
 
 def generate(
@@ -381,22 +390,42 @@ def generate(
     plant_list: Sequence[Plant],
     *,
     owner: str = "park-operator",
-    hours: float = 24.0,
-    onset: float = 1.0,
+    hours: float = STANDARD_HOURS,
+    onset: float = STANDARD_ONSET,
     normal_runs: int = 2,
+    runs_per_fault: int = 1,
     test: bool = True,
+    test_hours: float | None = None,
+    test_onset: float | None = None,
+    extra: Sequence[RunPlan] = (),
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> GeneratedSet:
     """Write ``out/<plant>/tep.parquet`` per plant, ``out/test/tep.parquet`` and
-    ``out/contract.json`` (plus ``out/plants.json`` saying which plant saw which fault)."""
+    ``out/contract.json`` (plus ``out/plants.json`` saying which plant saw which fault).
+
+    The test runs are ``test_hours`` long with the fault from ``test_onset`` (default: the
+    plants' ``hours`` and ``onset``). ``extra`` runs (their ``plant`` names none of the
+    plants) are simulated in the same processes and returned, not written."""
     per_plant = {
-        p.name: plant_runs(p, hours=hours, onset=onset, normal_runs=normal_runs) for p in plant_list
+        p.name: plant_runs(
+            p, hours=hours, onset=onset, normal_runs=normal_runs, runs_per_fault=runs_per_fault
+        )
+        for p in plant_list
     }
     faults = sorted({f for p in plant_list for f in p.faults})
-    tests = test_runs([p.mode for p in plant_list], faults=faults, hours=hours, onset=onset)
+    tests = test_runs(
+        [p.mode for p in plant_list],
+        faults=faults,
+        hours=test_hours or hours,
+        onset=onset if test_onset is None else test_onset,
+    )
     plans = [plan for runs in per_plant.values() for plan in runs] + (tests if test else [])
-    table = simulate(plans, workers=workers, progress=progress)
+    table = simulate([*plans, *extra], workers=workers, progress=progress)
+    extra_table = None
+    if extra:
+        others = pa.array(sorted({plan.plant for plan in extra}))
+        extra_table = table.filter(pc.is_in(table["plant"], value_set=others))
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     for name in [*per_plant, *(["test"] if test else [])]:
@@ -409,12 +438,18 @@ def generate(
     contract_file.write_text(json.dumps(contract_document(owner, faults=faults), indent=2) + "\n")
     (out / "plants.json").write_text(json.dumps([asdict(p) for p in plant_list], indent=2) + "\n")
     test_file = files.pop("test", None)
-    return GeneratedSet(files, test_file, contract_file, list(plant_list))
+    return GeneratedSet(files, test_file, contract_file, list(plant_list), extra_table)
 
 
-def runs_needed(plant_list: Sequence[Plant], *, normal_runs: int = 2, test: bool = True) -> int:
+def runs_needed(
+    plant_list: Sequence[Plant],
+    *,
+    normal_runs: int = 2,
+    runs_per_fault: int = 1,
+    test: bool = True,
+) -> int:
     """How many simulator runs ``generate`` will do (for a progress bar)."""
-    count = sum(normal_runs + len(p.faults) for p in plant_list)
+    count = sum(normal_runs + runs_per_fault * len(p.faults) for p in plant_list)
     if test:
         faults = {f for p in plant_list for f in p.faults}
         count += len({p.mode for p in plant_list}) * (len(faults) + 1)

@@ -49,6 +49,7 @@ from fedpark.experiments.approved import (
     fetch_verified,
     verified_contract,
 )
+from fedpark.experiments.control_variates import ControlVariates, keep_own_control, own_control
 from fedpark.experiments.features import (
     FeaturePlan,
     model_arrays,
@@ -63,6 +64,8 @@ from fedpark.experiments.protocol import (
     FAILURE_CODE,
     LOCAL_BASELINE,
     REFUSAL_CODE,
+    SCAFFOLD_CONTROL,
+    SCAFFOLD_DELTA,
     SPEC_KEY,
     FactoryProblem,
     ProblemKind,
@@ -70,8 +73,15 @@ from fedpark.experiments.protocol import (
 )
 from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.errors import HubError
-from fedpark.experiments.protocol.node import EVENTS_FILE, EventKind, FactoryEvent, NodeConfig
+from fedpark.experiments.protocol.node import (
+    ALONE_MODEL,
+    EVENTS_FILE,
+    EventKind,
+    FactoryEvent,
+    NodeConfig,
+)
 from fedpark.experiments.training import TrainConfig, evaluate, train
+from fedpark.experiments.weights import to_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +95,10 @@ class RefusedError(Exception):
 
     def problem(self, org: str) -> FactoryProblem:
         return FactoryProblem(org=org, kind=self.kind, **self.fields)
+
+
+class ControlMismatchError(ValueError):
+    """SCAFFOLD's server control variate does not fit the model the message carries."""
 
 
 @dataclass
@@ -243,6 +257,7 @@ def train_fn(msg: Message, context: Context) -> Message:
     # training changes it, it saves that round a message of its own (see EVALUATE_FIRST).
     evaluation = _evaluation(local, model) if config.get(EVALUATE_FIRST) is True else None
     settings = local.spec.train
+    control = _control_variates(msg, context, model)
     loss = train(
         model,
         local.train_x,
@@ -256,6 +271,7 @@ def train_fn(msg: Message, context: Context) -> Message:
             # the run's seed, moved on each round (the same draws every round would not be)
             seed=int(config.get("seed", 0)) + int(config.get("server-round", 0)),  # type: ignore[arg-type]
         ),
+        on_gradients=control,
     )
     server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
     _note(context, msg, EventKind.TRAINED, rows=len(local.train_x), round=server_round)
@@ -268,7 +284,23 @@ def train_fn(msg: Message, context: Context) -> Message:
     )
     if evaluation is not None:
         content[EVALUATION_RECORD] = ConfigRecord(evaluation)  # type: ignore[arg-type]
+    if control is not None:
+        updated = control.updated()
+        content[SCAFFOLD_DELTA] = control.delta(updated)
+        keep_own_control(context.state, updated)
     return Message(content=content, reply_to=msg)
+
+
+def _control_variates(msg: Message, context: Context, model: nn.Module) -> ControlVariates | None:
+    """SCAFFOLD's correction, when the training message carries the server's ``c``."""
+    if SCAFFOLD_CONTROL not in msg.content:
+        return None
+    record = msg.content[SCAFFOLD_CONTROL]
+    state = model.state_dict()
+    server = {k: a.numpy() for k, a in record.items()} if isinstance(record, ArrayRecord) else {}
+    if not server or any(k not in state or state[k].shape != v.shape for k, v in server.items()):
+        raise ControlMismatchError()  # the hub reports its type name: a server-side fault
+    return ControlVariates(model, server, own_control(context.state))
 
 
 def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:
@@ -281,10 +313,12 @@ def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:
     return metrics
 
 
-def _alone(local: LocalData) -> dict[str, float]:
+def _alone(local: LocalData, keep: Path | None = None) -> dict[str, float]:
     """Held-out metrics of a model trained on this factory's rows alone, from the run's own
     initial weights with the budget the factory spent in the federation (every round's
-    epochs): the baseline of what joining gained it. Only these numbers leave.
+    epochs): the baseline of what joining gained it. Only these numbers leave; the model
+    itself stays at the factory, in ``keep`` (safetensors) when given: the factory's own
+    model, to compare the federated one with on its line.
 
     It must answer within the round's timeout: past half of it no further epoch starts (a
     long run's whole budget in one message could exceed it), and ``alone_epochs`` says how
@@ -300,6 +334,9 @@ def _alone(local: LocalData) -> dict[str, float]:
     )
     done = [0]
     train(model, local.train_x, local.train_y, spec.model.task, config, deadline, done.append)
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_bytes(to_safetensors(model.state_dict()))
     metrics = _evaluation(local, model)
     alone = {f"{ALONE_PREFIX}{k}": float(v) for k, v in metrics.items() if k != "num-examples"}
     return alone | {f"{ALONE_PREFIX}epochs": float(done[-1])}
@@ -312,7 +349,8 @@ def evaluate_fn(msg: Message, context: Context) -> Message:
     metrics = _evaluation(local, model)
     config = msg.content["config"] if "config" in msg.content else ConfigRecord()
     if config.get(LOCAL_BASELINE) is True and len(local.train_x):
-        metrics.update(_alone(local))
+        work = NodeConfig.of(context.node_config).work_folder
+        metrics.update(_alone(local, work / ALONE_MODEL.format(run=msg.metadata.run_id)))
     content = RecordDict(
         {
             "metrics": MetricRecord(metrics),  # type: ignore[arg-type]

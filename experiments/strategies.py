@@ -1,7 +1,9 @@
 """Flower's strategies by name, with FedPark's rules (at least k factories per aggregate).
 
 FedPark does not aggregate by itself: every strategy here is Flower's own
-(``flwr.serverapp.strategy``), configured from an experiment's settings.
+(``flwr.serverapp.strategy``), configured from an experiment's settings, except SCAFFOLD,
+which Flower 1.41 lacks: :class:`~fedpark.experiments.scaffold.Scaffold` extends Flower's
+FedAvg with control variates.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fedpark.experiments.protocol.plan import (
     StrategyName,
     check_strategy_params,
 )
+from fedpark.experiments.scaffold import Scaffold
 
 # Flower's class for each strategy FedPark runs; the parameters each takes are the protocol's
 # table (the hub checks a launch against the same one).
@@ -39,6 +42,7 @@ CLASSES: dict[StrategyName, Callable[..., Strategy]] = {
     StrategyName.FEDMEDIAN: FedMedian,
     StrategyName.FEDTRIMMEDAVG: FedTrimmedAvg,
     StrategyName.KRUM: Krum,
+    StrategyName.SCAFFOLD: Scaffold,  # FedPark's, extending Flower's FedAvg
 }
 
 
@@ -55,7 +59,7 @@ def build_strategy(
     Parameters
     ----------
     name
-        fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum.
+        fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg, krum or scaffold.
     params
         The strategy's own parameters (e.g. ``proximal_mu``), plus optionally
         ``noise_multiplier`` and ``clipping_norm`` to wrap it in client-side DP with fixed

@@ -71,13 +71,16 @@ def train(
     config: TrainConfig,
     deadline: float | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    on_gradients: Callable[[], None] | None = None,
 ) -> float:
     """Train in place; returns the mean training loss over the last epoch.
 
     ``x`` is whatever the model takes, first axis the examples: rows ``[n, features]``,
     windows ``[n, window, features]`` or images ``[n, channels, height, width]``. With a
     ``deadline`` (``time.monotonic()``) no epoch starts after it (the first always runs);
-    ``on_epoch`` is told each finished epoch's number (from 1).
+    ``on_epoch`` is told each finished epoch's number (from 1); ``on_gradients`` is called
+    after each batch's backward pass, before the optimizer's step (it may read and change
+    the gradients: SCAFFOLD's correction).
     """
     if len(x) == 0:
         raise ValueError("no training examples")
@@ -85,7 +88,7 @@ def train(
     # a round is repeatable, whichever process runs it. The caller's generator is untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return _epochs(model, x, y, task, config, deadline, on_epoch)
+        return _epochs(model, x, y, task, config, deadline, on_epoch, on_gradients)
 
 
 def _epochs(
@@ -96,6 +99,7 @@ def _epochs(
     config: TrainConfig,
     deadline: float | None,
     on_epoch: Callable[[int], None] | None,
+    on_gradients: Callable[[], None] | None = None,
 ) -> float:
     inputs, targets = _tensors(x, y, task)
     generator = torch.Generator().manual_seed(config.seed)
@@ -120,6 +124,8 @@ def _epochs(
                 )
                 loss = loss + config.proximal_mu / 2 * drift
             loss.backward()
+            if on_gradients is not None:
+                on_gradients()
             optimizer.step()
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
@@ -131,9 +137,16 @@ def _epochs(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, task: Task, n_classes: int | None = None
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    task: Task,
+    n_classes: int | None = None,
+    *,
+    per_class: bool = False,
 ) -> dict[str, float]:
-    """Loss and the task's metrics: accuracy and macro-F1, or RMSE and MAE."""
+    """Loss and the task's metrics: accuracy and macro-F1, or RMSE and MAE; with
+    ``per_class`` also :func:`class_rates` (class 0 taken as normal operation)."""
     if len(x) == 0:
         raise ValueError("no evaluation examples")
     inputs, targets = _tensors(x, y, task)
@@ -151,11 +164,14 @@ def evaluate(
         }
     predicted = output.argmax(dim=1)
     classes = n_classes or int(output.shape[1])
-    return {
+    metrics = {
         "loss": float(nn.functional.cross_entropy(output, targets)),
         "accuracy": float((predicted == targets).float().mean()),
         "macro_f1": macro_f1(predicted.numpy(), targets.numpy(), classes),
     }
+    if per_class:
+        metrics |= class_rates(predicted.numpy(), targets.numpy(), classes)
+    return metrics
 
 
 def macro_f1(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> float:
@@ -169,3 +185,29 @@ def macro_f1(predicted: np.ndarray, actual: np.ndarray, n_classes: int) -> float
             continue
         scores.append(2 * tp / (2 * tp + fp + fn))
     return float(np.mean(scores)) if scores else 0.0
+
+
+def class_rates(
+    predicted: np.ndarray, actual: np.ndarray, n_classes: int, normal: int | None = 0
+) -> dict[str, float]:
+    """The measures fault-diagnosis papers report, per class index ``c`` present in ``actual``.
+
+    ``recall/c``: share of class ``c``'s examples classified as ``c`` (the TEP literature's
+    *classification rate*); ``f1/c``; and with a ``normal`` class, ``detection/c`` (share of a
+    fault's examples classified as any fault: it was noticed, if not named) and
+    ``false_alarm`` (share of normal examples classified as a fault).
+    """
+    rates: dict[str, float] = {}
+    for c in range(n_classes):
+        actual_c, predicted_c = actual == c, predicted == c
+        count = int(actual_c.sum())
+        if not count:
+            continue
+        tp = int((actual_c & predicted_c).sum())
+        rates[f"recall/{c}"] = tp / count
+        rates[f"f1/{c}"] = 2 * tp / (count + int(predicted_c.sum()))
+        if normal is not None and c != normal:
+            rates[f"detection/{c}"] = float((predicted[actual_c] != normal).mean())
+    if normal is not None and (actual == normal).any():
+        rates["false_alarm"] = float((predicted[actual == normal] != normal).mean())
+    return rates

@@ -65,6 +65,7 @@ class Study:
     train: TrainSettings
     plan: FeaturePlan
     norm: Normalization
+    per_class: bool = False  # score per-class rates too (fault diagnosis: class_rates)
 
     @classmethod
     def open(
@@ -118,7 +119,7 @@ class Study:
         return build_model(ModelSpec.of(self.model), self.plan.n_features, self.classes, target)
 
     def score(self, model: nn.Module, x: np.ndarray, y: np.ndarray) -> Metrics:
-        return evaluate(model, x, y, self.model.task, self.classes)
+        return evaluate(model, x, y, self.model.task, self.classes, per_class=self.per_class)
 
 
 def train_alone(
@@ -173,7 +174,6 @@ def run_fedpark(
     ``attack`` rewrites the training replies of the factories named in ``attackers`` (a
     poisoning experiment: ``benchmarks/learning/poisoning.py``).
     """
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from flwr.app import Context, Message
     from flwr.clientapp import ClientApp
     from flwr.serverapp import Grid, ServerApp
@@ -184,33 +184,8 @@ def run_fedpark(
     from fedpark.experiments.reporting import DirectoryReporter
 
     out = work / "rounds"
-    contract_dir = _approved_contract_dir(study.contract, Ed25519PrivateKey.generate(), work)
-    spec = RunSpec(
-        experiment_id="learning-benchmark",
-        contract=study.contract.model_dump(mode="json"),
-        contract_sha256=contract_sha256(study.contract),
-        model=study.model,
-        train=study.train,
-        strategy=strategy,
-        strategy_params=strategy_params,
-        rounds=rounds,
-        min_factories=len(study.factories),
-        round_timeout=3600,
-        normalization=study.norm,
-        seed=seed,
-        local_baseline=False,  # the harness trains its own local-only arms, on the test set
-        output=DirectoryOutput(directory=str(out)),
-    )
+    spec, nodes = federated_run(study, strategy, strategy_params, rounds, seed, work)
     spec_json = spec.model_dump_json()
-    nodes = [
-        {
-            "org": name,
-            "data-path": str(path),
-            "contract-dir": str(contract_dir),
-            "work-dir": str(work / "nodes" / name),
-        }
-        for name, path in study.factories.items()
-    ]
 
     class Reporter(DirectoryReporter):
         def round(self, report: Any, checkpoint: bytes) -> None:
@@ -272,6 +247,52 @@ def run_fedpark(
         finally:
             if ray.is_initialized():
                 ray.shutdown()
+    return collected_checkpoints(out, rounds)
+
+
+def federated_run(
+    study: Study,
+    strategy: str,
+    strategy_params: dict[str, float],
+    rounds: int,
+    seed: int,
+    work: Path,
+) -> tuple[RunSpec, list[dict[str, str]]]:
+    """The run spec the hub would build, reporting into ``work/rounds``, and each
+    factory's node config (its file and the approved contract, as `factory join` writes)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    contract_dir = _approved_contract_dir(study.contract, Ed25519PrivateKey.generate(), work)
+    spec = RunSpec(
+        experiment_id="learning-benchmark",
+        contract=study.contract.model_dump(mode="json"),
+        contract_sha256=contract_sha256(study.contract),
+        model=study.model,
+        train=study.train,
+        strategy=strategy,
+        strategy_params=strategy_params,
+        rounds=rounds,
+        min_factories=len(study.factories),
+        round_timeout=3600,
+        normalization=study.norm,
+        seed=seed,
+        local_baseline=False,  # the harness trains its own local-only arms, on the test set
+        output=DirectoryOutput(directory=str(work / "rounds")),
+    )
+    nodes = [
+        {
+            "org": name,
+            "data-path": str(path),
+            "contract-dir": str(contract_dir),
+            "work-dir": str(work / "nodes" / name),
+        }
+        for name, path in study.factories.items()
+    ]
+    return spec, nodes
+
+
+def collected_checkpoints(out: Path, rounds: int) -> list[Path]:
+    """The run's per-round checkpoints, once it has ended (its failure, if it failed)."""
     failure = out / "failure.json"
     if failure.exists():
         raise RuntimeError(f"the federated run failed: {failure.read_text()}")
@@ -332,24 +353,31 @@ def run_arms(
     seed: int,
     strategies: dict[str, dict[str, float]],
     progress: Any,
+    engine: str = "simulation",
+    baselines: bool = True,
 ) -> dict[str, list[Metrics]]:
-    """Every arm for one seed: each factory alone, centralized, and FedPark per strategy."""
+    """Every arm for one seed: each factory alone, centralized (unless not ``baselines``),
+    and FedPark per strategy (on Flower's simulation engine, or ``engine="deployment"``:
+    SuperLink and SuperNodes)."""
     test = study.arrays(study.test_file)[:2]
     curves: dict[str, list[Metrics]] = {}
-    task = progress.add_task(
-        f"seed {seed}", total=rounds * (len(study.factories) + 1 + len(strategies))
-    )
-    for name, path in study.factories.items():
+    arms = (len(study.factories) + 1 if baselines else 0) + len(strategies)
+    task = progress.add_task(f"seed {seed}", total=rounds * arms)
+    for name, path in study.factories.items() if baselines else ():
         x, y = study.train_arrays(path)
         curves[f"local {name}"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
         progress.advance(task, rounds)
-    pooled = [study.train_arrays(path) for path in study.factories.values()]
-    x = np.concatenate([p[0] for p in pooled])
-    y = np.concatenate([p[1] for p in pooled])
-    curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
-    progress.advance(task, rounds)
+    if baselines:
+        pooled = [study.train_arrays(path) for path in study.factories.values()]
+        x = np.concatenate([p[0] for p in pooled])
+        y = np.concatenate([p[1] for p in pooled])
+        curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
+        progress.advance(task, rounds)
     for strategy, params in strategies.items():
-        checkpoints = run_fedpark(
+        federate = run_fedpark
+        if engine == "deployment":
+            from deployment import run_deployed as federate
+        checkpoints = federate(
             study,
             strategy=strategy,
             strategy_params=params,
@@ -374,8 +402,17 @@ def summarize(runs: list[dict[str, list[Metrics]]], metrics: Sequence[str]) -> d
         arm: {m: statistics.median(r[arm][-1][m] for r in runs) for m in metrics} for arm in runs[0]
     }
     local = [v for arm, v in table.items() if arm.startswith("local")]
-    table[LOCAL_MEAN] = {m: float(np.mean([v[m] for v in local])) for m in metrics}
+    if local:
+        table[LOCAL_MEAN] = {m: float(np.mean([v[m] for v in local])) for m in metrics}
     return table
+
+
+def spread(runs: list[dict[str, list[Metrics]]], metric: str) -> dict[str, tuple[float, float]]:
+    """Lowest and highest final ``metric`` over the seeds, per arm."""
+    return {
+        arm: (min(r[arm][-1][metric] for r in runs), max(r[arm][-1][metric] for r in runs))
+        for arm in runs[0]
+    }
 
 
 def plot_curves(
@@ -395,7 +432,7 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     first = runs[0]
-    rounds = np.arange(1, len(first["centralized"]) + 1)
+    rounds = np.arange(1, len(next(iter(first.values()))) + 1)
     for arm in first:
         curve = np.median([[m[metric] * scale for m in r[arm]] for r in runs], axis=0)
         style: dict[str, Any] = {"linewidth": 2}
@@ -421,6 +458,8 @@ def run_repeats(
     repeats: int,
     strategies: dict[str, dict[str, float]],
     console: Any,
+    engine: str = "simulation",
+    baselines: bool = True,
 ) -> list[dict[str, list[Metrics]]]:
     """``run_arms`` for seeds 0 .. repeats-1, with a progress bar."""
     from rich.progress import Progress
@@ -428,9 +467,16 @@ def run_repeats(
     runs = []
     with Progress(console=console, transient=True) as progress:
         for seed in range(repeats):
-            runs.append(
-                run_arms(study, rounds=rounds, seed=seed, strategies=strategies, progress=progress)
+            arms = run_arms(
+                study,
+                rounds=rounds,
+                seed=seed,
+                strategies=strategies,
+                progress=progress,
+                engine=engine,
+                baselines=baselines,
             )
+            runs.append(arms)
     return runs
 
 

@@ -40,11 +40,19 @@ def tep_plants(
         int | None,
         typer.Option(min=1, help="Plants that see each fault [default: 1 up to 3 plants, else 2]."),
     ] = None,
-    hours: Annotated[float, typer.Option(min=1.0, max=500.0, help="Length of each run.")] = 24.0,
+    hours: Annotated[
+        float, typer.Option(min=1.0, max=500.0, help="Length of each run, hours.")
+    ] = 48.0,
     onset: Annotated[
-        float, typer.Option(min=0.0, help="Hours into a run when its fault starts.")
-    ] = 1.0,
+        float,
+        typer.Option(
+            min=0.0, help="Hours into a run when its fault starts (labelled normal before)."
+        ),
+    ] = 8.0,
     normal_runs: Annotated[int, typer.Option(min=0, help="Fault-free runs per plant.")] = 2,
+    runs_per_fault: Annotated[
+        int, typer.Option(min=1, max=20, help="Runs of each fault a plant has seen.")
+    ] = 1,
     test: Annotated[
         bool, typer.Option("--test/--no-test", help="Also write the held-out test set.")
     ] = True,
@@ -72,7 +80,9 @@ def tep_plants(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    total = tep.runs_needed(plant_list, normal_runs=normal_runs, test=test)
+    total = tep.runs_needed(
+        plant_list, normal_runs=normal_runs, runs_per_fault=runs_per_fault, test=test
+    )
     with Progress(
         TextColumn("simulating TEP runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as progress:
@@ -84,6 +94,7 @@ def tep_plants(
             hours=hours,
             onset=onset,
             normal_runs=normal_runs,
+            runs_per_fault=runs_per_fault,
             test=test,
             workers=workers,
             progress=lambda n: progress.advance(task, n),

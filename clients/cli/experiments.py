@@ -72,7 +72,9 @@ def launch(
     ] = None,
     strategy: Annotated[
         str,
-        typer.Option(help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg or krum."),
+        typer.Option(
+            help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg, krum or scaffold."
+        ),
     ] = "fedavg",
     param: Annotated[
         list[str] | None,

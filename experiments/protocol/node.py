@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedpark.experiments.protocol.base import Wire
 
 EVENTS_FILE = "events.jsonl"
+# The model a factory trained on its rows alone for a run's gain table: it stays in the work
+# dir (never sent), for the factory to compare the federated model with.
+ALONE_MODEL = "alone-{run}.safetensors"
 
 
 class NodeConfig(BaseModel):

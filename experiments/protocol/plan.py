@@ -26,6 +26,7 @@ class StrategyName(StrEnum):
     FEDMEDIAN = "fedmedian"
     FEDTRIMMEDAVG = "fedtrimmedavg"
     KRUM = "krum"
+    SCAFFOLD = "scaffold"  # FedAvg with control variates (FedPark's, on Flower's FedAvg)
 
 
 # The parameters each strategy takes beyond the node counts (the ServerApp passes them to
@@ -38,6 +39,7 @@ STRATEGY_PARAMS: dict[StrategyName, frozenset[str]] = {
     StrategyName.FEDMEDIAN: frozenset(),
     StrategyName.FEDTRIMMEDAVG: frozenset({"beta"}),
     StrategyName.KRUM: frozenset({"num_malicious_nodes"}),
+    StrategyName.SCAFFOLD: frozenset(),
 }
 # Client-side differential privacy with fixed clipping wraps any of them.
 DP_PARAMS = frozenset({"noise_multiplier", "clipping_norm"})
@@ -53,6 +55,10 @@ def check_strategy_params(name: StrategyName, params: dict[str, float]) -> None:
     dp = DP_PARAMS & set(params)
     if dp and dp != DP_PARAMS:
         raise ValueError("differential privacy needs both noise_multiplier and clipping_norm")
+    if dp and name is StrategyName.SCAFFOLD:
+        # Flower's clipping covers the model update only: a factory's control variate (its
+        # mean gradient) would leave unclipped and unnoised.
+        raise ValueError("scaffold cannot run with differential privacy")
     for key in COUNT_PARAMS & set(params):
         if float(params[key]) != int(params[key]) or params[key] < 0:
             raise ValueError(f"{key} must be a whole number, not {params[key]}")

@@ -30,6 +30,10 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     assert "approved and signed by the steward" in said
     assert "verified the hub's signature" in said
     assert "FedPark demo finished" in said
+    assert "scaffold, temporal CNN" in said
+    # each plant: alone vs federated on its held-out rows and on the faults it never saw
+    assert "What each plant gained by federating" in said
+    assert said.count("% →") == 2 and (folder / "predictions.parquet").exists()
     manifest = json.loads((folder / "model" / "manifest.json").read_text())
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")

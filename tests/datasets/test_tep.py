@@ -64,6 +64,17 @@ def test_a_plant_history_is_one_timeline_of_shuffled_runs() -> None:
     assert sorted(r.fault for r in runs) == [0, 0, 1, 4, 7]
     assert all(b.start - a.start > dt.timedelta(hours=6) for a, b in itertools.pairwise(runs))
     assert {r.mode for r in runs} == {"mode2"} and len({r.seed for r in runs}) == 5
+    twice = tep.plant_runs(plant, hours=6, onset=1, normal_runs=1, runs_per_fault=2)
+    assert sorted(r.fault for r in twice) == [0, 1, 1, 4, 4, 7, 7]
+    assert len({r.seed for r in twice}) == 7  # each run its own noise
+    assert tep.runs_needed([plant], normal_runs=1, runs_per_fault=2, test=False) == 7
+
+
+def test_the_default_runs_follow_the_literature_convention() -> None:
+    """48 h runs, the fault from hour 8 (labelled normal before it), as Braatz's sets."""
+    plant = tep.Plant("plant-9", seed=5, mode="mode1", faults=(1,))
+    assert {(r.hours, r.onset) for r in tep.plant_runs(plant)} == {(48.0, 8.0)}
+    assert {(r.hours, r.onset) for r in tep.test_runs(["mode1"], faults=(1,))} == {(48.0, 8.0)}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +83,25 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tep.GeneratedSet:
         tep.Plant("plant-1", seed=11, mode="mode1", faults=(1,)),
         tep.Plant("plant-2", seed=22, mode="mode2", faults=(4,)),
     ]
+    extra = [tep.RunPlan("elsewhere", "mode1", 5, 4, 2.0, 0.5, dt.datetime(2027, 1, 1))]
     return tep.generate(
-        tmp_path_factory.mktemp("tep"), plants, hours=3, onset=1, normal_runs=1, workers=2
+        tmp_path_factory.mktemp("tep"),
+        plants,
+        hours=3,
+        onset=1,
+        normal_runs=1,
+        workers=2,
+        extra=extra,
     )
+
+
+def test_extra_runs_are_returned_not_written(generated: tep.GeneratedSet) -> None:
+    extra = generated.extra
+    assert extra is not None and set(extra["plant"].to_pylist()) == {"elsewhere"}
+    assert set(extra["fault"].to_pylist()) == {0, 4} and extra.num_rows == 40  # 2 h / 3 min
+    for path in [*generated.plant_files.values(), generated.test_file]:
+        assert "elsewhere" not in set(pq.read_table(path)["plant"].to_pylist())
+    assert not list(generated.contract_file.parent.glob("elsewhere*"))
 
 
 def test_generated_files_meet_their_contract(generated: tep.GeneratedSet) -> None:

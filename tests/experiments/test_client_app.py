@@ -12,12 +12,13 @@ import pytest
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from federation import write_contract_dir
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 from samples import contract_data, sensor_table
 
 from fedpark.contracts import Contract, contract_sha256
 from fedpark.experiments.client_app import app
+from fedpark.experiments.control_variates import OWN_CONTROL
 from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import (
@@ -25,9 +26,14 @@ from fedpark.experiments.protocol import (
     EVALUATE_FIRST,
     EVALUATION_RECORD,
     LOCAL_BASELINE,
+    SCAFFOLD_CONTROL,
+    SCAFFOLD_DELTA,
     SPEC_KEY,
+    FactoryProblem,
+    ProblemKind,
     RunSpec,
 )
+from fedpark.experiments.weights import from_safetensors
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +127,10 @@ def test_the_last_evaluation_adds_a_model_trained_on_the_factorys_rows_alone(
     assert {f"{ALONE_PREFIX}{m}" for m in ("loss", "accuracy", "macro_f1")} <= set(last)
     again = dict(_send(context, MessageType.EVALUATE, arrays, **{LOCAL_BASELINE: True})["metrics"])
     assert again == last  # seeded: the baseline does not depend on which process runs it
+    # the alone model itself stays at the factory, in its work dir, for its own comparisons
+    [kept] = (Path(str(context.node_config["work-dir"]))).glob("alone-*.safetensors")
+    weights = from_safetensors(kept.read_bytes())
+    assert set(weights) == set(arrays) and kept.name == "alone-1.safetensors"
 
 
 def test_a_deadline_stops_training_between_epochs() -> None:
@@ -133,3 +143,68 @@ def test_a_deadline_stops_training_between_epochs() -> None:
     done: list[int] = []
     train(model, x, y, "classification", TrainConfig(epochs=5), time.monotonic() - 1, done.append)
     assert done == [1]  # the first epoch always runs, no later one starts past the deadline
+
+
+def _send_scaffold(
+    context: Context, arrays: ArrayRecord, control: dict[str, np.ndarray]
+) -> RecordDict:
+    content = RecordDict(
+        {
+            "arrays": arrays,
+            "config": ConfigRecord({"server-round": 1}),
+            SCAFFOLD_CONTROL: ArrayRecord({k: Array(v) for k, v in control.items()}),
+        }
+    )
+    reply = app(Message(content, dst_node_id=5, message_type=MessageType.TRAIN), context)
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    return reply.content
+
+
+def test_scaffold_corrects_training_and_keeps_the_factorys_control_between_rounds(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    """With the server's ``c`` in the message, the factory trains on corrected gradients,
+    replies with the change of its own ``c_i`` beside the model (the strategy takes it off
+    before Flower's aggregation) and keeps ``c_i`` in the run's node state for next round."""
+    context, arrays = factory
+    zeros = {k: np.zeros_like(a.numpy()) for k, a in arrays.items()}
+    plain = _send(context, MessageType.TRAIN, arrays, **{"server-round": 1})
+    first = _send_scaffold(context, arrays, zeros)
+    # c = c_i = 0: no correction, the same training as without SCAFFOLD
+    for name, array in plain["arrays"].items():  # type: ignore[union-attr]
+        assert np.allclose(array.numpy(), first["arrays"][name].numpy()), name  # type: ignore[index]
+    delta = {k: a.numpy() for k, a in first[SCAFFOLD_DELTA].items()}  # type: ignore[union-attr]
+    assert set(delta) == set(zeros)
+    assert any(np.abs(v).sum() > 0 for v in delta.values())  # c_i moved to the mean gradient
+    own = {k: a.numpy() for k, a in context.state[OWN_CONTROL].items()}  # type: ignore[union-attr]
+    assert all(np.array_equal(own[k], delta[k]) for k in delta)  # c_i was 0
+    assert len(first.array_records) == 2 and len(first.metric_records) == 1
+    # round 2, the same c: the correction c - c_i is no longer 0, so training differs
+    second = _send_scaffold(context, arrays, zeros)
+    moved = [
+        not np.allclose(a.numpy(), second["arrays"][k].numpy())  # type: ignore[index]
+        for k, a in first["arrays"].items()  # type: ignore[union-attr]
+    ]
+    assert any(moved)
+    again = {k: a.numpy() for k, a in second[SCAFFOLD_DELTA].items()}  # type: ignore[union-attr]
+    assert not all(np.allclose(again[k], delta[k]) for k in delta)  # relative to the new c_i
+
+
+def test_a_control_that_does_not_fit_the_model_is_a_named_failure(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    context, arrays = factory
+    name = next(iter(arrays))
+    wrong = {name: np.zeros(3, np.float32)}
+    content = RecordDict(
+        {
+            "arrays": arrays,
+            "config": ConfigRecord({"server-round": 1}),
+            SCAFFOLD_CONTROL: ArrayRecord({k: Array(v) for k, v in wrong.items()}),
+        }
+    )
+    reply = app(Message(content, dst_node_id=5, message_type=MessageType.TRAIN), context)
+    assert reply.has_error()
+    problem = FactoryProblem.model_validate_json(reply.error.reason)
+    assert problem.kind is ProblemKind.FACTORY_ERROR and problem.error == "ControlMismatchError"
+    assert OWN_CONTROL not in context.state

@@ -8,7 +8,6 @@ unreachable nodes. The same decisions on Flower's deployment engine are in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,8 +22,8 @@ from flwr.app import (
     MetricRecord,
     RecordDict,
 )
-from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
+from grids import Answer, Grid4Tests
 
 from fedpark.contracts.errors import ReadFailure, ReadProblem
 from fedpark.experiments.contract_strategy import ContractStrategy, TooFewFactoriesError
@@ -44,44 +43,6 @@ from fedpark.experiments.strategies import build_strategy
 from fedpark.experiments.weights import from_safetensors
 
 SENTINEL = "SENTINEL-ROW-7f3q"
-Answer = Callable[[Message], Message | None]
-
-
-class Grid4Tests(Grid):
-    """A grid of in-process factories: each answers a message, or never does (None)."""
-
-    def __init__(self, factories: dict[int, Answer]) -> None:
-        self.factories = factories
-        self.sent: list[Message] = []
-
-    def set_run(self, run):  # type: ignore[no-untyped-def]
-        pass
-
-    def run(self):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    def create_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.factories)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        raise NotImplementedError
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        raise NotImplementedError
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        replies = []
-        for message in messages:
-            self.sent.append(message)
-            reply = self.factories[message.metadata.dst_node_id](message)
-            if reply is not None:
-                replies.append(reply)
-        return replies
 
 
 def good(org: str, examples: int = 100) -> Answer:

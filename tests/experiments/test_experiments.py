@@ -26,7 +26,7 @@ from fedpark.experiments.features import (
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import pooled_normalization
 from fedpark.experiments.strategies import build_strategy
-from fedpark.experiments.training import TrainConfig, evaluate, macro_f1, train
+from fedpark.experiments.training import TrainConfig, class_rates, evaluate, macro_f1, train
 from fedpark.experiments.weights import from_safetensors, to_safetensors, weights_sha256
 
 
@@ -102,6 +102,19 @@ def test_models_learn_on_cpu(spec: ModelSpec, shape: tuple[int, ...]) -> None:
 def test_macro_f1() -> None:
     assert macro_f1(np.array([0, 1, 1]), np.array([0, 1, 1]), 2) == 1.0
     assert macro_f1(np.array([0, 0, 0]), np.array([0, 1, 1]), 2) == pytest.approx(0.25)
+
+
+def test_class_rates_are_the_measures_of_fault_diagnosis_papers() -> None:
+    """Normal 0; fault 1 named twice, once taken for fault 2 (noticed, misnamed), once
+    missed; one normal row raised an alarm; fault 2 never occurs (no rates of its own)."""
+    actual = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([0, 0, 0, 2, 1, 1, 2, 0])
+    rates = class_rates(predicted, actual, 3)
+    assert rates["recall/1"] == 0.5 and rates["detection/1"] == 0.75
+    assert rates["recall/0"] == 0.75 and rates["false_alarm"] == 0.25
+    assert rates["f1/1"] == pytest.approx(2 * 2 / (4 + 2))
+    assert "recall/2" not in rates and "detection/0" not in rates
+    assert "false_alarm" not in class_rates(predicted, actual, 3, normal=None)
 
 
 def test_strategies_are_flowers_own(contract: Contract) -> None:

@@ -1,0 +1,92 @@
+"""The factory's side of SCAFFOLD (the server's is :mod:`fedpark.experiments.scaffold`).
+
+Each local step follows ``g_i(y) - c_i + c``: the batch gradient, corrected by the server's
+control variate ``c`` (the park's mean gradient) minus this factory's own ``c_i``. After the
+local epochs the factory's new ``c_i`` is the mean of the uncorrected batch gradients it met
+along the way, and the reply carries ``c_i(new) - c_i`` beside the model.
+
+Why the mean gradient and not SCAFFOLD's "option II" (``(x - y) / (K * lr)``): option II
+reads a gradient back from the weights' movement, which holds for plain SGD only; FedPark
+factories train with Adam by default. The mean of the gradients seen is the paper's
+"option I" estimate (the local gradient) taken along the local path, at no extra pass over
+the data, and is the same for any optimizer. Like the model update, it is an average over
+many rows: no row leaves in it.
+
+``c_i`` persists in the run's node state (Flower's ``Context.state``), which the SuperNode
+keeps between messages of one run; lost (a restarted SuperNode), it starts at zero again,
+which only weakens the correction for a round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, RecordDict
+from torch import nn
+
+OWN_CONTROL = "fedpark-scaffold-own"  # this factory's c_i in the node state
+
+
+class ControlVariates:
+    """Correct a model's gradients during local training and estimate the new ``c_i``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model about to be trained (its parameters are corrected in place).
+    server : dict[str, np.ndarray]
+        ``c``, keyed like the model's state dict (its floating-point entries).
+    own : dict[str, np.ndarray]
+        This factory's ``c_i`` from the last round it trained (empty: zeros).
+    """
+
+    def __init__(
+        self, model: nn.Module, server: dict[str, np.ndarray], own: dict[str, np.ndarray]
+    ) -> None:
+        self.keys = list(server)
+        params = dict(model.named_parameters())
+        self.params = {k: params[k] for k in self.keys if k in params}
+        self.own = {k: own.get(k, np.zeros_like(server[k])) for k in self.keys}
+        self.correction = {
+            k: torch.as_tensor(server[k] - self.own[k], dtype=p.dtype)
+            for k, p in self.params.items()
+        }
+        self.sums = {k: torch.zeros_like(p) for k, p in self.params.items()}
+        self.steps = 0
+
+    def __call__(self) -> None:
+        """After a batch's backward pass: remember the gradient, then correct it."""
+        with torch.no_grad():
+            for key, param in self.params.items():
+                if param.grad is None:
+                    continue
+                self.sums[key] += param.grad
+                param.grad += self.correction[key]
+        self.steps += 1
+
+    def updated(self) -> dict[str, np.ndarray]:
+        """The new ``c_i``: the mean gradient met (entries that are not parameters: 0)."""
+        if not self.steps:
+            return dict(self.own)
+        return {
+            k: (self.sums[k] / self.steps).numpy().astype(self.own[k].dtype)
+            if k in self.sums
+            else np.zeros_like(self.own[k])
+            for k in self.keys
+        }
+
+    def delta(self, updated: dict[str, np.ndarray]) -> ArrayRecord:
+        """``c_i(new) - c_i``: what the reply carries to the server."""
+        return ArrayRecord({k: Array(updated[k] - self.own[k]) for k in self.keys})
+
+
+def own_control(state: RecordDict) -> dict[str, np.ndarray]:
+    """This factory's ``c_i`` from the node state (empty before its first round)."""
+    record = state.get(OWN_CONTROL)
+    if not isinstance(record, ArrayRecord):
+        return {}
+    return {k: a.numpy() for k, a in record.items()}
+
+
+def keep_own_control(state: RecordDict, control: dict[str, np.ndarray]) -> None:
+    state[OWN_CONTROL] = ArrayRecord({k: Array(v) for k, v in control.items()})
