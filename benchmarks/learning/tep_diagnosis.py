@@ -175,6 +175,32 @@ def print_faults(rows: dict[str, Metrics]) -> None:
     console.print(out)
 
 
+def plot_faults(rows: dict[str, Metrics], path: Path, title: str) -> None:
+    """Classification rate per class and arm (median over seeds): one group of bars each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arms = sorted({k.rsplit(" ", 1)[0] for row in rows.values() for k in row})
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / max(len(arms), 1)
+    for i, arm in enumerate(arms):
+        values = [100 * rows[n].get(f"{arm} recall", float("nan")) for n in names]
+        ax.bar(np.arange(len(names)) + i * width, values, width, label=arm)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=45, ha="right")
+    ax.set_ylabel("classified correctly (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(arms))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     started = time.time()
@@ -223,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
             title=f"TEP fault diagnosis, {args.setting} setting ({args.model}, {args.engine})",
             ylabel="macro-F1 on held-out test set (%)",
             scale=100,
+        )
+        plot_faults(
+            faults,
+            args.out / f"{name}_faults.png",
+            f"TEP {args.setting} setting: each class of the test set, "
+            f"median of {args.repeats} seeds",
         )
     return 0
 
