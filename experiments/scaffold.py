@@ -85,7 +85,7 @@ class Scaffold(FedAvg):
         arrays, metrics = super().aggregate_train(
             server_round, [_without_delta(r) for r in replies]
         )
-        usable = [d for d in deltas if d is not None and set(d) == set(self.control)]
+        usable = [d for d in deltas if d is not None and self._fits(d)]
         if arrays is not None and usable:
             step = min(1.0, self.fraction_train) / len(usable)
             for name in self.control:
@@ -93,6 +93,13 @@ class Scaffold(FedAvg):
                     d[name].astype(self.control[name].dtype) for d in usable
                 )
         return arrays, metrics
+
+    def _fits(self, delta: dict[str, np.ndarray]) -> bool:
+        """A delta for exactly ``c``'s arrays and shapes (anything else is left out: one
+        factory's malformed reply must not end the run)."""
+        return set(delta) == set(self.control) and all(
+            delta[k].shape == v.shape for k, v in self.control.items()
+        )
 
 
 def _delta(reply: Message) -> dict[str, np.ndarray] | None:

@@ -79,8 +79,9 @@ def test_the_control_is_sent_out_and_moves_by_the_mean_of_the_factories_changes(
 
 
 def test_only_aggregated_replies_move_the_control() -> None:
-    """A failed reply, or one without a delta, changes nothing; FedAvg still gets the
-    models (one ArrayRecord each: the delta is taken off first)."""
+    """A failed reply, one without a delta or with one of the wrong shape changes nothing
+    (and ends nothing); FedAvg still gets the models (one ArrayRecord each: the delta is
+    taken off first)."""
     seen: list[dict[str, np.ndarray]] = []
     no_delta = constant_delta(5.0, [])
 
@@ -91,11 +92,19 @@ def test_only_aggregated_replies_move_the_control() -> None:
             del reply.content[SCAFFOLD_DELTA]
         return reply
 
+    def misshapen(message: Message) -> Message | None:
+        reply = no_delta(message)
+        assert reply is not None
+        if message.metadata.message_type == MessageType.TRAIN:
+            reply.content[SCAFFOLD_DELTA] = _arrays({"w": np.ones(3, np.float32)})
+        return reply
+
     grid = Grid4Tests(
         {
             1: constant_delta(2.0, seen),
             2: without,
             3: lambda m: Message(Error(4243, "x"), reply_to=m),
+            4: misshapen,
         }
     )
     strategy = Scaffold(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)

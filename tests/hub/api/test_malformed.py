@@ -134,6 +134,10 @@ LAUNCHES: dict[str, tuple[dict[str, object], str]] = {
     "10^9 rounds": ({"rounds": 10**9}, "rounds"),
     "huge hidden layer": ({"model": {"hidden": [10**9]}}, "model"),
     "unknown strategy": ({"strategy": "magic"}, "strategy"),
+    "scaffold with differential privacy": (
+        {"strategy": "scaffold", "strategy_params": {"noise_multiplier": 1, "clipping_norm": 1}},
+        "body",
+    ),
     "participants not a list": ({"participants": "acme"}, "participants"),
     "10 000 participants": ({"participants": [f"f{i}" for i in range(10_000)]}, "participants"),
     "k above the participants": ({"min_factories": 3}, "body"),
