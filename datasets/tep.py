@@ -407,6 +407,11 @@ def generate(
     The test runs are ``test_hours`` long with the fault from ``test_onset`` (default: the
     plants' ``hours`` and ``onset``). ``extra`` runs (their ``plant`` names none of the
     plants) are simulated in the same processes and returned, not written."""
+    clash = {plan.plant for plan in extra} & {p.name for p in plant_list} | (
+        {plan.plant for plan in extra} & {"test"}
+    )
+    if clash:
+        raise ValueError(f"extra runs must not be named after a plant or the test set: {clash}")
     per_plant = {
         p.name: plant_runs(
             p, hours=hours, onset=onset, normal_runs=normal_runs, runs_per_fault=runs_per_fault
@@ -417,7 +422,7 @@ def generate(
     tests = test_runs(
         [p.mode for p in plant_list],
         faults=faults,
-        hours=test_hours or hours,
+        hours=hours if test_hours is None else test_hours,
         onset=onset if test_onset is None else test_onset,
     )
     plans = [plan for runs in per_plant.values() for plan in runs] + (tests if test else [])

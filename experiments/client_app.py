@@ -334,9 +334,12 @@ def _alone(local: LocalData, keep: Path | None = None) -> dict[str, float]:
     )
     done = [0]
     train(model, local.train_x, local.train_y, spec.model.task, config, deadline, done.append)
-    if keep is not None:
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        keep.write_bytes(to_safetensors(model.state_dict()))
+    if keep is not None:  # best effort: a full disk must not cost the round its metrics
+        try:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            keep.write_bytes(to_safetensors(model.state_dict()))
+        except OSError:
+            log.warning("cannot keep the alone model in %s", keep.parent)
     metrics = _evaluation(local, model)
     alone = {f"{ALONE_PREFIX}{k}": float(v) for k, v in metrics.items() if k != "num-examples"}
     return alone | {f"{ALONE_PREFIX}epochs": float(done[-1])}

@@ -27,6 +27,7 @@ from fedpark.clients.supernode import (
 from fedpark.hub.flower.control import FlowerControl
 
 FINISHED = "finished"
+ROUND_LIMIT = 600.0  # seconds a round may take before the run counts as stuck
 
 
 def run_deployed(
@@ -71,14 +72,17 @@ def run_deployed(
             raise RuntimeError(f"not every SuperNode came online: see {work}")
         control = FlowerControl(f"127.0.0.1:{link}")
         run_id = control.start_run(spec)
+        # a round takes seconds here; a run stuck this long has lost a process
+        deadline = time.monotonic() + rounds * ROUND_LIMIT
         seen = 0
         while (status := control.status(run_id)).status != FINISHED:
-            done = len(list(out.glob("checkpoint-*.safetensors")))
-            if on_round:
-                for number in range(seen + 1, done + 1):
-                    on_round(number)
-            seen = done
+            seen = _report_rounds(out, seen, on_round)
+            dead = [p for p in processes if not p.alive()]
+            if dead or time.monotonic() > deadline:
+                why = "a process exited" if dead else "it ran past its deadline"
+                raise RuntimeError(f"the deployed run did not finish ({why}): see {work}")
             time.sleep(0.5)
+        _report_rounds(out, seen, on_round)
         if status.sub_status != "completed":
             raise RuntimeError(f"the deployed run ended {status.sub_status}: see {work}")
     finally:
@@ -87,6 +91,15 @@ def run_deployed(
         for apps in warm:
             apps.remove()
     return collected_checkpoints(out, rounds)
+
+
+def _report_rounds(out: Path, seen: int, on_round: Callable[[int], None] | None) -> int:
+    """Tell ``on_round`` of the checkpoints written since ``seen``; how many there are."""
+    done = len(list(out.glob("checkpoint-*.safetensors")))
+    for number in range(seen + 1, done + 1):
+        if on_round:
+            on_round(number)
+    return done
 
 
 def _wait_for(socket: Path, worker: ChildProcess, timeout: float = 120.0) -> None:

@@ -346,9 +346,11 @@ def _held_out(park: Park, folder: Path) -> None:
         return
     alone = {}
     for plant in park.plants:  # what each plant's ClientApp kept of its gain-table baseline
-        kept = sorted((park.dir / plant.name / "node").glob(ALONE_MODEL.format(run="*")))
-        if kept:
-            alone[plant.name] = kept[-1]
+        kept = list((park.dir / plant.name / "node").glob(ALONE_MODEL.format(run="*")))
+        if kept:  # the demo's one run: its newest
+            alone[plant.name] = max(kept, key=lambda path: path.stat().st_mtime)
+        else:
+            out.print(f"{plant.name} kept no alone model (see its log): left out below")
     unseen = demo_gains.compare_on_unseen(model, park.plants, alone, runs)
     held_out = {
         g.org: (g.alone.get("macro_f1", float("nan")), g.federated.get("macro_f1", float("nan")))

@@ -41,7 +41,7 @@ STRATEGY_PARAMS: dict[StrategyName, frozenset[str]] = {
     StrategyName.KRUM: frozenset({"num_malicious_nodes"}),
     StrategyName.SCAFFOLD: frozenset(),
 }
-# Client-side differential privacy with fixed clipping wraps any of them.
+# Client-side differential privacy with fixed clipping wraps any of them but SCAFFOLD.
 DP_PARAMS = frozenset({"noise_multiplier", "clipping_norm"})
 # Parameters that count nodes: Flower slices with them, so they must be whole numbers.
 COUNT_PARAMS = frozenset({"num_malicious_nodes"})

@@ -33,7 +33,8 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     assert "scaffold, temporal CNN" in said
     # each plant: alone vs federated on its held-out rows and on the faults it never saw
     assert "What each plant gained by federating" in said
-    assert said.count("% →") == 2 and (folder / "predictions.parquet").exists()
+    assert said.count("→") >= 3 and "never saw" in said  # the title, then one per plant
+    assert (folder / "predictions.parquet").exists()
     manifest = json.loads((folder / "model" / "manifest.json").read_text())
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")

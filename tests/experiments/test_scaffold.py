@@ -204,3 +204,60 @@ def test_it_converges_on_an_iid_split_like_fedavg(name: str) -> None:
     model.load_state_dict(result.arrays.to_torch_state_dict())
     accuracy = evaluate(model, test_x, test_y, "classification", 3)["accuracy"]
     assert accuracy > 0.93, accuracy  # the blobs' Bayes rate is about 0.98
+
+
+def _linear_factory(scale: float, target: float, state: RecordDict) -> Answer:
+    """A factory whose rows say ``y = scale * target`` at ``x = scale``: its own optimum is
+    ``w = target`` and its curvature ``scale**2``. Plain SGD, 10 full-batch local steps."""
+    x = np.full((50, 1), scale, np.float32)
+    y = np.full(50, scale * target, np.float32)
+
+    def answer(message: Message) -> Message:
+        model = torch.nn.Linear(1, 1, bias=False)
+        model.load_state_dict(message.content["arrays"].to_torch_state_dict())  # type: ignore[union-attr]
+        if message.metadata.message_type != MessageType.TRAIN:
+            metrics = MetricRecord({"num-examples": len(x)})
+            return Message(RecordDict({"metrics": metrics}), reply_to=message)
+        record = message.content.get(SCAFFOLD_CONTROL)
+        control = None
+        if isinstance(record, ArrayRecord):
+            server = {k: a.numpy() for k, a in record.items()}
+            control = ControlVariates(model, server, own_control(state))
+        config = TrainConfig(epochs=10, batch_size=50, learning_rate=0.02, optimizer="sgd")
+        train(model, x, y, "regression", config, on_gradients=control)
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(model.state_dict()),
+                "metrics": MetricRecord({"num-examples": len(x)}),
+            }
+        )
+        if control is not None:
+            updated = control.updated()
+            content[SCAFFOLD_DELTA] = control.delta(updated)
+            keep_own_control(state, updated)
+        return Message(content, reply_to=message)
+
+    return answer
+
+
+def _drift(name: str) -> float:
+    """How far the federated model ends from the pooled least-squares optimum, when one
+    factory's optimum is 0 with curvature 1 and the other's 1 with curvature 9 (pooled: 0.9)."""
+    grid = Grid4Tests(
+        {
+            1: _linear_factory(1.0, 0.0, RecordDict()),
+            2: _linear_factory(3.0, 1.0, RecordDict()),
+        }
+    )
+    start = ArrayRecord({"weight": Array(np.zeros((1, 1), np.float32))})
+    result = build_strategy(name, {}, min_factories=2).start(grid, start, num_rounds=40, timeout=10)
+    return abs(float(result.arrays["weight"].numpy().item()) - 0.9)
+
+
+def test_scaffold_removes_the_drift_that_fedavg_keeps() -> None:
+    """Many local steps on factories with different optima: FedAvg settles between the two
+    optima weighted by rows, not curvature (client drift); SCAFFOLD's correction brings it
+    to the pooled optimum, the model that training on everyone's rows would give."""
+    fedavg, scaffold = _drift("fedavg"), _drift("scaffold")
+    assert fedavg > 0.1, fedavg
+    assert scaffold < 0.02, scaffold
