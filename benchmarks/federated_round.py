@@ -32,6 +32,7 @@ from fedpark.clients.processes import ChildProcess, free_port
 from fedpark.clients.supernode import flower_env, local_superlink_argv, supernode_argv
 from fedpark.contracts import Contract
 from fedpark.experiments.features import plan_from_contract
+from fedpark.experiments.protocol.plan import ModelSettings, StrategyName, TrainSettings
 
 BARE_APP = Path(__file__).parent / "bare_flower_app"
 
@@ -46,7 +47,14 @@ def fedpark_rounds(
         document = approve_contract(park)
         join_factories(park, document, hours)
         park.wait_for_factories()
-        launch = park.launch_body(document, rounds, "bench")
+        # the peer's work: the per-row MLP with FedAvg (the demo trains a temporal CNN)
+        launch = park.launch_body(document, rounds, "bench").model_copy(
+            update={
+                "model": ModelSettings(kind="mlp", hidden=(64, 64), series="run"),
+                "train": TrainSettings(epochs=2, batch_size=64, learning_rate=0.003),
+                "strategy": StrategyName.FEDAVG,
+            }
+        )
         with park.api("researcher") as researcher:
             experiment = researcher.launch(launch).id
             while researcher.experiment(experiment).status in ("pending", "running"):
