@@ -73,9 +73,19 @@ SETTINGS = {
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--setting", choices=sorted(SETTINGS), default="literature")
+    parser.add_argument(
+        "--setting",
+        choices=sorted(SETTINGS),
+        default="literature",
+        help="literature: 4 plants in mode 1, faults split; park: 5 plants, 5 modes",
+    )
     parser.add_argument("--data", type=Path, help="output of `fedpark data tep` (else generated)")
-    parser.add_argument("--engine", choices=("simulation", "deployment"), default="simulation")
+    parser.add_argument(
+        "--engine",
+        choices=("simulation", "deployment"),
+        default="simulation",
+        help="FedPark arms on Flower's simulation engine or on a SuperLink and SuperNodes",
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--model", choices=("tcnn", "mlp"), default="tcnn")
@@ -232,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     faults = fault_table(runs, classes)
     print_faults(faults)
     console.print(
-        f"{args.setting}: {len(plants)} plants, {args.rounds} rounds, {args.repeats} seeds, "
+        f"{args.setting}: {len(plants)} plants, {args.rounds} rounds, {args.repeats} seed(s), "
         f"engine {args.engine}, {time.time() - started:.0f} s"
     )
+    if args.quick:
+        console.print("--quick is a smoke run (tiny runs and model): its figures mean nothing")
     if args.out:
         name = f"tep_{args.setting}" + ("_deployment" if args.engine == "deployment" else "")
         path = save_results(args.out, name, args, table, runs)

@@ -68,7 +68,7 @@ def infer(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft.")],
     contract_id: Annotated[str, typer.Option("--id", help="Contract id (a slug).")],
     owner: Annotated[str, typer.Option(help="Owning organization's id.")],
-    title: Annotated[str | None, typer.Option(help="Title [default: the file name].")] = None,
+    title: Annotated[str | None, typer.Option(help="Title (default: the file name).")] = None,
 ) -> None:
     """Draft a contract from a data file: types from the file, rules from its statistics."""
     from fedpark.contracts import ContractError, save_contract
@@ -361,7 +361,7 @@ def list_contracts(
 @app.command("show")
 def show_contract(
     contract_id: IdArg,
-    version: Annotated[str | None, typer.Argument(help="Version [default: newest].")] = None,
+    version: Annotated[str | None, typer.Argument(help="Version (default: the newest).")] = None,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,

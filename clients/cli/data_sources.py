@@ -38,7 +38,7 @@ def tep_plants(
     ] = DEFAULT_FAULTS,
     overlap: Annotated[
         int | None,
-        typer.Option(min=1, help="Plants that see each fault [default: 1 up to 3 plants, else 2]."),
+        typer.Option(min=1, help="Plants that see each fault (default: 1 up to 3 plants, else 2)."),
     ] = None,
     hours: Annotated[
         float, typer.Option(min=1.0, max=500.0, help="Length of each run, hours.")

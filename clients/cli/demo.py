@@ -287,7 +287,7 @@ def demo(
     hours: Annotated[
         float, typer.Option(min=2.0, max=100.0, help="Length of each simulated plant run.")
     ] = 12.0,
-    port: Annotated[int | None, typer.Option(help="Hub port [default: a free one].")] = None,
+    port: Annotated[int | None, typer.Option(help="Hub port (default: a free one).")] = None,
     keep_running: Annotated[
         bool, typer.Option(help="Keep everything up at the end until Ctrl-C.")
     ] = False,
@@ -357,15 +357,20 @@ def _held_out(park: Park, folder: Path) -> None:
         for g in model.manifest.gains
     }
     out.print(demo_gains.gains_table(held_out, unseen, {p.name: p.mode for p in park.plants}))
+    out.print(demo_gains.GAINS_NOTE, highlight=False)
     plant = park.plants[0]
     data = park.dir / "unseen-faults.parquet"
     pq.write_table(runs.filter(pc.equal(runs["plant"], f"unseen-{plant.name}")), data)
     summary = predict_file(model, data, park.dir / "predictions.parquet")
     metrics = summary.metrics() or {}
+    runs_alarmed = len({alarm.series for alarm in summary.alarms})
+    count = len(next((u.faults for u in unseen if u.plant == plant.name), ()))
     out.print(
-        f"partner ran `fedpark model predict` on {plant.name}'s runs of faults it never saw "
-        f"({summary.rows} rows): accuracy {metrics.get('accuracy', float('nan')):.2f}, "
-        f"{summary.alarm_count} alarms raised",
+        f"{plant.name} ran the downloaded model on its line (`fedpark model predict`, no hub) "
+        f"over its runs of the {count} faults it never saw: {summary.rows} rows, "
+        f"{summary.predicted} predicted (a run's first {(model.package.window or 1) - 1} rows "
+        f"fill the model's window), {metrics.get('accuracy', float('nan')):.0%} of them named "
+        f"right; an alarm in {runs_alarmed} of the {count} runs",
         highlight=False,
     )
 
@@ -399,16 +404,18 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
     table.add_column("what", no_wrap=True)
     table.add_column("where", overflow="fold")  # paths and commands stay whole, to copy
-    table.add_row("hub", park.url)
+    table.add_row("hub (with --keep-running)", park.url)
     table.add_row("model, manifest, signature", str(folder))
     table.add_row("metrics plot", str(plot))
-    table.add_row("predictions on unseen faults", str(park.dir / "predictions.parquet"))
+    first = park.plants[0].name
+    table.add_row(f"runs of faults {first} never saw", str(park.dir / "unseen-faults.parquet"))
+    table.add_row("its predictions", str(park.dir / "predictions.parquet"))
     table.add_row("logs", str(park.dir / "logs"))
     out.print(table)
     # On a line of its own, never wrapped (a table cell breaks paths mid-word): to copy.
     command = shlex.join(
         [
-            "fedpark",
+            _program(),
             "model",
             "verify",
             str(folder / "model.safetensors"),
@@ -421,6 +428,19 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     )
     out.print("Verify the model offline (one line, to copy):")
     out.print(command, soft_wrap=True, markup=False, highlight=False)
+
+
+def _program() -> str:
+    """How to call ``fedpark`` from this shell: its name when PATH finds this one, else its
+    path (README line 1 installs into .venv without activating it)."""
+    mine = Path(sys.executable).parent / "fedpark"
+    found = shutil.which("fedpark")
+    if found and Path(found).resolve() == mine.resolve():
+        return "fedpark"
+    try:
+        return str(mine.relative_to(Path.cwd()))
+    except ValueError:
+        return str(mine)
 
 
 def register(app: typer.Typer) -> None:

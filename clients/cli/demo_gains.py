@@ -103,6 +103,15 @@ def _named(network: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((forward(network, x, True).argmax(axis=1) == y).mean())
 
 
+GAINS_NOTE = (
+    "Own held-out rows: the last fifth of each of the plant's runs, faults it has seen; a "
+    "model of its own rows fits those best (`fedpark model finetune` adapts the federated "
+    "one to them). Faults it never saw: the share of windows after the fault's onset named "
+    "as that fault. Figures vary a little from run to run (training on several threads is "
+    "not bit-for-bit repeatable)."
+)
+
+
 def gains_table(
     held_out: dict[str, tuple[float, float]], unseen: list[UnseenFaults], modes: dict[str, str]
 ) -> Table:

@@ -73,7 +73,9 @@ def launch(
     strategy: Annotated[
         str,
         typer.Option(
-            help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg, krum or scaffold."
+            help="fedavg, fedprox, fedavgm, fedadam, fedmedian, fedtrimmedavg, krum, or "
+            "scaffold: FedAvg with control variates against client drift, for factories that "
+            "each hold different faults (no DP with it)."
         ),
     ] = "fedavg",
     param: Annotated[
@@ -81,7 +83,7 @@ def launch(
         typer.Option(
             help="Strategy parameter NAME=VALUE "
             "(repeatable; noise_multiplier and "
-            "clipping_norm turn on DP)."
+            "clipping_norm turn on DP, not with scaffold)."
         ),
     ] = None,
     rounds: Annotated[int, typer.Option(min=1)] = 3,
@@ -150,13 +152,13 @@ def reported(rounds: list[RoundPublic]) -> list[RoundReport]:
 
 
 def metrics_table(reports: list[RoundReport]) -> Table:
-    table = Table(title="Metrics per round (evaluation weighted by examples)")
+    table = Table(title="Metrics per round: the factories' held-out rows (weighted by their count)")
     keys = sorted({k for r in reports for k in r.evaluate})
     for col in ("round", "train_loss", *keys, "factories", "refused or failed"):
         table.add_column(col)
     for report in reports:
         trained = report.train_factories
-        factories = f"{len(trained)} ({sum(f.examples for f in trained)} examples)"
+        factories = f"{len(trained)} ({sum(f.examples for f in trained)} rows trained on)"
         if not report.aggregated:
             factories += " not aggregated: below k"
         absent = [f.org for f in report.refused]

@@ -332,7 +332,10 @@ def print_summary(summary: Summary, output: Path) -> None:
     metrics = summary.metrics()
     if metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "rows")
-        out.print(f"on the {metrics['rows']} rows with a label: {shown}", highlight=False)
+        out.print(
+            f"on the {metrics['rows']} predicted rows that have a label: {shown}",
+            highlight=False,
+        )
 
 
 @model_app.command("export-onnx")

@@ -40,9 +40,11 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
     assert pids_mentioning(str(folder)) == []  # hub, storage, SuperLink and SuperNodes all gone
     # The verify command it prints, pasted as printed (one line, even at 80 columns).
-    [line] = [x for x in result.stdout.splitlines() if x.startswith("fedpark model verify ")]
+    [line] = [x for x in result.stdout.splitlines() if " model verify " in x]
+    program, *arguments = shlex.split(line)
+    assert program.endswith("fedpark")  # its name on PATH, or the venv's path
     verify = subprocess.run(
-        fedpark_argv(*shlex.split(line)[1:]),
+        fedpark_argv(*arguments),
         env=clean_env(),
         capture_output=True,
         text=True,
