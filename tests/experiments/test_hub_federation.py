@@ -166,7 +166,7 @@ def _cli(hub: HubProcess, token: str | None, *args: str) -> subprocess.Completed
 def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, folder: Path) -> None:
     status = _cli(hub, people["alice"].token, "experiment", "status", experiment)
     assert status.returncode == 0 and "finished" in status.stdout
-    assert "2 (2400 examples)" in status.stdout  # both factories trained every round
+    assert "2 (2400 rows trained on)" in status.stdout  # both factories trained every round
     assert "What each factory gained" in status.stdout
     got = _cli(hub, people["buyer"].token, "model", "download", experiment, "-o", str(folder))
     assert got.returncode == 0 and "verified" in got.stdout, got.stdout + got.stderr
