@@ -32,7 +32,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
@@ -64,8 +73,8 @@ from fedpark.experiments.protocol import (
     FAILURE_CODE,
     LOCAL_BASELINE,
     REFUSAL_CODE,
+    SCAFFOLD_CLIENT,
     SCAFFOLD_CONTROL,
-    SCAFFOLD_DELTA,
     SPEC_KEY,
     FactoryProblem,
     ProblemKind,
@@ -286,7 +295,7 @@ def train_fn(msg: Message, context: Context) -> Message:
         content[EVALUATION_RECORD] = ConfigRecord(evaluation)  # type: ignore[arg-type]
     if control is not None:
         updated = control.updated()
-        content[SCAFFOLD_DELTA] = control.delta(updated)
+        content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
         keep_own_control(context.state, updated)
     return Message(content=content, reply_to=msg)
 

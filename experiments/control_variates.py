@@ -3,18 +3,18 @@
 Each local step follows ``g_i(y) - c_i + c``: the batch gradient, corrected by the server's
 control variate ``c`` (the park's mean gradient) minus this factory's own ``c_i``. After the
 local epochs the factory's new ``c_i`` is the mean of the uncorrected batch gradients it met
-along the way, and the reply carries ``c_i(new) - c_i`` beside the model.
+along the way, and the reply carries it beside the model.
 
-Why the mean gradient and not SCAFFOLD's "option II" (``(x - y) / (K * lr)``): option II
-reads a gradient back from the weights' movement, which holds for plain SGD only; FedPark
-factories train with Adam by default. The mean of the gradients seen is the paper's
-"option I" estimate (the local gradient) taken along the local path, at no extra pass over
-the data, and is the same for any optimizer. Like the model update, it is an average over
-many rows: no row leaves in it.
+Why the gradients and not the weights: SCAFFOLD's "option II" reads ``c_i`` back from the
+weights' movement, ``(x - y) / (K * lr)``, which is the mean of the gradients met only for
+plain SGD; FedPark factories train with Adam by default. Taken from the gradients
+themselves it is option II's quantity under any optimizer, at no extra pass over the data.
+Like the model update, it is an average over many rows: no row leaves in it.
 
 ``c_i`` persists in the run's node state (Flower's ``Context.state``), which the SuperNode
-keeps between messages of one run; lost (a restarted SuperNode), it starts at zero again,
-which only weakens the correction for a round.
+keeps between messages of one run. Lost (a restarted SuperNode), it starts at zero again
+for one round; the server keeps the last ``c_i`` it accepted from each factory and
+replaces it with the next, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -74,10 +74,6 @@ class ControlVariates:
             else np.zeros_like(self.own[k])
             for k in self.keys
         }
-
-    def delta(self, updated: dict[str, np.ndarray]) -> ArrayRecord:
-        """``c_i(new) - c_i``: what the reply carries to the server."""
-        return ArrayRecord({k: Array(updated[k] - self.own[k]) for k in self.keys})
 
 
 def own_control(state: RecordDict) -> dict[str, np.ndarray]:

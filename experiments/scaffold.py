@@ -9,14 +9,19 @@ follows ``g_i(y) - c_i + c`` instead of ``g_i(y)``, which removes the drift to f
 
 It extends Flower's :class:`~flwr.serverapp.strategy.FedAvg`: the weights are Flower's
 weighted average, untouched. Around it, each training message carries ``c`` as an
-ArrayRecord of its own (:data:`SCAFFOLD_CONTROL`), each reply the factory's change of
-``c_i`` (:data:`SCAFFOLD_DELTA`), which is taken off the reply before FedAvg aggregates
-(Flower's strategies expect exactly one ArrayRecord in a training reply) and averaged into
-``c``. The factory's side is :mod:`fedpark.experiments.control_variates`.
+ArrayRecord of its own (:data:`SCAFFOLD_CONTROL`), and each reply the factory's new ``c_i``
+(:data:`SCAFFOLD_CLIENT`), which is taken off the reply before FedAvg aggregates (Flower's
+strategies expect exactly one ArrayRecord in a training reply). The server keeps the last
+``c_i`` it accepted from each factory and sets ``c`` to their mean, the paper's
+``c = 1/N sum c_i``: a factory whose reply was lost, or that restarted with ``c_i = 0``,
+is counted once, with what the server last accepted from it. The factory's side is
+:mod:`fedpark.experiments.control_variates`.
 
-Only the factories whose updates are aggregated move ``c``: FedPark's contract wrapper hands
-this strategy the replies of the round's contributors only, so a refused or failed factory
-changes neither the model nor the control variate.
+``c`` is an aggregate like the model, and held to the same rule: it moves only in a round
+whose model is aggregated, and only when at least ``min_train_nodes`` (FedPark's k)
+factories sent a usable ``c_i``. FedPark's contract wrapper hands this strategy the replies
+of the round's contributors only, so a refused or failed factory changes neither. A ``c_i``
+of other names, shapes or types than ``c``, or with a value that is not finite, is left out.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedpark.experiments.protocol import SCAFFOLD_CONTROL, SCAFFOLD_DELTA
+from fedpark.experiments.protocol import SCAFFOLD_CLIENT, SCAFFOLD_CONTROL
 
 
 class Scaffold(FedAvg):
@@ -41,19 +46,19 @@ class Scaffold(FedAvg):
     ----------
     **kwargs
         Flower's :class:`FedAvg` arguments (``fraction_train``, ``min_train_nodes``, ...).
-        The control variate's step is ``|S| / N``: the sampled share of the nodes
-        (``fraction_train``; 1.0, every factory every round, is FedPark's default).
+        ``min_train_nodes`` is also the fewest factories whose ``c_i`` may move ``c``.
 
     Notes
     -----
-    ``c`` covers the model's floating-point arrays of the first round's model, starts at
-    zero and lives in this object (a resumed run starts it at zero again; so do the
-    factories, whose ``c_i`` live in the run's node state).
+    ``c`` covers the floating-point arrays of the first round's model and starts at zero; it
+    and the factories' last ``c_i`` live in this object (a resumed run starts them at zero
+    again; so do the factories, whose ``c_i`` live in the run's node state).
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.control: dict[str, np.ndarray] = {}
+        self.clients: dict[str, dict[str, np.ndarray]] = {}  # the last c_i of each factory
 
     def __repr__(self) -> str:
         return f"Scaffold(fraction_train={self.fraction_train})"
@@ -81,39 +86,53 @@ class Scaffold(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        deltas = [_delta(r) for r in replies if not r.has_error()]
-        arrays, metrics = super().aggregate_train(
-            server_round, [_without_delta(r) for r in replies]
-        )
-        usable = [d for d in deltas if d is not None and self._fits(d)]
-        if arrays is not None and usable:
-            step = min(1.0, self.fraction_train) / len(usable)
-            for name in self.control:
-                self.control[name] = self.control[name] + step * sum(
-                    d[name].astype(self.control[name].dtype) for d in usable
-                )
+        controls: dict[str, dict[str, np.ndarray]] = {}
+        for reply in replies:
+            if not reply.has_error() and (own := self._client_control(reply)) is not None:
+                controls[_sender(reply)] = own
+        models = [_without_control(r) for r in replies]
+        arrays, metrics = super().aggregate_train(server_round, models)
+        if arrays is not None and len(controls) >= max(1, self.min_train_nodes):
+            self.clients.update(controls)
+            self.control = {
+                name: np.mean([c[name] for c in self.clients.values()], axis=0).astype(value.dtype)
+                for name, value in self.control.items()
+            }
         return arrays, metrics
 
-    def _fits(self, delta: dict[str, np.ndarray]) -> bool:
-        """A delta for exactly ``c``'s arrays and shapes (anything else is left out: one
-        factory's malformed reply must not end the run)."""
-        return set(delta) == set(self.control) and all(
-            delta[k].shape == v.shape for k, v in self.control.items()
-        )
+    def _client_control(self, reply: Message) -> dict[str, np.ndarray] | None:
+        """The reply's ``c_i`` if it fits ``c`` (names, shapes, floats, finite), else None:
+        one factory's malformed reply must neither end the run nor poison ``c``."""
+        if SCAFFOLD_CLIENT not in reply.content:
+            return None
+        record = reply.content[SCAFFOLD_CLIENT]
+        if not isinstance(record, ArrayRecord) or set(record) != set(self.control):
+            return None
+        try:
+            own = {name: array.numpy() for name, array in record.items()}
+        except (TypeError, ValueError, EOFError, OSError):  # not a numpy array's bytes
+            return None
+        for name, value in own.items():
+            if (
+                value.shape != self.control[name].shape
+                or not np.issubdtype(value.dtype, np.floating)
+                or not np.isfinite(value).all()
+            ):
+                return None
+        return own
 
 
-def _delta(reply: Message) -> dict[str, np.ndarray] | None:
-    if SCAFFOLD_DELTA not in reply.content:
-        return None
-    record = reply.content[SCAFFOLD_DELTA]
-    if not isinstance(record, ArrayRecord):
-        return None
-    return {name: array.numpy() for name, array in record.items()}
+def _sender(reply: Message) -> str:
+    """Whose ``c_i``: the factory's organization (FedPark's replies name it), so that a
+    SuperNode restarted under a new node id replaces its old ``c_i`` instead of adding one."""
+    record = reply.content.get("fedpark")
+    org = record.get("org") if isinstance(record, ConfigRecord) else None
+    return str(org) if isinstance(org, str) else f"node {reply.metadata.src_node_id}"
 
 
-def _without_delta(reply: Message) -> Message:
+def _without_control(reply: Message) -> Message:
     """The reply as FedAvg expects it: one ArrayRecord, the model."""
-    if reply.has_error() or SCAFFOLD_DELTA not in reply.content:
+    if reply.has_error() or SCAFFOLD_CLIENT not in reply.content:
         return reply
-    content = RecordDict({k: v for k, v in reply.content.items() if k != SCAFFOLD_DELTA})
+    content = RecordDict({k: v for k, v in reply.content.items() if k != SCAFFOLD_CLIENT})
     return make_message(reply.metadata, content)

@@ -35,10 +35,10 @@ EVALUATION_RECORD = "fedpark-evaluation"  # the reply's ConfigRecord: metrics an
 LOCAL_BASELINE = "fedpark-local-baseline"  # key of the last evaluation's config (bool)
 ALONE_PREFIX = "alone_"
 # SCAFFOLD's control variates travel beside the model as ArrayRecords of their own: the
-# server's ``c`` in each training message, each factory's change of its own ``c_i`` in the
-# reply (the strategy removes it before Flower's aggregation, which expects one ArrayRecord).
+# server's ``c`` in each training message, the factory's new ``c_i`` in its reply (the
+# strategy removes it before Flower's aggregation, which expects one ArrayRecord).
 SCAFFOLD_CONTROL = "fedpark-scaffold-control"
-SCAFFOLD_DELTA = "fedpark-scaffold-delta"
+SCAFFOLD_CLIENT = "fedpark-scaffold-client"
 
 OrgId = Slug  # an organization's id
 # Rule names as the validator counts them: ``min``, ``not_null``, ``schema.missing``, ...

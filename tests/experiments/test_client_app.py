@@ -26,8 +26,8 @@ from fedpark.experiments.protocol import (
     EVALUATE_FIRST,
     EVALUATION_RECORD,
     LOCAL_BASELINE,
+    SCAFFOLD_CLIENT,
     SCAFFOLD_CONTROL,
-    SCAFFOLD_DELTA,
     SPEC_KEY,
     FactoryProblem,
     ProblemKind,
@@ -164,8 +164,8 @@ def test_scaffold_corrects_training_and_keeps_the_factorys_control_between_round
     factory: tuple[Context, ArrayRecord],
 ) -> None:
     """With the server's ``c`` in the message, the factory trains on corrected gradients,
-    replies with the change of its own ``c_i`` beside the model (the strategy takes it off
-    before Flower's aggregation) and keeps ``c_i`` in the run's node state for next round."""
+    replies with its new ``c_i`` beside the model (the strategy takes it off before
+    Flower's aggregation) and keeps ``c_i`` in the run's node state for next round."""
     context, arrays = factory
     zeros = {k: np.zeros_like(a.numpy()) for k, a in arrays.items()}
     plain = _send(context, MessageType.TRAIN, arrays, **{"server-round": 1})
@@ -173,11 +173,11 @@ def test_scaffold_corrects_training_and_keeps_the_factorys_control_between_round
     # c = c_i = 0: no correction, the same training as without SCAFFOLD
     for name, array in plain["arrays"].items():  # type: ignore[union-attr]
         assert np.allclose(array.numpy(), first["arrays"][name].numpy()), name  # type: ignore[index]
-    delta = {k: a.numpy() for k, a in first[SCAFFOLD_DELTA].items()}  # type: ignore[union-attr]
+    delta = {k: a.numpy() for k, a in first[SCAFFOLD_CLIENT].items()}  # type: ignore[union-attr]
     assert set(delta) == set(zeros)
     assert any(np.abs(v).sum() > 0 for v in delta.values())  # c_i moved to the mean gradient
     own = {k: a.numpy() for k, a in context.state[OWN_CONTROL].items()}  # type: ignore[union-attr]
-    assert all(np.array_equal(own[k], delta[k]) for k in delta)  # c_i was 0
+    assert all(np.array_equal(own[k], delta[k]) for k in delta)  # kept as sent
     assert len(first.array_records) == 2 and len(first.metric_records) == 1
     # round 2, the same c: the correction c - c_i is no longer 0, so training differs
     second = _send_scaffold(context, arrays, zeros)
@@ -186,8 +186,8 @@ def test_scaffold_corrects_training_and_keeps_the_factorys_control_between_round
         for k, a in first["arrays"].items()  # type: ignore[union-attr]
     ]
     assert any(moved)
-    again = {k: a.numpy() for k, a in second[SCAFFOLD_DELTA].items()}  # type: ignore[union-attr]
-    assert not all(np.allclose(again[k], delta[k]) for k in delta)  # relative to the new c_i
+    again = {k: a.numpy() for k, a in second[SCAFFOLD_CLIENT].items()}  # type: ignore[union-attr]
+    assert not all(np.allclose(again[k], delta[k]) for k in delta)  # the corrected path's
 
 
 def test_a_control_that_does_not_fit_the_model_is_a_named_failure(

@@ -1,7 +1,7 @@
 """SCAFFOLD on Flower's own strategy loop: the server's control variate goes out with every
-training message, the factories' changes come back and are averaged into it (only from the
-replies that are aggregated), and with real local training it converges on an IID split
-like FedAvg does."""
+training message, the factories' own come back and ``c`` is their mean (each factory counted
+once, only with k of them, never from a malformed one); with real local training it
+converges on an IID split like FedAvg and removes the drift FedAvg keeps."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from grids import Answer, Grid4Tests
 
 from fedpark.experiments.control_variates import ControlVariates, keep_own_control, own_control
 from fedpark.experiments.models import ModelSpec, build_model
-from fedpark.experiments.protocol import SCAFFOLD_CONTROL, SCAFFOLD_DELTA
+from fedpark.experiments.protocol import SCAFFOLD_CLIENT, SCAFFOLD_CONTROL
 from fedpark.experiments.protocol.plan import StrategyName, check_strategy_params
 from fedpark.experiments.scaffold import Scaffold
 from fedpark.experiments.strategies import build_strategy
@@ -40,23 +40,27 @@ def _arrays(values: dict[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({k: Array(np.asarray(v)) for k, v in values.items()})
 
 
-def constant_delta(delta: float, seen: list[dict[str, np.ndarray]]) -> Answer:
-    """A factory that records the control it is sent and replies with ``delta`` everywhere."""
+def replying(values: list[float], seen: list[dict[str, np.ndarray]], org: str) -> Answer:
+    """A factory (``org``) that records the control it is sent and replies with its model
+    moved by 1 and ``c_i`` = ``values[r]`` everywhere in round ``r`` (the last one after)."""
+    calls = [0]
 
     def answer(message: Message) -> Message:
         if message.metadata.message_type != MessageType.TRAIN:
-            return Message(
-                RecordDict({"metrics": MetricRecord({"num-examples": 1})}), reply_to=message
-            )
+            metrics = MetricRecord({"num-examples": 1})
+            return Message(RecordDict({"metrics": metrics}), reply_to=message)
         control = message.content[SCAFFOLD_CONTROL]
         seen.append({k: a.numpy() for k, a in control.items()})  # type: ignore[union-attr]
         arrays = message.content["arrays"]
+        value = values[min(calls[0], len(values) - 1)]
+        calls[0] += 1
         content = RecordDict(
             {
-                "arrays": arrays,
+                "arrays": _arrays({k: a.numpy() + 1 for k, a in arrays.items()}),  # type: ignore[union-attr]
                 "metrics": MetricRecord({"num-examples": 10}),
-                SCAFFOLD_DELTA: _arrays(
-                    {k: np.full_like(a.numpy(), delta) for k, a in arrays.items()}  # type: ignore[union-attr]
+                "fedpark": ConfigRecord({"org": org}),
+                SCAFFOLD_CLIENT: _arrays(
+                    {k: np.full_like(a.numpy(), value) for k, a in arrays.items()}  # type: ignore[union-attr]
                 ),
             }
         )
@@ -65,52 +69,102 @@ def constant_delta(delta: float, seen: list[dict[str, np.ndarray]]) -> Answer:
     return answer
 
 
-def test_the_control_is_sent_out_and_moves_by_the_mean_of_the_factories_changes() -> None:
+def _run(factories: dict[int, Answer], rounds: int, k: int = 1) -> ArrayRecord:
+    strategy = Scaffold(min_train_nodes=k, min_evaluate_nodes=k, min_available_nodes=k)
+    weights = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)}
+    grid = Grid4Tests(factories)
+    return strategy.start(grid, _arrays(weights), num_rounds=rounds, timeout=10).arrays
+
+
+def test_the_control_is_the_mean_of_each_factorys_last_control() -> None:
+    """``c = 1/N sum c_i`` over the factories, each with the last ``c_i`` it sent."""
     seen: dict[int, list[dict[str, np.ndarray]]] = {1: [], 2: []}
-    grid = Grid4Tests({1: constant_delta(1.0, seen[1]), 2: constant_delta(3.0, seen[2])})
     strategy = build_strategy("scaffold", {}, min_factories=2)
     assert isinstance(strategy, Scaffold)
+    grid = Grid4Tests(
+        {1: replying([1.0], seen[1], "alpha"), 2: replying([3.0, 7.0], seen[2], "bravo")}
+    )
     weights = {"w": np.ones((2, 3), np.float32), "b": np.zeros(3, np.float32)}
     strategy.start(grid, _arrays(weights), num_rounds=3, timeout=10)
     for node in (1, 2):
-        rounds = [c["w"][0, 0] for c in seen[node]]
-        assert rounds == [0.0, 2.0, 4.0]  # c += mean(1, 3) each round
+        assert [c["w"][0, 0] for c in seen[node]] == [0.0, 2.0, 4.0]
         assert set(seen[node][0]) == {"w", "b"}
 
 
-def test_only_aggregated_replies_move_the_control() -> None:
-    """A failed reply, one without a delta or with one of the wrong shape changes nothing
-    (and ends nothing); FedAvg still gets the models (one ArrayRecord each: the delta is
-    taken off first)."""
+def test_a_factory_that_drops_out_or_restarts_is_counted_once() -> None:
+    """Round 2: bravo fails (its last c_i, 3, still counts); round 3: bravo is back under a
+    new node id, as a restarted SuperNode is, with c_i 5 (it replaces the 3, not adds)."""
     seen: list[dict[str, np.ndarray]] = []
-    no_delta = constant_delta(5.0, [])
+    bravo = replying([3.0], [], "bravo")
+    restarted = replying([5.0], [], "bravo")
+    alpha = replying([1.0], seen, "alpha")
 
-    def without(message: Message) -> Message | None:
-        reply = no_delta(message)
-        assert reply is not None
+    def round_of(message: Message) -> int:  # Flower puts it in every message's config
+        return int(message.content["config"]["server-round"])  # type: ignore[index,arg-type]
+
+    def bravo_node(message: Message) -> Message | None:
+        if round_of(message) == 1:
+            return bravo(message)
+        if round_of(message) == 2:
+            return Message(Error(4243, "x"), reply_to=message)
+        return None  # this node is gone: node 3 is bravo now
+
+    def bravo_again(message: Message) -> Message | None:
+        return restarted(message) if round_of(message) >= 3 else None
+
+    _run({1: alpha, 2: bravo_node, 3: bravo_again}, rounds=4)
+    assert [c["w"][0, 0] for c in seen] == [0.0, 2.0, 2.0, 3.0]
+
+
+def test_the_control_moves_only_with_k_factories_controls() -> None:
+    """k = 2: one factory's c_i alone never reaches the others (the model still averages)."""
+    seen: list[dict[str, np.ndarray]] = []
+
+    def no_control(message: Message) -> Message | None:
+        reply = replying([9.0], [], "bravo")(message)
         if message.metadata.message_type == MessageType.TRAIN:
-            del reply.content[SCAFFOLD_DELTA]
+            del reply.content[SCAFFOLD_CLIENT]
         return reply
 
-    def misshapen(message: Message) -> Message | None:
-        reply = no_delta(message)
-        assert reply is not None
+    result = _run({1: replying([4.0], seen, "alpha"), 2: no_control}, rounds=3, k=2)
+    assert [c["w"][0, 0] for c in seen] == [0.0, 0.0, 0.0]
+    assert np.allclose(result["w"].numpy(), 3.0)  # 3 rounds, each model moved by 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"w": np.ones(3, np.float32), "b": np.ones(3, np.float32)},  # wrong shape
+        {"w": np.ones((2, 3), np.int32), "b": np.ones(3, np.int32)},  # not floats
+        {"w": np.full((2, 3), np.nan, np.float32), "b": np.ones(3, np.float32)},  # NaN
+        {"w": np.ones((2, 3), np.float32)},  # a name missing
+    ],
+    ids=["shape", "dtype", "nan", "names"],
+)
+def test_a_malformed_control_is_left_out_and_ends_nothing(bad: dict[str, np.ndarray]) -> None:
+    """The model of that reply is still averaged (FedAvg gets one ArrayRecord per reply);
+    its c_i is not, and the run goes on."""
+    seen: list[dict[str, np.ndarray]] = []
+
+    def malformed(message: Message) -> Message | None:
+        reply = replying([0.0], [], "bravo")(message)
         if message.metadata.message_type == MessageType.TRAIN:
-            reply.content[SCAFFOLD_DELTA] = _arrays({"w": np.ones(3, np.float32)})
+            reply.content[SCAFFOLD_CLIENT] = _arrays(bad)
+            reply.content["arrays"] = _arrays(
+                {k: a.numpy() + 2 for k, a in message.content["arrays"].items()}  # type: ignore[union-attr]
+            )
         return reply
 
-    grid = Grid4Tests(
+    result = _run(
         {
-            1: constant_delta(2.0, seen),
-            2: without,
+            1: replying([2.0], seen, "alpha"),
+            2: malformed,
             3: lambda m: Message(Error(4243, "x"), reply_to=m),
-            4: misshapen,
-        }
+        },
+        rounds=2,
     )
-    strategy = Scaffold(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
-    result = strategy.start(grid, _arrays({"w": np.ones(4, np.float32)}), num_rounds=2, timeout=10)
-    assert [c["w"][0] for c in seen] == [0.0, 2.0]
-    assert np.allclose(result.arrays["w"].numpy(), 1.0)
+    assert [c["w"][0, 0] for c in seen] == [0.0, 2.0]
+    assert np.allclose(result["w"].numpy(), 2 * 1.5)  # the mean of +1 and +2, twice
 
 
 def test_differential_privacy_cannot_wrap_scaffold() -> None:
@@ -135,8 +189,6 @@ def test_the_factory_side_corrects_gradients_and_estimates_its_mean_gradient() -
         assert torch.allclose(model.weight.grad, raw[-1] + 0.3)  # type: ignore[arg-type]
     updated = control.updated()
     assert np.allclose(updated["weight"], ((raw[0] + raw[1]) / 2).numpy())
-    delta = {k: a.numpy() for k, a in control.delta(updated).items()}
-    assert np.allclose(delta["weight"], updated["weight"] - 0.2)
     state = RecordDict()
     assert own_control(state) == {}
     keep_own_control(state, updated)
@@ -178,7 +230,7 @@ def _trainer(x: np.ndarray, y: np.ndarray, state: RecordDict) -> Answer:
         )
         if control is not None:
             updated = control.updated()
-            content[SCAFFOLD_DELTA] = control.delta(updated)
+            content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
             keep_own_control(state, updated)
         return Message(content, reply_to=message)
 
@@ -233,7 +285,7 @@ def _linear_factory(scale: float, target: float, state: RecordDict) -> Answer:
         )
         if control is not None:
             updated = control.updated()
-            content[SCAFFOLD_DELTA] = control.delta(updated)
+            content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
             keep_own_control(state, updated)
         return Message(content, reply_to=message)
 
