@@ -266,6 +266,9 @@ def join_factories(park: Park, document: dict[str, Any], hours: float) -> None:
                 ),
                 park.dir / "logs" / f"{plant.name}.log",
                 env={
+                    # The demo's factories share this machine's cores: one torch thread each
+                    # (three ClientApps of two threads on two cores took 3x the CPU per epoch).
+                    "OMP_NUM_THREADS": "1",
                     **os.environ,
                     "FEDPARK_HUB": park.url,
                     "FEDPARK_TOKEN": park.tokens[f"{plant.name}-ops"],
@@ -283,7 +286,7 @@ def demo(
         Path, typer.Option(help="Folder for the demo's hub, data and results (wiped each run).")
     ] = Path("fedpark-demo"),
     factories: Annotated[int, typer.Option(min=2, max=12, help="Factories in the park.")] = 3,
-    rounds: Annotated[int, typer.Option(min=1, max=50, help="Federated rounds.")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, max=50, help="Federated rounds.")] = 5,
     hours: Annotated[
         float, typer.Option(min=2.0, max=100.0, help="Length of each simulated plant run.")
     ] = 12.0,
