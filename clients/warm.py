@@ -69,6 +69,7 @@ PRELOAD = (
     "fedpark.contracts.reader",
     "fedpark.contracts.validate",
     "fedpark.experiments.approved",
+    "fedpark.experiments.control_variates",
     "fedpark.experiments.features",
     "fedpark.experiments.models",
     "fedpark.experiments.protocol.client",
@@ -76,6 +77,7 @@ PRELOAD = (
     "fedpark.experiments.protocol.reports",
     "fedpark.experiments.protocol.spec",
     "fedpark.experiments.training",
+    "fedpark.experiments.weights",
 )
 APP_MODULE = "fedpark.experiments.client_app"
 # FedPark's modules the worker imported for the app, and their files as they were then.
