@@ -407,9 +407,7 @@ def generate(
     The test runs are ``test_hours`` long with the fault from ``test_onset`` (default: the
     plants' ``hours`` and ``onset``). ``extra`` runs (their ``plant`` names none of the
     plants) are simulated in the same processes and returned, not written."""
-    clash = {plan.plant for plan in extra} & {p.name for p in plant_list} | (
-        {plan.plant for plan in extra} & {"test"}
-    )
+    clash = {plan.plant for plan in extra} & {*(p.name for p in plant_list), "test"}
     if clash:
         raise ValueError(f"extra runs must not be named after a plant or the test set: {clash}")
     per_plant = {

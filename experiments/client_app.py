@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from flwr.app import (
-    Array,
     ArrayRecord,
     ConfigRecord,
     Context,
@@ -58,7 +57,7 @@ from fedpark.experiments.approved import (
     fetch_verified,
     verified_contract,
 )
-from fedpark.experiments.control_variates import ControlVariates, keep_own_control, own_control
+from fedpark.experiments.control_variates import finish, from_message
 from fedpark.experiments.features import (
     FeaturePlan,
     model_arrays,
@@ -74,7 +73,6 @@ from fedpark.experiments.protocol import (
     LOCAL_BASELINE,
     REFUSAL_CODE,
     SCAFFOLD_CLIENT,
-    SCAFFOLD_CONTROL,
     SPEC_KEY,
     FactoryProblem,
     ProblemKind,
@@ -104,10 +102,6 @@ class RefusedError(Exception):
 
     def problem(self, org: str) -> FactoryProblem:
         return FactoryProblem(org=org, kind=self.kind, **self.fields)
-
-
-class ControlMismatchError(ValueError):
-    """SCAFFOLD's server control variate does not fit the model the message carries."""
 
 
 @dataclass
@@ -266,7 +260,7 @@ def train_fn(msg: Message, context: Context) -> Message:
     # training changes it, it saves that round a message of its own (see EVALUATE_FIRST).
     evaluation = _evaluation(local, model) if config.get(EVALUATE_FIRST) is True else None
     settings = local.spec.train
-    control = _control_variates(msg, context, model)
+    control = from_message(msg.content, model, context.state)
     loss = train(
         model,
         local.train_x,
@@ -294,22 +288,8 @@ def train_fn(msg: Message, context: Context) -> Message:
     if evaluation is not None:
         content[EVALUATION_RECORD] = ConfigRecord(evaluation)  # type: ignore[arg-type]
     if control is not None:
-        updated = control.updated()
-        content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
-        keep_own_control(context.state, updated)
+        content[SCAFFOLD_CLIENT] = finish(control, context.state)
     return Message(content=content, reply_to=msg)
-
-
-def _control_variates(msg: Message, context: Context, model: nn.Module) -> ControlVariates | None:
-    """SCAFFOLD's correction, when the training message carries the server's ``c``."""
-    if SCAFFOLD_CONTROL not in msg.content:
-        return None
-    record = msg.content[SCAFFOLD_CONTROL]
-    state = model.state_dict()
-    server = {k: a.numpy() for k, a in record.items()} if isinstance(record, ArrayRecord) else {}
-    if not server or any(k not in state or state[k].shape != v.shape for k, v in server.items()):
-        raise ControlMismatchError()  # the hub reports its type name: a server-side fault
-    return ControlVariates(model, server, own_control(context.state))
 
 
 def _evaluation(local: LocalData, model: nn.Module) -> dict[str, float | int]:

@@ -24,6 +24,8 @@ import torch
 from flwr.app import Array, ArrayRecord, RecordDict
 from torch import nn
 
+from fedpark.experiments.protocol import SCAFFOLD_CONTROL
+
 OWN_CONTROL = "fedpark-scaffold-own"  # this factory's c_i in the node state
 
 
@@ -74,6 +76,32 @@ class ControlVariates:
             else np.zeros_like(self.own[k])
             for k in self.keys
         }
+
+
+class ControlMismatchError(ValueError):
+    """SCAFFOLD's server control variate does not fit the model the message carries."""
+
+
+def from_message(
+    content: RecordDict, model: nn.Module, state: RecordDict
+) -> ControlVariates | None:
+    """SCAFFOLD's correction when a training message carries the server's ``c`` (else None),
+    with this factory's ``c_i`` from the node state."""
+    if SCAFFOLD_CONTROL not in content:
+        return None
+    record = content[SCAFFOLD_CONTROL]
+    shapes = model.state_dict()
+    server = {k: a.numpy() for k, a in record.items()} if isinstance(record, ArrayRecord) else {}
+    if not server or any(k not in shapes or shapes[k].shape != v.shape for k, v in server.items()):
+        raise ControlMismatchError()  # the hub reports its type name: a server-side fault
+    return ControlVariates(model, server, own_control(state))
+
+
+def finish(control: ControlVariates, state: RecordDict) -> ArrayRecord:
+    """After training: keep the new ``c_i`` in the node state; the record the reply carries."""
+    updated = control.updated()
+    keep_own_control(state, updated)
+    return ArrayRecord({k: Array(v) for k, v in updated.items()})
 
 
 def own_control(state: RecordDict) -> dict[str, np.ndarray]:

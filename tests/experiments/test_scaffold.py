@@ -22,7 +22,13 @@ from flwr.app import (
 from flwr.supercore.task_identity import TaskIdentity
 from grids import Answer, Grid4Tests
 
-from fedpark.experiments.control_variates import ControlVariates, keep_own_control, own_control
+from fedpark.experiments.control_variates import (
+    ControlVariates,
+    finish,
+    from_message,
+    keep_own_control,
+    own_control,
+)
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import SCAFFOLD_CLIENT, SCAFFOLD_CONTROL
 from fedpark.experiments.protocol.plan import StrategyName, check_strategy_params
@@ -213,12 +219,7 @@ def _trainer(x: np.ndarray, y: np.ndarray, state: RecordDict) -> Answer:
             return Message(
                 RecordDict({"metrics": MetricRecord({"num-examples": len(x)})}), reply_to=message
             )
-        record = message.content.get(SCAFFOLD_CONTROL)
-        control = None
-        if isinstance(record, ArrayRecord):
-            control = ControlVariates(
-                model, {k: a.numpy() for k, a in record.items()}, own_control(state)
-            )
+        control = from_message(message.content, model, state)
         config = TrainConfig(epochs=1, batch_size=32, learning_rate=0.01)
         train(model, x, y, "classification", config, on_gradients=control)
         content = RecordDict(
@@ -229,9 +230,7 @@ def _trainer(x: np.ndarray, y: np.ndarray, state: RecordDict) -> Answer:
             }
         )
         if control is not None:
-            updated = control.updated()
-            content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
-            keep_own_control(state, updated)
+            content[SCAFFOLD_CLIENT] = finish(control, state)
         return Message(content, reply_to=message)
 
     return answer
@@ -270,11 +269,7 @@ def _linear_factory(scale: float, target: float, state: RecordDict) -> Answer:
         if message.metadata.message_type != MessageType.TRAIN:
             metrics = MetricRecord({"num-examples": len(x)})
             return Message(RecordDict({"metrics": metrics}), reply_to=message)
-        record = message.content.get(SCAFFOLD_CONTROL)
-        control = None
-        if isinstance(record, ArrayRecord):
-            server = {k: a.numpy() for k, a in record.items()}
-            control = ControlVariates(model, server, own_control(state))
+        control = from_message(message.content, model, state)
         config = TrainConfig(epochs=10, batch_size=50, learning_rate=0.02, optimizer="sgd")
         train(model, x, y, "regression", config, on_gradients=control)
         content = RecordDict(
@@ -284,9 +279,7 @@ def _linear_factory(scale: float, target: float, state: RecordDict) -> Answer:
             }
         )
         if control is not None:
-            updated = control.updated()
-            content[SCAFFOLD_CLIENT] = ArrayRecord({k: Array(v) for k, v in updated.items()})
-            keep_own_control(state, updated)
+            content[SCAFFOLD_CLIENT] = finish(control, state)
         return Message(content, reply_to=message)
 
     return answer
