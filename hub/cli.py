@@ -27,7 +27,7 @@ DataDirOpt = Annotated[
     typer.Option(
         "--data-dir",
         help="Where the hub keeps its catalog, secrets and embedded storage "
-        "[env FEDPARK_DATA_DIR; default ~/.local/share/fedpark].",
+        "(env FEDPARK_DATA_DIR; default ~/.local/share/fedpark).",
     ),
 ]
 
@@ -45,8 +45,8 @@ def _settings(**overrides: Any) -> Settings:
 
 @hub_app.command("serve")
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [default 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default 8470].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8470).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Start the hub; with no S3 endpoint configured, also an embedded S3 server."""
@@ -134,7 +134,7 @@ def check(data_dir: DataDirOpt = None) -> None:
 @storage_app.command("serve")
 def storage_serve(
     data_dir: DataDirOpt = None,
-    port: Annotated[int | None, typer.Option(help="S3 port [default: a free one].")] = None,
+    port: Annotated[int | None, typer.Option(help="S3 port (default: a free one).")] = None,
 ) -> None:
     """Run the embedded S3 server alone until Ctrl-C."""
     from fedpark.hub.storage.embedded import EmbeddedS3

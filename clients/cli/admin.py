@@ -139,7 +139,7 @@ def token_revoke(
 @audit_app.command("list")
 def audit_list(
     after: Annotated[int, typer.Option(help="Only records after this sequence number.")] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Entries to list at most.")] = 50,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,

@@ -86,7 +86,7 @@ def launch(
             "clipping_norm turn on DP, not with scaffold)."
         ),
     ] = None,
-    rounds: Annotated[int, typer.Option(min=1)] = 3,
+    rounds: Annotated[int, typer.Option(min=1, help="Federated rounds.")] = 3,
     min_factories: Annotated[
         int, typer.Option(min=1, help="k: the fewest factories whose updates form a round.")
     ] = 2,
@@ -107,8 +107,8 @@ def launch(
         ),
     ] = True,
     epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
-    learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per local step.")] = 64,
+    learning_rate: Annotated[float, typer.Option(help="Local optimizer step size.")] = 1e-3,
     watch_it: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
     hub: HubOpt = None,
     token: TokenOpt = None,

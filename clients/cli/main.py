@@ -6,6 +6,7 @@ the ``fedpark.cli`` entry point, so installing the client never imports the hub.
 
 from __future__ import annotations
 
+import logging
 import sys
 from importlib.metadata import entry_points
 
@@ -63,7 +64,15 @@ def _root(
         raise typer.Exit()
 
 
+def quiet_libraries() -> None:
+    """A command that logs at INFO (``factory join``, ``hub serve``) shows FedPark's lines,
+    not one per HTTP request."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main() -> None:
+    quiet_libraries()
     _load_plugins()
     try:
         app()

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
@@ -42,6 +40,10 @@ from fedpark.hub.storage.repositories import (
 )
 
 log = logging.getLogger(__name__)
+# Alembic announces each of its autogenerate plugins at INFO when its commands are imported
+# (hence imported in ``migrate``, after this); the lines that say which migrations ran
+# (alembic.runtime.migration) stay.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -166,6 +168,9 @@ class Catalog:
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", "fedpark.hub.storage:migrations")
         try:

@@ -3,6 +3,8 @@ PostgreSQL; concurrent state changes have one winner."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,19 @@ def test_of_concurrent_closes_of_an_experiment_exactly_one_wins(
             final = uow.experiments.get(f"exp-{i}")
         assert final is not None and len(won) == 1 and final.status == won[0], (won, final)
     catalog.dispose()
+
+
+def test_migrating_logs_the_migrations_not_alembics_plugins(tmp_path: Path) -> None:
+    """A fresh process, as ``hub serve`` is: alembic announces its plugins when imported."""
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from fedpark.hub.storage import Catalog\n"
+        "Catalog(sys.argv[1]).migrate()\n"
+    )
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    run = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "Running upgrade" in run.stderr
+    assert "plugin" not in run.stderr, run.stderr
