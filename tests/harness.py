@@ -18,6 +18,7 @@ import httpx
 
 from fedpark.clients.processes import ChildProcess
 from fedpark.contracts import Contract, contract_sha256
+from fedpark.experiments.protocol.plan import PublishRule
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Catalog
@@ -113,7 +114,7 @@ class HubProcess:
         while time.monotonic() < deadline:
             if not self.process.alive():
                 tail = self.process.log_tail(30)
-                if "address already in use" in tail.lower():
+                if "address already in use" in tail.lower() or " is in use on " in tail:
                     raise PortTakenError(tail)
                 raise RuntimeError(f"hub exited during start:\n{tail}")
             try:
@@ -282,6 +283,7 @@ def running_experiment(
     participants: list[str],
     *,
     name: str = "running",
+    publish: PublishRule = "last",
 ) -> tuple[str, str]:
     """An experiment of ``org``'s researcher as a launch leaves it (running, a run token),
     written to the catalog without Flower: for tests of what the hub does after a launch.
@@ -294,6 +296,7 @@ def running_experiment(
         contract_version=contract["version"],
         participants=participants,
         min_factories=1,
+        publish=publish,
     )
     with catalog.unit_of_work() as uow:
         uow.experiments.add(

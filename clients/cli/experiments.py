@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.clients.cli.rounds import factory_table, publish_warning, round_line
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.resources.experiments import (
@@ -106,10 +108,20 @@ def launch(
             "budget) and reports both metrics: what joining gained it."
         ),
     ] = True,
+    publish: Annotated[
+        str,
+        typer.Option(
+            help="The model to publish: last (the last round's weights) or best (the round "
+            "best by held-out macro_f1, rmse for regression)."
+        ),
+    ] = "last",
     epochs: Annotated[int, typer.Option(min=1, help="Local epochs per round.")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per local step.")] = 64,
     learning_rate: Annotated[float, typer.Option(help="Local optimizer step size.")] = 1e-3,
     watch_it: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the experiment's id (scripts).")
+    ] = False,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -138,10 +150,14 @@ def launch(
         rounds_below_k=rounds_below_k,
         round_timeout=round_timeout,
         local_baseline=local_baseline,
+        publish=publish,
     )
     with client(hub, token) as api:
         created = api.launch(plan)
-        show(created, COLUMNS, as_json)
+        if quiet:
+            typer.echo(created.id)
+        else:
+            show(created, COLUMNS, as_json)
         if watch_it:
             follow(api, created.id)
 
@@ -175,8 +191,36 @@ def metrics_table(reports: list[RoundReport]) -> Table:
 
 
 def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> ExperimentPublic:
-    """A live progress bar over rounds with the latest metrics, until the run ends."""
+    """A live progress bar over rounds with the latest metrics, until the run ends; not on a
+    terminal (a log, a pipe), one plain line per round instead."""
     state = api.experiment(experiment_id)
+    follow_rounds = _live if out.is_terminal else _lines
+    state, rounds = follow_rounds(api, state, poll)
+    if state.status is not ExperimentStatus.FINISHED:
+        out.print(f"[red]{state.status}[/red]: {state.error or ''}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]finished[/green]: {len(rounds)} rounds", highlight=False)
+    return state
+
+
+Rounds = tuple[ExperimentPublic, list["RoundReport"]]
+
+
+def _lines(api: HubClient, state: ExperimentPublic, poll: float) -> Rounds:
+    printed = 0
+    while True:
+        rounds = reported(api.rounds(state.id))
+        for report in rounds[printed:]:
+            print(round_line(report, state.rounds), flush=True)
+        printed = len(rounds)
+        if state.status in FINAL:
+            return state, rounds
+        time.sleep(poll)
+        state = api.experiment(state.id)
+
+
+def _live(api: HubClient, state: ExperimentPublic, poll: float) -> Rounds:
+    experiment_id = state.id
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     )
@@ -193,13 +237,7 @@ def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> ExperimentP
                 break
             time.sleep(poll)
             state = api.experiment(experiment_id)
-    if not out.is_terminal:  # a log: the last frame ends without a line break
-        out.line()
-    if state.status is not ExperimentStatus.FINISHED:
-        out.print(f"[red]{state.status}[/red]: {state.error or ''}", highlight=False)
-        raise typer.Exit(1)
-    out.print(f"[green]finished[/green]: {len(rounds)} rounds", highlight=False)
-    return state
+    return state, rounds
 
 
 def _grid(progress: Progress, rounds: list[RoundReport]) -> Table:
@@ -234,9 +272,14 @@ def status(
     show(state, COLUMNS, False)
     if state.error:
         out.print(f"error: {state.error}", highlight=False)
-    if rounds:
-        out.print(metrics_table(reported(rounds)))
-        print_gains(reported(rounds))
+    reports = reported(rounds)
+    if reports:
+        out.print(metrics_table(reports))
+        out.print(factory_table(reports))
+        print_gains(reports)
+        warning = publish_warning(reports, state.settings)
+        if warning:
+            out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 def print_gains(rounds: list[RoundReport]) -> None:

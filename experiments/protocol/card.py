@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fedpark.experiments.protocol.manifest import GAIN_METRICS, FactoryGain, ModelManifest
+from fedpark.experiments.protocol.manifest import (
+    GAIN_METRICS,
+    FactoryGain,
+    ModelManifest,
+    PublishedRound,
+)
 
 
 @dataclass
@@ -55,6 +60,8 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
             else ""
         ),
     ]
+    if manifest.published is not None:
+        data.append(_published(manifest.published))
     # per factory: the last evaluation's figures, which the gain table carries
     factories = [
         (g.org, g.examples, _pick(g.federated, GAIN_METRICS[task])) for g in manifest.gains
@@ -93,6 +100,16 @@ def gain_rows(gains: list[FactoryGain], task: str) -> list[tuple[str, str, float
     ]
 
 
+def _published(published: PublishedRound) -> str:
+    which = (
+        "the last aggregated round"
+        if published.rule == "last"
+        else f"the best round by held-out {published.metric}"
+    )
+    figure = "" if published.value is None else f", {published.metric} {published.value:.4f}"
+    return f"weights of round {published.round} ({which}{figure})"
+
+
 def _pick(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]:
     return {n: metrics[n] for n in names if n in metrics}
 
@@ -100,6 +117,9 @@ def _pick(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]
 def _limits(manifest: ModelManifest) -> list[str]:
     package = manifest.package
     limits = []
+    warning = manifest.published.warning() if manifest.published else None
+    if warning:
+        limits.append(warning)
     if manifest.unseen_classes:
         names = ", ".join(str(c) for c in manifest.unseen_classes)
         limits.append(

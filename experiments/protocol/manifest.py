@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -20,7 +21,7 @@ from fedpark.contracts.errors import SignatureError
 from fedpark.contracts.signing import canonical, sign_document, verify_document
 from fedpark.experiments.protocol.base import Wire
 from fedpark.experiments.protocol.package import LabelValue, ModelPackage
-from fedpark.experiments.protocol.plan import ModelSettings, TrainSettings
+from fedpark.experiments.protocol.plan import ModelSettings, PublishRule, TrainSettings
 from fedpark.experiments.protocol.reports import ALONE_PREFIX, RoundReport
 
 SIGNATURE_KIND = "model-manifest"
@@ -95,6 +96,70 @@ class FactoryGain(Wire):
 GAIN_METRICS = {"classification": ("macro_f1", "accuracy"), "regression": ("rmse", "mae")}
 
 
+class PublishedRound(Wire):
+    """Which round's global weights the model is, by which rule, and how that round compares
+    with the last one and the best one on the task's headline metric (held-out rows)."""
+
+    round: int = Field(ge=1, description="The round whose weights were published")
+    rule: PublishRule
+    metric: str = Field(description="The metric rounds are compared by")
+    higher_is_better: bool
+    value: float | None = Field(description="The published round's figure (None: not evaluated)")
+    last_round: int = Field(ge=1, description="The last aggregated round")
+    last_value: float | None
+    best_round: int | None = Field(description="The best round by the metric (None: none was)")
+    best_value: float | None
+
+    def warning(self) -> str | None:
+        """What a reader should know when the last round is not the best one, or None."""
+        if self.best_round is None or self.best_round == self.last_round:
+            return None
+        best = f"round {self.best_round} had {self.metric} {self.best_value:.4f}"
+        last = f"the last round ({self.last_round}) has {self._figure(self.last_value)}"
+        if self.round == self.last_round:
+            return (
+                f"the last round is not the best: {last}, {best}; launch with --publish best "
+                "to publish the best round"
+            )
+        return (
+            f"the last round is not the best: {last}; published the best, {best} (chosen on the "
+            "same held-out rows that report it, so that figure is optimistic)"
+        )
+
+    def _figure(self, value: float | None) -> str:
+        return "no evaluation" if value is None else f"{self.metric} {value:.4f}"
+
+
+def choose_round(rounds: list[RoundReport], task: str, rule: PublishRule) -> PublishedRound:
+    """The round whose weights a run publishes: the last aggregated one, or (``best``) the
+    one with the best evaluation by the task's headline metric, the later on a tie. A rule of
+    ``best`` with no evaluated round publishes the last. Raises ValueError with no aggregated
+    round."""
+    aggregated = sorted((r for r in rounds if r.aggregated), key=lambda r: r.round)
+    if not aggregated:
+        raise ValueError("no aggregated round")
+    metric, higher = GAIN_METRICS[task][0], task != "regression"
+    scores = {
+        r.round: r.evaluate[metric]
+        for r in aggregated
+        if metric in r.evaluate and math.isfinite(r.evaluate[metric])
+    }
+    best = max(scores, key=lambda n: ((scores[n] if higher else -scores[n]), n), default=None)
+    last = aggregated[-1].round
+    chosen = best if rule == "best" and best is not None else last
+    return PublishedRound(
+        round=chosen,
+        rule=rule,
+        metric=metric,
+        higher_is_better=higher,
+        value=scores.get(chosen),
+        last_round=last,
+        last_value=scores.get(last),
+        best_round=best,
+        best_value=None if best is None else scores[best],
+    )
+
+
 def factory_gains(rounds: list[RoundReport]) -> list[FactoryGain]:
     """The gain table of a run: the last evaluation whose factories report alone-metrics."""
     for report in reversed(rounds):
@@ -140,6 +205,11 @@ class ModelManifest(Wire):
     gains: list[FactoryGain] = Field(
         default_factory=list,
         description="Per factory: the federated model against one trained on its rows alone",
+    )
+    published: PublishedRound | None = Field(
+        default=None,
+        description="Which round's weights these are and why (None: the last round's, in "
+        "manifests sealed before the choice was recorded)",
     )
     unseen_classes: list[LabelValue] = Field(
         default_factory=list,

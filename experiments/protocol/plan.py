@@ -64,6 +64,12 @@ def check_strategy_params(name: StrategyName, params: dict[str, float]) -> None:
             raise ValueError(f"{key} must be a whole number, not {params[key]}")
 
 
+# Which round's global weights a run publishes as its model: the last aggregated round's, or
+# the round best by the task's headline metric (macro-F1 for a classifier, RMSE for a
+# regressor; see fedpark.experiments.protocol.manifest.choose_round).
+PublishRule = Literal["last", "best"]
+
+
 class ModelSettings(Wire):
     kind: Literal["mlp", "tcnn"] = "mlp"
     task: Literal["classification", "regression"] = "classification"
@@ -115,6 +121,12 @@ class TrainingPlan(Wire):
         description="After the last round each factory also trains a model on its own rows "
         "alone with the same budget, and reports both models' held-out metrics (only metrics "
         "leave): what joining gained it",
+    )
+    publish: PublishRule = Field(
+        default="last",
+        description="The model a run publishes: the last round's weights, or the best "
+        "round's by the held-out headline metric (macro_f1; rmse for regression). The "
+        "manifest records which round and why",
     )
 
     @model_validator(mode="after")

@@ -20,6 +20,8 @@ from fedpark.experiments.protocol.manifest import (
     ManifestStrategy,
     ManifestWeights,
     ModelManifest,
+    PublishedRound,
+    choose_round,
     contributors,
     factory_gains,
     sign_manifest,
@@ -39,7 +41,7 @@ from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage import Storage
 from fedpark.hub.storage.models import Experiment, ExperimentRound, TrainedModel, utcnow
-from fedpark.hub.storage.objects import Spool
+from fedpark.hub.storage.objects import ObjectRef, Spool
 from fedpark.hub.version import __version__
 
 
@@ -134,7 +136,8 @@ class RunReportService:
             sealed = uow.experiments.model(run.id)
             if sealed is not None:  # a retried finish: the first one went through
                 return sealed
-            rounds = [r.report for r in uow.experiments.rounds(run.id) if r.report is not None]
+            recorded = [r for r in uow.experiments.rounds(run.id) if r.report is not None]
+        rounds = [r.report for r in recorded if r.report is not None]
         try:
             stored = self.storage.objects.stat(self.bucket, f"{run.id}/model.safetensors")
         except ObjectNotFoundError:
@@ -146,7 +149,11 @@ class RunReportService:
         if not any(r.aggregated for r in rounds):
             raise ConflictError(f"experiment {run.id} has no aggregated round: nothing to seal")
         _check_package(run, body.package)
-        manifest = self._manifest(run, rounds, stored.sha256, body)
+        published = choose_round(rounds, run.settings.model.task, run.settings.publish)
+        weights = ObjectRef(stored.key, stored.sha256, stored.version_id)  # the last round's
+        if published.round != published.last_round:
+            weights = _checkpoint(recorded, published.round)
+        manifest = self._manifest(run, rounds, weights, body, published)
         manifest_bytes = manifest.canonical()
         signature = sign_manifest(manifest, run.id, self.hub_url, self.key.private_key)
         manifest_obj = self.storage.objects.put_bytes(
@@ -160,9 +167,9 @@ class RunReportService:
                 TrainedModel(
                     experiment_id=run.id,
                     contributors=manifest.participants,
-                    weights_key=stored.key,
-                    weights_sha256=stored.sha256,
-                    weights_version_id=stored.version_id,
+                    weights_key=weights.key,
+                    weights_sha256=weights.sha256,
+                    weights_version_id=weights.version_id,
                     manifest_key=manifest_obj.key,
                     manifest_sha256=manifest_obj.sha256,
                     manifest_version_id=manifest_obj.version_id,
@@ -183,10 +190,15 @@ class RunReportService:
         self,
         run: Experiment,
         rounds: list[RoundReport],
-        weights_sha256: str,
+        weights: ObjectRef,
         body: RunFinishCreate,
+        published: PublishedRound,
     ) -> ModelManifest:
         settings = run.settings
+        assert weights.sha256 is not None
+        summary = {k: v for k, v in body.summary.items() if isinstance(v, int | float | str)}
+        if "weights_sha256" in summary:  # the ServerApp names its last round's weights
+            summary["weights_sha256"] = weights.sha256
         return ModelManifest(
             experiment=ManifestExperiment(
                 id=run.id, name=run.name, launched_by=run.created_by, organization=run.org_id
@@ -205,14 +217,15 @@ class RunReportService:
             strategy=ManifestStrategy(name=settings.strategy, params=settings.strategy_params),
             model=settings.model,
             training=settings.train,
-            weights=ManifestWeights(sha256=weights_sha256),
+            weights=ManifestWeights(sha256=weights.sha256),
+            published=published,
             package=body.package,
             gains=factory_gains(rounds),
             unseen_classes=self._unseen_classes(run, body.package, contributors(rounds)),
             fedpark_version=__version__,
             started_at=run.started_at.isoformat() if run.started_at else None,
             ended_at=utcnow().isoformat(),
-            summary={k: v for k, v in body.summary.items() if isinstance(v, int | float | str)},
+            summary=summary,
         )
 
     def _unseen_classes(
@@ -233,6 +246,15 @@ class RunReportService:
                 label = [c for c in dataset.profile.columns if c.name == package.features.label]
                 seen.update(str(name) for c in label for name in (c.categories or {}))
         return [c for c in classes if str(c) not in seen]
+
+
+def _checkpoint(recorded: list[ExperimentRound], number: int) -> ObjectRef:
+    """The weights recorded with round ``number`` (the one a rule chose to publish)."""
+    row = next((r for r in recorded if r.round == number), None)
+    checkpoint = row.checkpoint if row is not None else None
+    if checkpoint is None or not checkpoint.sha256:
+        raise ConflictError(f"round {number} has no recorded checkpoint to publish")
+    return checkpoint
 
 
 def _check_package(run: Experiment, package: ModelPackage) -> None:
