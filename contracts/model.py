@@ -111,6 +111,24 @@ class ColumnRules(_Model):
             raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
+    def describe(self) -> list[str]:
+        """The rules in words, one phrase each (``fedpark contract show`` and the console's
+        contract page show the same)."""
+        said = [f"≥ {self.min}"] if self.min is not None else []
+        if self.max is not None:
+            said.append(f"≤ {self.max}")
+        if self.allowed_values:
+            values = ", ".join(str(v) for v in self.allowed_values)
+            said.append(f"one of {values if len(values) <= 120 else values[:117] + '…'}")
+        if self.regex:
+            said.append(f"matches {self.regex}")
+        if self.max_null_fraction is not None:
+            said.append(f"≤ {round(self.max_null_fraction * 100, 1)} % null")
+        said += [name for name, on in (("finite", self.finite), ("unique", self.unique)) if on]
+        if self.monotonic:
+            said.append(self.monotonic.value.replace("_", " "))
+        return said
+
     @field_validator("allowed_values")
     @classmethod
     def _distinct(cls, value: list[Scalar] | None) -> list[Scalar] | None:

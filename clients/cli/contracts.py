@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
 from fedpark.contracts.ref import ContractRef
@@ -366,19 +367,46 @@ def show_contract(
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a version's state, compatibility and columns."""
+    """Show a version's state and compatibility, its columns with their rules, the table's
+    rules and the usage policy: what a steward approves."""
+    from fedpark.contracts import Contract
+
     with client(hub, token) as api:
         if version is None:
             version = api.contract_versions(contract_id)[-1].version
         found = api.contract(_ref(contract_id, version))
     _show_version(found, as_json)
     if not as_json and found.document:
-        show(
-            found.document["columns"],
-            ("name", "type", "nullable", "unit", "role"),
-            False,
-            title="Columns",
-        )
+        _show_terms(Contract.model_validate(found.document))
+
+
+def _show_terms(contract: Contract) -> None:
+    """The contract's terms as the console's contract page has them (no markup read in them)."""
+    table = Table(title="Columns")
+    for heading in ("name", "type", "nullable", "unit", "role", "rules", "description"):
+        table.add_column(heading)
+    for c in contract.columns:
+        cells = (c.name, c.type, "yes" if c.nullable else "no", c.unit or "-", c.role.value)
+        rules = "; ".join(c.rules.describe()) or "-"
+        table.add_row(*(Text(cell) for cell in (*cells, rules, c.description)))
+    out.print(table)
+    rows = contract.rows
+    limits = [f"at least {rows.min_rows}"] if rows.min_rows is not None else []
+    limits += [f"at most {rows.max_rows}"] if rows.max_rows is not None else []
+    policy = contract.policy
+    launch = ", ".join(policy.experiment_orgs)
+    terms = {
+        "rows": " and ".join(limits) or "no limit",
+        "purposes": ", ".join(policy.purposes),
+        "may launch experiments": f"{launch} and the owner" if launch else "only the owner",
+        "may download models": ", ".join(policy.model_download_orgs)
+        or "only the launching organization",
+        "smallest aggregate (k)": f"{policy.min_factories} distinct factories in every round",
+        "expires": str(policy.expires or "never"),
+    }
+    out.print("Table rules and usage policy", style="bold")
+    for name, value in terms.items():
+        out.print(Text(f"  {name}: {value}"))
 
 
 @app.command("download")

@@ -110,7 +110,9 @@ def test_another_organizations_draft_is_not_found(park: Park) -> None:
     assert answer.status_code == 404 and data["title"] not in answer.text
     client.close()
     own, _ = sign_in(park.hub.url, park.members["acme-factory"].token)
-    assert own.get(f"/console/contracts/{data['id']}/versions/{data['version']}").status_code == 200
+    page = own.get(f"/console/contracts/{data['id']}/versions/{data['version']}")
+    assert page.status_code == 200
+    assert "<td>≥ 0; ≤ 120; finite</td>" in page.text  # the rules, in the CLI's words
     own.close()
 
 
