@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from fedpark.contracts.dialect import CsvDialect, CsvOptions, detect_dialect
 from fedpark.contracts.errors import (
     DataError,
     ReadFailure,
@@ -54,6 +55,7 @@ class DataSource:
     format: str  # parquet | ipc-file | ipc-stream | csv
     schema: pa.Schema
     num_rows: int | None = None
+    dialect: CsvDialect | None = None  # CSV: how it is read (detected, or forced)
 
     # Low-cardinality string columns to read dictionary-encoded (Parquet only): rules then
     # run once per distinct value instead of once per row.
@@ -66,25 +68,33 @@ class DataSource:
             raise
         except _READ_ERRORS as exc:
             types = {f.name: f.type for f in self.schema}
-            raise _unreadable(exc, self.path, self.format, types) from None
+            raise _unreadable(exc, self.path, self.format, types, self.dialect) from None
 
 
 class CsvValueError(UnreadableDataError):
     """A CSV cell that cannot be read as its contract type (the value is not repeated)."""
 
-    def __init__(self, column: str, expected: pa.DataType, file: str = "the data file") -> None:
-        self.column, self.expected = column, expected
+    def __init__(
+        self,
+        column: str,
+        expected: pa.DataType,
+        file: str = "the data file",
+        dialect: CsvDialect | None = None,
+    ) -> None:
+        self.column, self.expected, self.dialect = column, expected, dialect
         failure = ReadFailure(
             problem=ReadProblem.CSV_VALUE, column=column, column_type=_type_name(expected)
         )
         super().__init__(failure, file)
 
 
-def first_unparsable_row(path: Path, column: str, dtype: pa.DataType) -> int | None:
+def first_unparsable_row(
+    path: Path, column: str, dtype: pa.DataType, dialect: CsvDialect | None = None
+) -> int | None:
     """The first row (0-based, as the validator counts) whose ``column`` cell does not parse
     as ``dtype``, found by reading that column as text and casting it. Only on the error
     path; None if it cannot be told."""
-    options = _csv_options(path, {column: pa.string()})
+    options = _csv_options(dialect or CsvDialect(), {column: pa.string()})
     convert: pacsv.ConvertOptions = options["convert_options"]
     convert.include_columns = [column]
     offset = 0
@@ -151,7 +161,11 @@ def detect_format(path: Path) -> str:
     raise UnsupportedDataError(ReadProblem.UNKNOWN_FORMAT, path.name)
 
 
-def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> DataSource:
+def open_source(
+    path: Path,
+    csv_types: dict[str, pa.DataType] | None = None,
+    csv_options: CsvOptions | None = None,
+) -> DataSource:
     """Open ``path`` and read its schema (not its rows).
 
     Parameters
@@ -160,6 +174,9 @@ def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> 
         The data file.
     csv_types
         Column types to read a CSV file with (the contract's); CSV has no schema of its own.
+    csv_options
+        A CSV file's delimiter, decimal mark or encoding, forced; the rest is detected from
+        the file's first bytes (see :mod:`fedpark.contracts.dialect`).
 
     Raises
     ------
@@ -167,6 +184,7 @@ def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> 
         With a :class:`ReadFailure` that names no value of the file.
     """
     fmt = detect_format(path)
+    dialect = detect_dialect(path, csv_options) if fmt == "csv" else None
     try:
         if fmt == "parquet":
             meta = pq.read_metadata(path)
@@ -178,26 +196,25 @@ def open_source(path: Path, csv_types: dict[str, pa.DataType] | None = None) -> 
         if fmt == "ipc-stream":
             with pa.OSFile(str(path)) as source:
                 return DataSource(path, fmt, ipc.open_stream(source).schema)
-        with pacsv.open_csv(path, **_csv_options(path, csv_types or {})) as reader:
-            return DataSource(path, fmt, reader.schema)
+        assert dialect is not None
+        with pacsv.open_csv(path, **_csv_options(dialect, csv_types or {})) as reader:
+            return DataSource(path, fmt, reader.schema, dialect=dialect)
     except _READ_ERRORS as exc:
-        raise _unreadable(exc, path, fmt, csv_types or {}) from None
+        raise _unreadable(exc, path, fmt, csv_types or {}, dialect) from None
 
 
-def _csv_options(path: Path, types: dict[str, pa.DataType]) -> dict[str, object]:
+def _csv_options(dialect: CsvDialect, types: dict[str, pa.DataType]) -> dict[str, object]:
     return {
-        # A block holds whole lines: lines longer than a block cannot be read.
-        "read_options": pacsv.ReadOptions(block_size=CSV_BLOCK),
-        "parse_options": pacsv.ParseOptions(delimiter=_delimiter(path)),
+        # A block holds whole lines: lines longer than a block cannot be read. Arrow
+        # transcodes a non-UTF-8 file block by block, so memory stays bounded.
+        "read_options": pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=dialect.arrow_encoding),
+        "parse_options": pacsv.ParseOptions(delimiter=dialect.delimiter),
         "convert_options": pacsv.ConvertOptions(
             column_types={k: v for k, v in types.items() if _csv_can_hold(v)},
             strings_can_be_null=True,
+            decimal_point=dialect.decimal,
         ),
     }
-
-
-def _delimiter(path: Path) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
 def _csv_can_hold(dtype: pa.DataType) -> bool:
@@ -205,7 +222,11 @@ def _csv_can_hold(dtype: pa.DataType) -> bool:
 
 
 def _unreadable(
-    exc: BaseException, path: Path, fmt: str, types: dict[str, pa.DataType]
+    exc: BaseException,
+    path: Path,
+    fmt: str,
+    types: dict[str, pa.DataType],
+    dialect: CsvDialect | None = None,
 ) -> DataError:
     """The reader's exception as a :class:`DataError` in FedPark's words.
 
@@ -219,19 +240,25 @@ def _unreadable(
         corrupt_page = "checksum" in text.lower() or "crc" in text.lower()
         problem = ReadProblem.CORRUPT_PAGE if corrupt_page else ReadProblem.TRUNCATED
         return UnreadableDataError(problem, path.name)
-    failure = _csv_failure(text, path, types)
+    dialect = dialect or CsvDialect()
+    if isinstance(exc, UnicodeDecodeError):  # Python's codec, transcoding for Arrow
+        failure = ReadFailure(problem=ReadProblem.CSV_ENCODING, encoding=dialect.encoding)
+        return UnreadableDataError(failure, path.name)
+    failure = _csv_failure(text, path, types, dialect)
     if failure.problem is ReadProblem.CSV_VALUE and failure.column in types:
-        return CsvValueError(failure.column, types[failure.column], path.name)
+        return CsvValueError(failure.column, types[failure.column], path.name, dialect)
     return UnreadableDataError(failure, path.name)
 
 
-def _csv_failure(text: str, path: Path, types: dict[str, pa.DataType]) -> ReadFailure:
+def _csv_failure(
+    text: str, path: Path, types: dict[str, pa.DataType], dialect: CsvDialect
+) -> ReadFailure:
     fields = _CSV_FIELDS.search(text)
     if fields:
         expected, found = int(fields.group(1)), int(fields.group(2))
         return ReadFailure(
             problem=ReadProblem.CSV_FIELD_COUNT,
-            line=_first_line_with_fields(path, expected),
+            line=_first_line_with_fields(path, expected, dialect),
             expected_fields=expected,
             found_fields=found,
         )
@@ -242,7 +269,7 @@ def _csv_failure(text: str, path: Path, types: dict[str, pa.DataType]) -> ReadFa
     column = _CSV_COLUMN.search(text)
     name = None
     if column:
-        header = _csv_header(path)
+        header = _csv_header(path, dialect)
         index = int(column.group(1))
         name = header[index] if index < len(header) and header[index] in types else None
     if "utf8" in text.lower() or "utf-8" in text.lower():
@@ -252,17 +279,17 @@ def _csv_failure(text: str, path: Path, types: dict[str, pa.DataType]) -> ReadFa
     return ReadFailure(problem=ReadProblem.TRUNCATED)
 
 
-def _csv_header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-        return next(csv.reader([fh.readline()], delimiter=_delimiter(path)), [])
+def _csv_header(path: Path, dialect: CsvDialect) -> list[str]:
+    with path.open(encoding=dialect.python_encoding, errors="replace", newline="") as fh:
+        return next(csv.reader([fh.readline()], delimiter=dialect.delimiter), [])
 
 
-def _first_line_with_fields(path: Path, expected: int) -> int | None:
+def _first_line_with_fields(path: Path, expected: int, dialect: CsvDialect) -> int | None:
     """The first line (1-based) whose field count is not ``expected``, as Arrow splits lines
     (no line breaks inside values). Only on the error path: it reads the file again."""
-    delimiter = _delimiter(path)
+    delimiter = dialect.delimiter
     try:
-        with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+        with path.open(encoding=dialect.python_encoding, errors="replace", newline="") as fh:
             for number, line in enumerate(fh, start=1):
                 stripped = line.rstrip("\r\n")
                 if not stripped:
@@ -298,7 +325,7 @@ def _ipc_stream(
 
 def _csv(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     types = {f.name: f.type for f in source.schema}
-    options = _csv_options(source.path, types)
+    options = _csv_options(source.dialect or CsvDialect(), types)
     convert: pacsv.ConvertOptions = options["convert_options"]
     convert.include_columns = columns
     with pacsv.open_csv(source.path, **options) as reader:
