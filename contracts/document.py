@@ -61,7 +61,7 @@ def contract_from_data(data: Any, source: str = "contract") -> Contract:
     try:
         return Contract.model_validate(data)
     except ValidationError as exc:
-        raise ContractInvalidError.from_pydantic(exc, source) from None
+        raise ContractInvalidError.from_pydantic(exc, source, data, Contract) from None
 
 
 def load_contract(path: Path) -> Contract:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fedpark.contracts.messages import problems
 
 
 class ContractError(Exception):
@@ -31,30 +34,51 @@ class ContractFormatError(ContractError):
     pass
 
 
+MAX_PROBLEMS_SHOWN = 20
+
+
 @dataclass(frozen=True)
 class FieldProblem:
+    """``field``: the dotted path (``columns.3.type``); ``where``: it in words
+    (``column "temp" (4th): type``), empty to show the path."""
+
     field: str
     message: str
+    where: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.where or self.field}: {self.message}"
 
 
 class ContractInvalidError(ContractError):
+    """Every problem of the document (the first :data:`MAX_PROBLEMS_SHOWN` in the message),
+    the likely typos first: an unknown key often explains a missing field next to it."""
+
     def __init__(self, problems: list[FieldProblem], source: str = "contract") -> None:
-        self.problems = problems
-        first = problems[0] if problems else FieldProblem("", "invalid")
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"{source}: {first.field}: {first.message}{more}")
+        self.problems = problems or [FieldProblem("(document)", "invalid")]
+        shown = [str(p) for p in self.problems[:MAX_PROBLEMS_SHOWN]]
+        if len(shown) == 1:
+            text = f"{source}: {shown[0]}"
+        else:
+            text = f"{source} has {len(self.problems)} problems:" + "".join(
+                f"\n  - {line}" for line in shown
+            )
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            text += f"\n  ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more of the same kinds"
+        super().__init__(text)
 
     @classmethod
-    def from_pydantic(cls, exc: ValidationError, source: str = "contract") -> ContractInvalidError:
-        problems = [
-            FieldProblem(".".join(str(p) for p in e["loc"]) or "(document)", _message(e["msg"]))
-            for e in exc.errors()
-        ]
-        return cls(problems, source)
-
-
-def _message(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
+    def from_pydantic(
+        cls,
+        exc: ValidationError,
+        source: str = "contract",
+        data: Any = None,
+        model: type[BaseModel] | None = None,
+    ) -> ContractInvalidError:
+        """``data``: what was validated (names columns by their name); ``model``: what it
+        was validated as (suggests the key an unknown one was meant to be)."""
+        found = problems(exc.errors(), data, model)
+        return cls([FieldProblem(p.field, p.message, p.where) for p in found], source)
 
 
 class SignatureError(ContractError):
@@ -74,7 +98,6 @@ class ReadProblem(StrEnum):
     CSV_FIELD_COUNT = "csv-field-count"
     CSV_VALUE = "csv-value"
     CSV_ENCODING = "csv-encoding"
-    CSV_UNKNOWN_ENCODING = "csv-unknown-encoding"
     CSV_LINE_TOO_LONG = "csv-line-too-long"
     UNSUPPORTED_TYPE = "unsupported-type"
 
@@ -91,8 +114,6 @@ _WORDS = {
     ReadProblem.CSV_FIELD_COUNT: "has a line with a different number of fields than its header",
     ReadProblem.CSV_VALUE: "has a cell that does not parse as its column's contract type",
     ReadProblem.CSV_ENCODING: "has text that is not valid UTF-8",
-    ReadProblem.CSV_UNKNOWN_ENCODING: "has text in none of the encodings tried (UTF-8, cp949, "
-    "cp1252); name its encoding with --encoding",
     ReadProblem.CSV_LINE_TOO_LONG: "has a line too long to read (more than 8 MiB)",
     ReadProblem.UNSUPPORTED_TYPE: "holds a column type FedPark cannot check",
 }
@@ -119,9 +140,6 @@ class ReadFailure(BaseModel):
     )
     expected_fields: int | None = Field(default=None, ge=0, description="CSV: the header's")
     found_fields: int | None = Field(default=None, ge=0, description="CSV: the line's")
-    encoding: str | None = Field(
-        default=None, max_length=40, description="CSV: the encoding read with, if not UTF-8"
-    )
 
     def describe(self) -> str:
         """The failure in one sentence (subject: the file)."""
@@ -133,10 +151,8 @@ class ReadFailure(BaseModel):
             )
         if self.problem is ReadProblem.CSV_VALUE and self.column:
             return f"column {self.column!r} holds values that are not {self.column_type}"
-        if self.problem is ReadProblem.CSV_ENCODING:
-            encoding = self.encoding or "UTF-8"
-            where = f"column {self.column!r} holds" if self.column else "has"
-            return f"{where} text that is not valid {encoding}"
+        if self.problem is ReadProblem.CSV_ENCODING and self.column:
+            return f"column {self.column!r} holds text that is not valid UTF-8"
         return _WORDS[self.problem]
 
 

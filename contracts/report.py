@@ -7,6 +7,7 @@ times. ``extra="forbid"`` makes the hub refuse anything else smuggled in.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ROWS_LISTED = 5
+# A CSV column's "found" when a cell of it does not parse as the contract's type.
+UNPARSABLE_TEXT = "text that does not parse as that type"
 
 
 class _Model(BaseModel):
@@ -79,6 +82,29 @@ class ValidationReport(_Model):
             if d.is_error:
                 counts[f"schema.{d.kind}"] = counts.get(f"schema.{d.kind}", 0) + 1
         return counts
+
+    def unreadable_cell(self) -> str | None:
+        """Why a CSV file was not read to the end, if a cell stopped it: the column, the
+        contract's type and the row (0-based, as everywhere in the report) of the first cell
+        that is not of that type. None if reading did not stop at a cell."""
+        for d in self.schema_differences:
+            if d.kind != "type" or d.found != UNPARSABLE_TEXT:
+                continue
+            rows = next(
+                (
+                    v.first_rows
+                    for v in self.violations
+                    if v.rule == "type" and v.column == d.column
+                ),
+                [],
+            )
+            where = f"row {rows[0]} (line {rows[0] + 2} of the file)" if rows else "a row"
+            return (
+                f"column {json.dumps(d.column, ensure_ascii=False)}: {where} holds a value that "
+                f"is not {d.expected}; reading stopped there, so no rule was checked: fix that "
+                "cell, or change the column's type in the contract"
+            )
+        return None
 
 
 class NumericStats(_Model):

@@ -84,7 +84,7 @@ def contract_data() -> dict[str, Any]:
             },
         ],
         "rows": {"min_rows": 100},
-        "policy": {"experiment_orgs": ["tu-lab"], "model_download_orgs": ["acme"]},
+        "policy": {"experiment_orgs": ["acme"], "model_download_orgs": ["acme"]},
     }
 
 

@@ -165,7 +165,7 @@ def audit_verify(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
     else:
         out.print(f"[red]audit chain BROKEN[/red] ({report.records} records):")
         for problem in report.problems:
-            out.print(f"  - {problem}", highlight=False)
+            out.print(f"  - {problem}", highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(1)
 

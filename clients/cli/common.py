@@ -9,11 +9,18 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from fedpark.experiments.protocol.client import HubClient
 
 out = Console()
+
+# Text from a person, a file or the hub (a column name, a contract id, a problem's detail)
+# is never read as rich markup: `[a-z0-9]` in a pattern would vanish. Print it as a Text,
+# with markup=False, or through `literal` inside a markup string.
+literal = escape
 
 HubOpt = Annotated[str | None, typer.Option("--hub", envvar="FEDPARK_HUB", help="The hub's URL.")]
 TokenOpt = Annotated[
@@ -35,15 +42,25 @@ def client(hub: str | None, token: str | None) -> HubClient:
     return HubClient(hub, token)
 
 
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` (as is: never read as markup) as an error; the exit to raise."""
+    out.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
 def body(schema: type[Body], /, **fields: Any) -> Body:
     """A request body built from the command's options, checked here with the hub's own
     rules: a mistake is named by its option before anything is sent."""
     try:
         return schema.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "input"
-        raise typer.BadParameter(f"{where.replace('_', '-')}: {first['msg']}") from None
+        from fedpark.contracts.messages import describe
+
+        said = [
+            f"{'.'.join(str(p) for p in e['loc']).replace('_', '-') or 'input'}: {describe(e)}"
+            for e in exc.errors()
+        ]
+        raise typer.BadParameter("; ".join(said)) from None
 
 
 def show(
@@ -69,9 +86,10 @@ def show(
     out.print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    """A cell as literal text (a name from the hub is never read as markup)."""
     if value is None:
-        return "-"
+        return Text("-")
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+        return Text("yes" if value else "no")
+    return Text(str(value))

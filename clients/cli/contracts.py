@@ -11,7 +11,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.clients.cli.common import (
+    HubOpt,
+    JsonOpt,
+    TokenOpt,
+    body,
+    client,
+    fail,
+    literal,
+    out,
+    show,
+)
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.resources.contracts import (
@@ -37,9 +47,7 @@ IdArg = Annotated[str, typer.Argument(help="Contract id.")]
 VersionArg = Annotated[str, typer.Argument(help="Contract version (semver).")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    out.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = fail
 
 
 def _load(path: Path) -> Contract:
@@ -88,9 +96,12 @@ def infer(
 def print_report(result: ValidationResult, show_profile: bool) -> None:
     report = result.report
     verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
+    stopped = report.unreadable_cell()
+    counted = f"{report.format}, {report.rows} rows" if stopped is None else report.format
+    what = f"{report.rules_checked} rules checked" if stopped is None else stopped
     out.print(
-        f"{verdict} {report.source} ({report.format}, {report.rows} rows) against "
-        f"{report.contract_id} {report.contract_version}: {report.rules_checked} rules checked",
+        f"{verdict} {literal(report.source)} ({counted}) "
+        f"against {literal(report.contract_id)} {report.contract_version}: {literal(what)}",
         highlight=False,
     )
     if report.schema_differences:
@@ -104,7 +115,7 @@ def print_report(result: ValidationResult, show_profile: bool) -> None:
                 "widened": "widened (ok)",
                 "extra": "extra (not read)",
             }[d.kind]
-            table.add_row(d.column, label, d.expected or "-", d.found or "-")
+            table.add_row(Text(d.column), label, d.expected or "-", d.found or "-")
         out.print(table)
     if report.violations:
         table = Table(title="Rule violations (row numbers start at 0; values are never shown)")
@@ -112,7 +123,7 @@ def print_report(result: ValidationResult, show_profile: bool) -> None:
             table.add_column(col)
         for v in report.violations:
             rows = ", ".join(str(r) for r in v.first_rows) or "-"
-            table.add_row(v.column or "(table)", v.rule, str(v.count), rows, v.message)
+            table.add_row(Text(v.column or "(table)"), v.rule, str(v.count), rows, Text(v.message))
         out.print(table)
     if show_profile:
         table = Table(title=f"Profile (categories shown when seen ≥ {result.profile.k} times)")
@@ -122,7 +133,7 @@ def print_report(result: ValidationResult, show_profile: bool) -> None:
             n = c.numeric
             cats = ", ".join(f"{k}: {v}" for k, v in sorted((c.categories or {}).items())[:6])
             stats = [_num(getattr(n, k, None)) for k in ("min", "max", "mean", "std")]
-            table.add_row(c.name, f"{c.null_fraction:.2%}", *stats, cats or "-")
+            table.add_row(Text(c.name), f"{c.null_fraction:.2%}", *stats, Text(cats or "-"))
         out.print(table)
 
 
@@ -179,7 +190,7 @@ def verify(
     except (OSError, ValueError) as exc:
         raise _fail(f"cannot read the signature or key: {exc}") from None
     except ContractError as exc:
-        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
+        out.print(f"[red]NOT VERIFIED[/red]: {literal(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     out.print(
         f"[green]verified[/green]: {parsed.id} {parsed.version} approved by "
@@ -242,9 +253,13 @@ def _show_version(version: ContractVersionPublic, as_json: bool) -> None:
         verdict = "backward compatible" if compat.compatible else "[red]BREAKING[/red]"
         out.print(f"against {compat.previous_version}: {verdict}")
         for change in compat.changes:
-            out.print(f"  - {change.kind}: {change.field}: {change.message}", highlight=False)
+            out.print(
+                f"  - {change.kind}: {change.field}: {change.message}",
+                highlight=False,
+                markup=False,
+            )
     if not as_json and version.reason:
-        out.print(f"reason: {version.reason}", highlight=False)
+        out.print(f"reason: {version.reason}", highlight=False, markup=False)
 
 
 @app.command("create")

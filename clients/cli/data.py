@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from fedpark.clients.cli.common import out
+from fedpark.clients.cli.common import fail, out
 
 # numpy, pyarrow and fedpark.datasets are imported inside the commands: `fedpark --help` and
 # the other command groups start without them.
@@ -58,9 +58,7 @@ MinSizeOpt = Annotated[
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new or empty).")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    out.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = fail
 
 
 def _empty_folder(path: Path) -> None:

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from fedpark.clients.cli import (
     admin,
@@ -77,5 +78,5 @@ def main() -> None:
     try:
         app()
     except HubError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error:", "red"), f" {exc}"), highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
+from fedpark.clients.cli.common import HubOpt, TokenOpt, client, fail, literal, out
 
 if TYPE_CHECKING:
     from fedpark.experiments.serving.folder import ModelFolder
@@ -33,9 +34,7 @@ KeyOpt = Annotated[
 DataArg = Annotated[Path, typer.Argument(help="A Parquet, Arrow IPC/Feather or CSV file.")]
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    out.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = fail
 
 
 def open_folder(folder: Path, key: Path | None = None) -> ModelFolder:
@@ -114,10 +113,9 @@ def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> d
             load_public_key(key.read_bytes()),
         )
     except (OSError, ValueError) as exc:
-        out.print(f"[red]error:[/red] cannot read the files: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(f"cannot read the files: {exc}") from None
     except ContractError as exc:
-        out.print(f"[red]NOT VERIFIED[/red]: {exc}", highlight=False)
+        out.print(f"[red]NOT VERIFIED[/red]: {literal(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -150,11 +148,12 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
 
     model = open_folder(folder, key)
     card = model_card(model.manifest, str(folder))
-    out.print(f"[bold]{card.title}[/bold]" + (" — fine-tuned locally" if model.local else ""))
+    suffix = " — fine-tuned locally" if model.local else ""
+    out.print(f"[bold]{literal(card.title)}[/bold]{suffix}")
     for heading, lines in (("Intended use", card.intended_use), ("Data", card.data)):
         out.print(f"\n[bold]{heading}[/bold]")
         for line in lines:
-            out.print(f"  {line}", highlight=False)
+            out.print(f"  {line}", highlight=False, markup=False)
     if card.rounds:
         table = Table(title="Rounds")
         names = sorted({k for *_, m in card.rounds for k in m if k != "loss"})
@@ -174,10 +173,11 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
             f"held-out {local.data.held_out_rows} rows: before {_metrics(local.before)} → "
             f"after {_metrics(local.after)}",
             highlight=False,
+            markup=False,
         )
     out.print("\n[bold]Known limits[/bold]")
     for line in card.limits:
-        out.print(f"  {line}", highlight=False)
+        out.print(f"  {line}", highlight=False, markup=False)
     out.print("\n[bold]How to run it[/bold]")
     for line in card.usage:
         out.print(f"  {line}", highlight=False)
@@ -256,7 +256,9 @@ def _print_refusal(report: Any) -> None:
             found = f", found {d.found}" if d.found else ""
             what = "missing" if d.kind == "missing" else "of another type"
             out.print(
-                f"  column {d.column}: {what} (expected {d.expected}{found})", highlight=False
+                f"  column {d.column}: {what} (expected {d.expected}{found})",
+                highlight=False,
+                markup=False,
             )
     for v in report.violations[:20]:
         rows = ", ".join(str(r) for r in v.first_rows)
@@ -264,6 +266,7 @@ def _print_refusal(report: Any) -> None:
         out.print(
             f"  {v.rule}{where}: {v.count} rows (first, from 0: {rows}) {v.message}",
             highlight=False,
+            markup=False,
         )
 
 
@@ -314,14 +317,15 @@ def print_summary(summary: Summary, output: Path) -> None:
         for name in summary.classes:
             table.add_column(name, justify="right")
         for series, counts in sorted(summary.counts.items()):
-            table.add_row(series or "(all)", *(str(int(c)) for c in counts))
+            table.add_row(Text(series or "(all)"), *(str(int(c)) for c in counts))
         out.print(table)
     if summary.alarm_count:
         table = Table(title=f"Alarms: {summary.alarm_count} (first row of each non-normal stretch)")
         for col in ("series", "row", "time", "predicted"):
             table.add_column(col)
         for alarm in summary.alarms[:20]:
-            table.add_row(alarm.series or "-", str(alarm.row), alarm.time or "-", alarm.predicted)
+            cells = (alarm.series or "-", str(alarm.row), alarm.time or "-", alarm.predicted)
+            table.add_row(*(Text(cell) for cell in cells))
         out.print(table)
         if summary.alarm_count > 20:
             out.print(

@@ -21,18 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.address import DEFAULT_HUB as DEFAULT_HUB
+from fedpark.experiments.protocol.address import HubAddress
+from fedpark.experiments.protocol.address import check_url as check_url
 from fedpark.experiments.protocol.errors import (
     HubApiError,
     HubAuthError,
     HubError,
     HubUnreachableError,
-    InvalidHubUrlError,
     InvalidTokenError,
 )
 from fedpark.experiments.protocol.resources.contracts import (
@@ -71,7 +72,6 @@ if TYPE_CHECKING:  # pyarrow-free at run time: the command line imports this mod
     from fedpark.experiments.protocol.reports import RoundReport
 
 log = logging.getLogger(__name__)
-DEFAULT_HUB = "http://127.0.0.1:8470"
 PAGE = 500  # the hub's largest page
 Model = TypeVar("Model", bound=BaseModel)
 # What an API token may hold: FedPark's tokens are `fpk_` + URL-safe base64.
@@ -95,20 +95,6 @@ def check_token(token: str) -> str:
             raise InvalidTokenError(f"the API token is {len(token)} characters long: not a token")
         raise InvalidTokenError("the API token holds characters a token never has")
     return token
-
-
-def check_url(url: str) -> str:
-    """``url`` without a trailing slash, if it is an http(s) URL with no credentials in it."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidHubUrlError(
-            "the hub's URL must look like https://hub.example.org (http or https, a host)"
-        )
-    if parts.username or parts.password:
-        raise InvalidHubUrlError(
-            "the hub's URL holds a user name or password: use an API token (FEDPARK_TOKEN)"
-        )
-    return url.strip().rstrip("/")
 
 
 def describe_transport_error(exc: httpx.TransportError) -> str:
@@ -188,7 +174,8 @@ class HubClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.base_url = check_url(base_url or os.environ.get("FEDPARK_HUB") or DEFAULT_HUB)
+        self.address = HubAddress.resolve(base_url)
+        self.base_url = self.address.url
         token = token or os.environ.get("FEDPARK_TOKEN")
         headers = {"Authorization": f"Bearer {check_token(token)}"} if token else {}
         self._http = httpx.Client(
@@ -222,6 +209,7 @@ class HubClient:
             except httpx.TransportError as exc:
                 failure: HubError = self._unreachable(exc)
             else:
+                self.address.check_answer(response)
                 if not response.is_error:
                     return response
                 failure = _problem(response)
@@ -267,9 +255,7 @@ class HubClient:
         return model.model_dump(mode="json")
 
     def _unreachable(self, exc: httpx.TransportError) -> HubUnreachableError:
-        return HubUnreachableError(
-            f"cannot reach the hub at {self.base_url}: {describe_transport_error(exc)}"
-        )
+        return HubUnreachableError(self.address.unreachable(describe_transport_error(exc)))
 
     # -- health and identity -----------------------------------------------------------
 
@@ -279,6 +265,7 @@ class HubClient:
             response = self._http.get("/health")
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
+        self.address.check_answer(response)
         try:
             return HealthPublic.model_validate_json(response.content)
         except ValueError:

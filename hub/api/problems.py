@@ -18,6 +18,7 @@ from fedpark.contracts.errors import (
     ContractInvalidError,
     SignatureError,
 )
+from fedpark.contracts.messages import describe
 from fedpark.hub.errors import (
     DomainError,
     FedparkError,
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5  # storage or catalog outages: most are restarts
+_DETAILED = 10  # problems of a request spelt out in its detail
 _FIELD_LIKE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 
 
@@ -78,9 +80,10 @@ def _location(error: Any, names: frozenset[str]) -> str:
 
 
 def _message(error: Any) -> str:
-    """Pydantic's message, unless it quotes the input (a custom validator's f-string, a
-    union tag): answers never echo what was sent, which may be a factory's report."""
-    message = str(error.get("msg", "invalid"))
+    """What is wrong in FedPark's words (by the error's kind: never pydantic's text, which
+    spells patterns as regular expressions), and a custom validator's message unless it
+    quotes the input: answers never echo what was sent, which may be a factory's report."""
+    message = describe(error, echo=False)
     value = error.get("input")
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         text = str(value)
@@ -122,9 +125,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     names = _field_names(request.app)
     errors = [{"field": _location(e, names), "message": _message(e)} for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
-    detail = f"{first['field']}: {first['message']}"
-    if len(errors) > 1:
-        detail += f" (and {len(errors) - 1} more)"
+    # Every problem in the detail (a client may show nothing else), up to a bound.
+    shown = errors[:_DETAILED] or [first]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in shown)
+    if len(errors) > _DETAILED:
+        detail += f"; and {len(errors) - _DETAILED} more (see errors)"
     return problem(
         request, 422, "invalid-input", "Invalid input", detail, field=first["field"], errors=errors
     )

@@ -97,8 +97,7 @@ class ContractService:
         """Store a new draft: a new contract id, or a higher version of one you own."""
         self._check_author(caller, contract)
         with self.storage.unit_of_work() as uow:
-            if uow.orgs.get(contract.owner) is None:
-                raise InvalidInputError(f"no organization {contract.owner!r}", field="owner")
+            _check_orgs(uow, contract)
             existing = uow.contracts.versions(contract.id)
             if any(r.owner_org != caller.org_id for r in existing):
                 raise ConflictError(f"contract id {contract.id!r} belongs to another organization")
@@ -143,6 +142,7 @@ class ContractService:
                     f"contract {_name(contract_id, version)} is {row.status}: approved versions "
                     "are immutable, publish a new version instead"
                 )
+            _check_orgs(uow, contract)
             others = [r for r in uow.contracts.versions(contract_id) if r.version != version]
             stored = self._store(contract)
             for field, value in stored.items():
@@ -358,6 +358,26 @@ class ContractService:
                 f"contract {_name(contract_id, version)} has no {part} ({row.status})"
             )
         return self.storage.objects.read(self.bucket, ref)
+
+
+def _check_orgs(uow: UnitOfWork, contract: Contract) -> None:
+    """Every organization the contract names is one of this hub's: an unknown one (a typo)
+    would own nothing, or grant no one, without a word."""
+    named = [
+        ("owner", [contract.owner]),
+        ("policy.experiment_orgs", contract.policy.experiment_orgs),
+        ("policy.model_download_orgs", contract.policy.model_download_orgs),
+    ]
+    for field, orgs in named:
+        unknown = [org for org in orgs if uow.orgs.get(org) is None]
+        if unknown:
+            listed = ", ".join(f'"{org}"' for org in unknown)
+            ids = "that id" if len(unknown) == 1 else "those ids"
+            raise InvalidInputError(
+                f"{field} names {listed}: no organization of this hub has {ids} "
+                "(`fedpark org list` shows them)",
+                field=field,
+            )
 
 
 def _clear_decision(row: ContractVersion) -> None:

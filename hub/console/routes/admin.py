@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
+from fedpark.contracts.messages import describe
 from fedpark.experiments.protocol.resources.identity import (
     OrganizationCreate,
     TokenCreate,
@@ -35,7 +36,7 @@ def _validated(schema: type[M], data: dict[str, Any]) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "form"
-        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
+        raise InvalidInputError(f"{field}: {describe(first)}", field=field) from None
 
 
 @router.get("")

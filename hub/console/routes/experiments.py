@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from fedpark.contracts.messages import describe
 from fedpark.contracts.model import ColumnRole
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol import STRATEGY_PARAMS, RoundReport
@@ -108,7 +109,7 @@ def _errors(exc: ValidationError) -> dict[str, str]:
         field = ".".join(loc[:2]) if loc and loc[0] in ("model", "train") else (loc or [""])[0]
         if field in ("contract_id", "contract_version"):
             field = "contract"
-        errors.setdefault(field or "form", error["msg"].removeprefix("Value error, "))
+        errors.setdefault(field or "form", describe(error))
     return errors
 
 

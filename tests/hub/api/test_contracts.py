@@ -134,6 +134,23 @@ def test_owner_and_id_belong_to_the_author(park: Park) -> None:
     assert peek.status_code == 404  # another organization's draft
 
 
+@pytest.mark.parametrize("field", ["experiment_orgs", "model_download_orgs"])
+def test_a_policy_naming_an_unknown_organization_is_refused(park: Park, field: str) -> None:
+    data = new_contract(policy={field: ["bravo", "tu-lab"]})
+    draft = contract_in_state(park, "draft")
+    changed = {**draft, "policy": {field: ["acme", "acme-stel"]}}
+    with park.client("acme-factory") as factory:
+        created = factory.post("/contracts", json=data)
+        updated = factory.put(_path(draft), json=changed)
+    assert created.status_code == 422 and created.json()["field"] == f"policy.{field}"
+    assert created.json()["detail"] == (
+        f'policy.{field} names "tu-lab": no organization of this hub has that id '
+        "(`fedpark org list` shows them)"
+    )
+    assert updated.status_code == 422, updated.text
+    assert updated.json()["detail"].startswith(f'policy.{field} names "acme-stel": no organization')
+
+
 def test_oversize_body_is_413(park: Park) -> None:
     data = new_contract(description="x" * (9 * 1024 * 1024))
     with park.client("acme-factory") as factory:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from harness import Park
 
+from fedpark.experiments.protocol.resources.identity import OrgKind
+
 
 @pytest.fixture(scope="module")
 def park(rules_park: Park) -> Park:
@@ -21,8 +23,23 @@ def test_validation_error_names_the_field(park: Park) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["field"] == "id"
-    assert body["detail"].startswith("id: String should match pattern")
+    assert body["detail"] == (
+        "id: must be lowercase letters (a-z), digits and dashes, starting and ending with a "
+        "letter or digit, e.g. press-sensors"
+    )
     assert body["type"] == "urn:fedpark:problem:invalid-input"
+
+
+def test_every_problem_of_a_request_is_in_its_detail(park: Park) -> None:
+    with park.client("operator") as admin:
+        response = admin.post("/organizations", json={"id": "Not A Slug!", "kind": "castle"})
+    assert response.status_code == 422
+    assert response.json()["detail"].split("; ") == [
+        "id: must be lowercase letters (a-z), digits and dashes, starting and ending with a "
+        "letter or digit, e.g. press-sensors",
+        "name: required, but missing",
+        "kind: must be one of: " + ", ".join(kind.value for kind in OrgKind),
+    ]
 
 
 def test_unknown_field_and_unknown_enum_are_refused(park: Park) -> None:

@@ -1,0 +1,75 @@
+"""The command line prints a person's and the hub's text as is (never as rich markup), and
+says what to fix in a contract or a CSV file in FedPark's words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from fedpark.clients.cli.common import body, fail, show
+from fedpark.clients.cli.main import app
+from fedpark.experiments.protocol.resources.identity import OrganizationCreate
+
+SLUG_WORDS = (
+    "must be lowercase letters (a-z), digits and dashes, starting and ending with a letter "
+    "or digit, e.g. press-sensors"
+)
+CONTRACT = """\
+id: {id}
+version: {version}
+title: Press line
+owner: acme
+columns:
+  - {{name: "[bold]force[/bold]", type: float32}}
+  - {{name: "[a-z0-9]", tpye: int64}}
+"""
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+    return result.output
+
+
+def test_contract_problems_print_literally_and_all_of_them(tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text(CONTRACT.format(id="Press_Line", version="0.1"))
+    (tmp_path / "d.csv").write_text("a\n1\n")
+    said = _run("contract", "validate", str(contract), str(tmp_path / "d.csv"))
+    assert said.splitlines() == [
+        f"error: {contract} has 3 problems:",
+        '  - column "[a-z0-9]" (2nd): unknown key "tpye" (did you mean "type"?)',
+        f"  - id: {SLUG_WORDS}",
+        "  - version: versions are semantic versions (MAJOR.MINOR.PATCH): write 0.1.0, not 0.1 "
+        '(quote it in YAML if needed: version: "0.1.0")',
+    ]
+
+
+def test_a_csv_cell_of_another_type_is_named_in_the_verdict(tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text(CONTRACT.format(id="press-line", version="1.0.0").replace("tpye", "type"))
+    data = tmp_path / "plant [2].csv"
+    data.write_text('"[bold]force[/bold]","[a-z0-9]"\n1.5,1\n2.5,x\n')
+    said = _run("contract", "validate", str(contract), str(data))
+    assert said.splitlines()[0] == (
+        'FAILED plant [2].csv (csv) against press-line 1.0.0: column "[a-z0-9]": row 1 (line 3 '
+        "of the file) holds a value that is not int64; reading stopped there, so no rule was "
+        "checked: fix that cell, or change the column's type in the contract"
+    )
+    assert "│ [a-z0-9] │ wrong type │ int64" in said
+
+
+def test_tables_and_errors_print_text_as_is(capsys: pytest.CaptureFixture[str]) -> None:
+    show([{"id": "[a-z0-9]", "title": "[red]not red[/red]"}], ("id", "title"), as_json=False)
+    fail("pattern '^[a-z0-9][a-z0-9-]*[a-z0-9]$' and [bold]this[/bold]")
+    printed = capsys.readouterr().out
+    assert "[a-z0-9]" in printed and "[red]not red[/red]" in printed
+    assert "error: pattern '^[a-z0-9][a-z0-9-]*[a-z0-9]$' and [bold]this[/bold]" in printed
+
+
+def test_an_option_that_breaks_the_hubs_rules_is_said_in_fedpark_words() -> None:
+    with pytest.raises(typer.BadParameter) as refused:
+        body(OrganizationCreate, id="Bad_ID", name="Acme", kind="factory")
+    assert refused.value.message == f"id: {SLUG_WORDS}"
