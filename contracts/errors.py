@@ -98,6 +98,7 @@ class ReadProblem(StrEnum):
     CSV_FIELD_COUNT = "csv-field-count"
     CSV_VALUE = "csv-value"
     CSV_ENCODING = "csv-encoding"
+    CSV_UNKNOWN_ENCODING = "csv-unknown-encoding"
     CSV_LINE_TOO_LONG = "csv-line-too-long"
     UNSUPPORTED_TYPE = "unsupported-type"
 
@@ -114,6 +115,8 @@ _WORDS = {
     ReadProblem.CSV_FIELD_COUNT: "has a line with a different number of fields than its header",
     ReadProblem.CSV_VALUE: "has a cell that does not parse as its column's contract type",
     ReadProblem.CSV_ENCODING: "has text that is not valid UTF-8",
+    ReadProblem.CSV_UNKNOWN_ENCODING: "has text in none of the encodings tried (UTF-8, cp949, "
+    "cp1252); name its encoding with --encoding",
     ReadProblem.CSV_LINE_TOO_LONG: "has a line too long to read (more than 8 MiB)",
     ReadProblem.UNSUPPORTED_TYPE: "holds a column type FedPark cannot check",
 }
@@ -140,6 +143,9 @@ class ReadFailure(BaseModel):
     )
     expected_fields: int | None = Field(default=None, ge=0, description="CSV: the header's")
     found_fields: int | None = Field(default=None, ge=0, description="CSV: the line's")
+    encoding: str | None = Field(
+        default=None, max_length=40, description="CSV: the encoding read with, if not UTF-8"
+    )
 
     def describe(self) -> str:
         """The failure in one sentence (subject: the file)."""
@@ -151,8 +157,10 @@ class ReadFailure(BaseModel):
             )
         if self.problem is ReadProblem.CSV_VALUE and self.column:
             return f"column {self.column!r} holds values that are not {self.column_type}"
-        if self.problem is ReadProblem.CSV_ENCODING and self.column:
-            return f"column {self.column!r} holds text that is not valid UTF-8"
+        if self.problem is ReadProblem.CSV_ENCODING:
+            encoding = self.encoding or "UTF-8"
+            where = f"column {self.column!r} holds" if self.column else "has"
+            return f"{where} text that is not valid {encoding}"
         return _WORDS[self.problem]
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fedpark.contracts.checks import ColumnCheck, dictionary_of
+from fedpark.contracts.dialect import CsvDialect, CsvOptions
 from fedpark.contracts.document import contract_sha256
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.reader import (
@@ -162,6 +163,7 @@ def _describe(dtype: pa.DataType) -> str:
 class ValidationResult:
     report: ValidationReport
     profile: DataProfile
+    dialect: CsvDialect | None = None  # a CSV file's: how it was read (not sent anywhere)
 
     def declaration(self, name: str) -> Declaration:
         """The declaration of this data as ``name``: report and profile as they may leave
@@ -176,9 +178,11 @@ def validate_file(
     min_category_count: int = 10,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     on_batch: BatchHook | None = None,
+    csv_options: CsvOptions | None = None,
 ) -> ValidationResult:
     """Validate a Parquet, Arrow IPC/Feather or CSV file in bounded memory (``on_batch``:
-    see :func:`validate_source`).
+    see :func:`validate_source`; ``csv_options``: a CSV dialect forced, see
+    :func:`fedpark.contracts.reader.open_source`).
 
     Raises
     ------
@@ -187,7 +191,7 @@ def validate_file(
     """
     types = {c.name: c.arrow_type for c in contract.columns}
     try:
-        source = open_source(path, csv_types=types)
+        source = open_source(path, csv_types=types, csv_options=csv_options)
     except CsvValueError as exc:
         return _csv_value_failure(contract, path, exc)
     try:
@@ -227,7 +231,9 @@ def validate_source(
         if c.type in ("string", "large_string")
         and (c.rules.allowed_values is not None or c.role is ColumnRole.LABEL)
     )
-    return _run(contract, source, source.batches, min_category_count, batch_rows, on_batch)
+    result = _run(contract, source, source.batches, min_category_count, batch_rows, on_batch)
+    result.dialect = source.dialect
+    return result
 
 
 def validate_table(
@@ -321,7 +327,7 @@ def _csv_value_failure(contract: Contract, path: Path, exc: CsvValueError) -> Va
         expected=format_type(exc.expected),
         found=UNPARSABLE_TEXT,
     )
-    row = first_unparsable_row(path, exc.column, exc.expected)
+    row = first_unparsable_row(path, exc.column, exc.expected, exc.dialect)
     violations = [
         RuleViolation(
             column=exc.column,
@@ -344,4 +350,4 @@ def _csv_value_failure(contract: Contract, path: Path, exc: CsvValueError) -> Va
         schema_differences=[difference],
         violations=violations,
     )
-    return ValidationResult(report, DataProfile(rows=0, k=1))
+    return ValidationResult(report, DataProfile(rows=0, k=1), exc.dialect)
