@@ -15,6 +15,7 @@ import typer
 # Everything heavy is imported inside the commands: `fedpark --help` and the client
 # commands must not pay for FastAPI, SQLAlchemy and uvicorn.
 from fedpark.hub.errors import FedparkError
+from fedpark.hub.flower.superlink import DEFAULT_PORT as DEFAULT_SUPERLINK_PORT
 
 if TYPE_CHECKING:
     from fedpark.hub.settings import Settings
@@ -48,16 +49,42 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8470).")] = None,
     data_dir: DataDirOpt = None,
+    with_superlink: Annotated[
+        bool,
+        typer.Option(
+            "--with-superlink",
+            help="Also start a Flower SuperLink for this hub (a single-server park): on "
+            "loopback, its state in DATA_DIR/superlink; factories on other machines reach it "
+            "through a Fleet gate on --host, port 9092.",
+        ),
+    ] = False,
+    superlink_port: Annotated[
+        int, typer.Option(help="The SuperLink's port with --with-superlink.")
+    ] = DEFAULT_SUPERLINK_PORT,
 ) -> None:
-    """Start the hub; with no S3 endpoint configured, also an embedded S3 server."""
+    """Start the hub; with no S3 endpoint configured, also an embedded S3 server.
+
+    Experiments need a Flower SuperLink: --with-superlink starts one beside the hub, or
+    FEDPARK_SUPERLINK=host:port names one started with `fedpark superlink serve`.
+    """
     settings = _settings(host=host, port=port, data_dir=data_dir)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from fedpark.hub.flower.superlink import SuperLinkConfig
     from fedpark.hub.server import serve_hub
 
+    superlink = None
+    if with_superlink:
+        if settings.superlink:
+            raise _fail("FEDPARK_SUPERLINK names a SuperLink already: drop --with-superlink")
+        superlink = SuperLinkConfig(
+            state_dir=settings.data_dir / "superlink",
+            port=superlink_port,
+            supernode_auth=settings.supernode_auth,
+        )
     try:
-        serve_hub(settings)
+        serve_hub(settings, superlink)
     except FedparkError as exc:
         raise _fail(str(exc)) from None
 
@@ -157,9 +184,10 @@ def storage_serve(
 
 
 def register(app: typer.Typer) -> None:
-    from fedpark.hub.flower.cli import gate, pki_app
+    from fedpark.hub.flower.cli import gate, pki_app, superlink_app
 
     hub_app.command("gate")(gate)
+    app.add_typer(superlink_app, name="superlink")
     app.add_typer(hub_app, name="hub")
     app.add_typer(storage_app, name="storage")
     app.add_typer(pki_app, name="pki")

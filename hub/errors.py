@@ -71,7 +71,11 @@ class FlowerUnavailableError(FedparkError):
 
     @classmethod
     def not_configured(cls) -> FlowerUnavailableError:
-        return cls("this hub has no Flower SuperLink configured")
+        return cls(
+            "this hub has no Flower SuperLink, so experiments are off: its operator starts "
+            "one with `fedpark hub serve --with-superlink`, or runs `fedpark superlink serve` "
+            "and sets FEDPARK_SUPERLINK=host:port for the hub"
+        )
 
 
 class DomainError(FedparkError):

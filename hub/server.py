@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
 from pydantic import SecretStr
 
+from fedpark.hub.errors import ConfigurationError
+from fedpark.hub.flower.superlink import SuperLink, SuperLinkConfig, is_loopback
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage.embedded import EmbeddedS3
+
+if TYPE_CHECKING:
+    from fedpark.hub.flower.control import FlowerControl
+
+FLEET_GATE_PORT = 9092
 
 
 class HubServer(uvicorn.Server):
@@ -48,14 +60,114 @@ def embedded_storage_if_needed(settings: Settings) -> Iterator[Settings]:
         )
 
 
-def serve_hub(settings: Settings) -> None:
-    """Start storage (embedded if needed), migrate, bootstrap, then serve until a signal."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The hub's listening socket, bound before anything is started or written: a busy port
+    is an error at once, not after storage, migrations and a new admin."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError:
+        raise ConfigurationError(f"cannot resolve the address {host!r} (--host)") from None
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"port {port} is in use on {host}: another hub (or another program) listens "
+                "there; stop it, or start this one with --port"
+            ) from None
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} (not an address of this machine, or a "
+            "privileged port?)"
+        ) from None
+    listener.listen(2048)  # connections wait in the backlog until uvicorn serves
+    return listener
+
+
+def fleet_address(settings: Settings, superlink: SuperLinkConfig) -> str:
+    """Where factories' SuperNodes connect to a SuperLink started with the hub: the
+    SuperLink itself on loopback, else the Fleet gate on the hub's public host."""
+    if settings.fleet_address:
+        return settings.fleet_address
+    if is_loopback(settings.host):
+        return superlink.address
+    host = urlsplit(settings.public_url).hostname if settings.public_url else settings.host
+    if not host or host in ("0.0.0.0", "::"):  # noqa: S104
+        host = socket.getfqdn()
+    return f"{host}:{FLEET_GATE_PORT}"
+
+
+@contextlib.contextmanager
+def fleet_gate(settings: Settings, superlink: SuperLinkConfig) -> Iterator[None]:
+    """Flower's Fleet API (and nothing else) on the hub's host, for factories elsewhere; the
+    SuperLink itself, Control API included, stays on loopback."""
+    from fedpark.hub.flower.gate import build_gate
+
+    config = uvicorn.Config(
+        build_gate(superlink.address),
+        host=settings.host,
+        port=FLEET_GATE_PORT,
+        log_config=None,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+    )
+    listener = bind_listener(settings.host, FLEET_GATE_PORT)
+    gate = uvicorn.Server(config)
+    thread = threading.Thread(target=gate.run, kwargs={"sockets": [listener]}, name="fleet gate")
+    thread.start()
+    try:
+        yield
+    finally:
+        gate.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+def superlink_line(settings: Settings, flower: FlowerControl | None) -> str:
+    """What the banner says about Flower: the hub without it runs no experiments."""
+    if not settings.superlink:
+        return (
+            "Flower SuperLink: none, so experiments are off (set FEDPARK_SUPERLINK=host:port, "
+            "or start the hub with --with-superlink)"
+        )
+    from fedpark.hub.errors import FlowerUnavailableError
+
+    try:
+        if flower is None:
+            raise FlowerUnavailableError.not_configured()
+        flower.check(quiet=True)
+        state = "answers"
+    except FlowerUnavailableError:
+        state = "does NOT answer: experiments fail until it does"
+    fleet = settings.fleet_address or settings.superlink
+    return f"Flower SuperLink at {settings.superlink} {state}; factories connect to {fleet}"
+
+
+def serve_hub(settings: Settings, superlink: SuperLinkConfig | None = None) -> None:
+    """Bind, start storage (embedded if needed) and the SuperLink (if asked), migrate,
+    bootstrap, then serve until a signal."""
     from fedpark.hub.app import announce_bootstrap_token, create_app
-    from fedpark.hub.errors import ConfigurationError
     from fedpark.hub.runtime import HubRuntime
 
     started = time.perf_counter()
-    with embedded_storage_if_needed(settings) as ready:
+    listener = bind_listener(settings.host, settings.port)
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        ready = stack.enter_context(embedded_storage_if_needed(settings))
+        if superlink is not None:
+            stack.enter_context(SuperLink(superlink))
+            ready = ready.model_copy(
+                update={
+                    "superlink": superlink.address,
+                    "fleet_address": fleet_address(ready, superlink),
+                }
+            )
+            if not is_loopback(ready.host) and not settings.fleet_address:
+                stack.enter_context(fleet_gate(ready, superlink))
         runtime = HubRuntime.build(ready)
         token = runtime.start()
         if token:
@@ -64,7 +176,8 @@ def serve_hub(settings: Settings) -> None:
         scheme = "https" if ready.tls_certfile else "http"
         typer.echo(
             f"FedPark hub ready on {scheme}://{ready.host}:{ready.port} "
-            f"(data in {ready.data_dir}, started in {time.perf_counter() - started:.1f}s)",
+            f"(data in {ready.data_dir}, started in {time.perf_counter() - started:.1f}s)\n"
+            + superlink_line(ready, runtime.federation.flower),
             err=True,
         )
         config = uvicorn.Config(
@@ -77,8 +190,6 @@ def serve_hub(settings: Settings) -> None:
         )
         server = HubServer(config)
         try:
-            server.run()
+            server.run(sockets=[listener])
         finally:
             runtime.close()
-        if not server.started:
-            raise ConfigurationError(f"could not listen on {ready.host}:{ready.port} (in use?)")

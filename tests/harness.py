@@ -79,6 +79,7 @@ class HubProcess:
     process: ChildProcess | None = None
     ca: Path | None = None  # the CA that signed the hub's TLS certificate: serve HTTPS
     started_once: bool = False
+    extra: tuple[str, ...] = ()  # more `hub serve` options
 
     @property
     def url(self) -> str:
@@ -107,7 +108,7 @@ class HubProcess:
 
     def _start_once(self, timeout: float) -> HubProcess:
         argv = fedpark_argv(
-            "hub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)
+            "hub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra
         )
         self.process = ChildProcess(argv, self.log, env=self.env).start()
         deadline = time.monotonic() + timeout

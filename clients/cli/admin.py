@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fedpark.clients.cli.common import HubOpt, JsonOpt, TokenOpt, body, client, out, show
+from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.resources.identity import (
     OrganizationCreate,
     OrgKind,
@@ -16,6 +20,7 @@ from fedpark.experiments.protocol.resources.identity import (
     UserPublic,
 )
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 ROLES = tuple(Role)
 KINDS = tuple(OrgKind)
 
@@ -94,22 +99,64 @@ def user_list(
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="What the token is for, e.g. 'laptop'.")],
-    user: Annotated[str | None, typer.Option(help="User id (admins); yourself if omitted.")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="User name or id (admins); yourself if omitted.")
+    ] = None,
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Lifetime in days.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the secret to this new file (mode 0600) instead of the screen.",
+        ),
+    ] = None,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API token. The secret is printed once: store it now."""
-    wanted = body(TokenCreate, name=name, user_id=user, expires_in_days=expires_in_days)
+    """Create an API token. The secret is shown once (or written once, with -o): store it now."""
+    if output is not None and output.exists():
+        raise typer.BadParameter(f"{output} exists; choose a new file", param_hint="--output")
     with client(hub, token) as api:
+        user_id = _user_id(api, user) if user else None
+        wanted = body(TokenCreate, name=name, user_id=user_id, expires_in_days=expires_in_days)
         created = api.create_token(wanted)
+    if output is not None:
+        _write_secret(output, created.token)
     if as_json:
         show(created, (), True)
         return
     show(created, TOKEN_COLUMNS[:4], False)
+    if output is not None:
+        out.print(
+            f"Token written to {output} (mode 0600).", highlight=False, markup=False, soft_wrap=True
+        )
+        return
     out.print("Token (shown once):", style="bold")
-    out.print(created.token, highlight=False, soft_wrap=True)
+    out.print(created.token, highlight=False, soft_wrap=True, markup=False)
+
+
+def _user_id(api: HubClient, user: str) -> str:
+    """A user's id from their name (or their id as given): admins think in names."""
+    if _UUID.match(user):
+        return user
+    matches = [u.id for u in api.users() if u.username == user]
+    if not matches:
+        raise typer.BadParameter(
+            f"no user named {user!r} among the members you manage (`fedpark user list`)",
+            param_hint="--user",
+        )
+    return matches[0]
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        raise typer.BadParameter(f"cannot create {path}", param_hint="--output") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
 
 
 @token_app.command("list")
@@ -170,6 +217,54 @@ def audit_verify(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = 
         raise typer.Exit(1)
 
 
+def health(
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for the hub and its parts to be up (a hub starting)."
+        ),
+    ] = 0,
+    hub: HubOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Whether the hub answers, with its storage, catalog and Flower SuperLink (no token).
+
+    Exits 0 when all are up (a SuperLink that is off is reported, not an error), 1 when one
+    is down or the hub cannot be reached.
+    """
+    import time
+
+    from fedpark.experiments.protocol.errors import HubUnreachableError
+
+    deadline = time.monotonic() + wait
+    with client(hub, None) as api:
+        while True:
+            try:
+                state = api.health()
+            except HubUnreachableError:
+                if time.monotonic() >= deadline:
+                    raise
+            else:
+                if state.status == "up" or time.monotonic() >= deadline:
+                    break
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    if as_json:
+        show(state, (), True)
+    else:
+        rows = [
+            {"component": name, "status": part.status, "detail": part.detail or "-"}
+            for name, part in (
+                ("storage", state.storage),
+                ("catalog", state.catalog),
+                ("Flower SuperLink", state.superlink),
+            )
+        ]
+        show(rows, ("component", "status", "detail"), False, title=f"hub {api.base_url}")
+        out.print(f"hub {state.status} (version {state.version})", highlight=False, markup=False)
+    if state.status != "up":
+        raise typer.Exit(1)
+
+
 def whoami(hub: HubOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show who your token belongs to."""
     with client(hub, token) as api:
@@ -190,3 +285,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(audit_app, name="audit")
     app.command("whoami")(whoami)
+    app.command("health")(health)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -46,6 +47,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` (as is: never read as markup) as an error; the exit to raise."""
     out.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def cannot_read(exc: OSError | ValueError, signature: Path) -> str:
+    """Why a signature (or the files next to it) could not be read, in FedPark's words: the
+    exception's text quotes a JSON parser's position or the OS's phrasing, not what to do."""
+    if isinstance(exc, OSError):
+        return f"cannot read {exc.filename or 'a file'}: missing, or no permission to read it"
+    return f"{signature} is not JSON: use the signature file the hub gave"
 
 
 def body(schema: type[Body], /, **fields: Any) -> Body:
@@ -93,3 +102,17 @@ def _cell(value: Any) -> Text:
     if isinstance(value, bool):
         return Text("yes" if value else "no")
     return Text(str(value))
+
+
+def read_token(path: Path) -> str:
+    """An API token kept in a file (a CRLF or a trailing newline is not part of it)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError):
+        raise typer.BadParameter(f"cannot read {path}", param_hint="--token-file") from None
+    token = text.strip()
+    if not token or len(token.split()) != 1:
+        raise typer.BadParameter(
+            f"{path} must hold one API token and nothing else", param_hint="--token-file"
+        )
+    return token

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedpark.hub.errors import FedparkError
+from fedpark.hub.flower.superlink import DEFAULT_PORT
 
 pki_app = typer.Typer(
     help="The park's certificate authority for the Flower SuperLink and the Fleet gate.",
@@ -19,9 +20,9 @@ DirOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 @pki_app.command("init")
@@ -87,3 +88,100 @@ def gate(
         ssl_keyfile=str(keyfile) if keyfile else None,
         log_level="info",
     )
+
+
+superlink_app = typer.Typer(
+    help="Run the park's Flower SuperLink, configured for a FedPark hub.", no_args_is_help=True
+)
+
+
+@superlink_app.command("serve")
+def superlink_serve(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Its state and log go to DATA_DIR/superlink (env FEDPARK_DATA_DIR; default "
+            "~/.local/share/fedpark).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to serve on; keep it on the park's private network.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port of Flower's Fleet and Control APIs.")
+    ] = DEFAULT_PORT,
+    ca: Annotated[Path | None, typer.Option(help="The park's CA (`fedpark pki init`).")] = None,
+    certfile: Annotated[
+        Path | None, typer.Option(help="The SuperLink's certificate (`fedpark pki issue`).")
+    ] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="The SuperLink's key.")] = None,
+    supernode_auth: Annotated[
+        bool,
+        typer.Option(
+            "--supernode-auth",
+            help="Let in only the factories' SuperNodes the hub registered (set "
+            "FEDPARK_SUPERNODE_AUTH=true for the hub too).",
+        ),
+    ] = False,
+    database: Annotated[
+        Path | None,
+        typer.Option(
+            help="Flower's state database; default: in memory (the hub resumes a run lost "
+            "with it from its last checkpoint)."
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Plain HTTP on a non-loopback --host (a private network only)."
+        ),
+    ] = False,
+) -> None:
+    """Start a Flower SuperLink for the hub and keep it running (Ctrl-C stops it).
+
+    It finds Flower's helper commands whether or not the venv is activated, installs nothing
+    per run, and serves TLS with the park's certificates. Then tell the hub:
+    FEDPARK_SUPERLINK=HOST:PORT (and FEDPARK_FLOWER_CA_FILE with TLS).
+    """
+    import signal
+    import threading
+
+    from fedpark.hub.flower.superlink import SuperLink, SuperLinkConfig
+    from fedpark.hub.settings import Settings
+
+    folder = (data_dir or Settings().data_dir).expanduser().resolve() / "superlink"
+    config = SuperLinkConfig(
+        state_dir=folder,
+        host=host,
+        port=port,
+        database=database,
+        ca_file=ca,
+        certfile=certfile,
+        keyfile=keyfile,
+        supernode_auth=supernode_auth,
+        insecure=insecure,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        link = SuperLink(config).start()
+    except FedparkError as exc:
+        raise _fail(str(exc)) from None
+    scheme = "https" if config.tls else "http"
+    typer.echo(
+        f"Flower SuperLink on {scheme}://{host}:{port} (log {config.log_path}). "
+        "For the hub:\n"
+        f"    export FEDPARK_SUPERLINK={config.address}"
+        + (f" FEDPARK_FLOWER_CA_FILE={ca.resolve()}" if ca else "")
+        + (" FEDPARK_SUPERNODE_AUTH=true" if supernode_auth else "")
+        + "\nCtrl-C stops it.",
+        err=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            if not link.alive():
+                raise _fail(f"the Flower SuperLink stopped; see {config.log_path}", code=1)
+    finally:
+        link.stop()

@@ -55,6 +55,10 @@ clientapp = "fedpark.experiments.client_app:app"
 """
 
 
+# Flower's run ids are unsigned 64-bit and random; the health probe asks for this one.
+_NO_SUCH_RUN = 2**64 - 1
+
+
 def _kind(exc: Exception) -> str:
     """What failed, without the exception's text: its type, and Flower's error code."""
     if isinstance(exc, httpx.HTTPStatusError):
@@ -102,7 +106,7 @@ class FlowerControl:
             interceptors=[],
         )
 
-    def _call(self, what: str, fn: Any) -> Any:
+    def _call(self, what: str, fn: Any, *, quiet: bool = False) -> Any:
         try:
             return fn(self._client())
         except (ConflictError, InvalidInputError):
@@ -110,10 +114,31 @@ class FlowerControl:
         except Exception as exc:  # the client raises transport and status errors alike
             # Neither the answer nor the log carries Flower's text: it may quote the run
             # config, which holds the run's token. The log gets the kind and Flower's code.
-            log.warning(
-                "the Flower SuperLink at %s could not %s (%s)", self.address, what, _kind(exc)
-            )
+            if not quiet:
+                log.warning(
+                    "the Flower SuperLink at %s could not %s (%s)", self.address, what, _kind(exc)
+                )
             raise FlowerUnavailableError(f"the Flower SuperLink could not {what}") from None
+
+    def check(self, *, quiet: bool = False) -> None:
+        """Whether the SuperLink answers its Control API: it is asked for a run that cannot
+        exist (a real round trip, and the cheapest one).
+
+        Raises
+        ------
+        FlowerUnavailableError
+            It cannot be reached or does not answer as a SuperLink.
+        """
+
+        def ask(client: ControlHttpClient) -> None:
+            try:
+                client.ListRuns(ListRunsRequest(run_id=_NO_SUCH_RUN))
+            except httpx.HTTPStatusError as exc:
+                error = FlowerError.from_json(exc.response.text)
+                if error is None or error.code != ApiErrorCode.RUN_ID_NOT_FOUND:
+                    raise
+
+        self._call("answer", ask, quiet=quiet)
 
     def start_run(self, spec: RunSpec) -> int:
         data, digest = self._fab

@@ -10,7 +10,6 @@ without stopping it, whatever state its shutdown is in.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -30,10 +29,10 @@ from types import TracebackType
 import urllib3
 
 from fedpark.hub.errors import ConfigurationError, StorageUnavailableError
+from fedpark.hub.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 # weed mini opens these listeners; all are pinned to free loopback ports.
 _PORT_FLAGS = (
     "master.port",
@@ -105,20 +104,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child
-    """preexec hook: ask the kernel for SIGKILL when the parent dies (Linux).
-
-    SIGKILL, not SIGTERM: a parent that dies outright cannot escalate a graceful stop that
-    hangs (weed's shutdown blocks when its data folder is removed meanwhile); the parent's own
-    :meth:`EmbeddedS3.stop` is the graceful path.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 class EmbeddedS3:
@@ -242,7 +227,7 @@ class EmbeddedS3:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() signals all of it
-            preexec_fn=lambda: _die_with_parent(parent),
+            preexec_fn=lambda: die_with_parent(parent),
             cwd=self.data_dir,
         )
         stdout.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,32 @@ def test_admin_workflow_through_the_cli(park: Park) -> None:
 
     listing = fedpark(hub, admin, "org", "list")
     assert "cli-works" in listing.stdout
+
+
+def test_token_create_by_user_name_into_a_file(park: Park, tmp_path: Path) -> None:
+    """Admins think in user names; a secret written to a file never reaches the screen."""
+    hub, admin = park.hub, park.operator.token
+    made = fedpark(hub, admin, "user", "create", "name-op", "--org", "acme", "--role", "factory")
+    assert made.returncode == 0, made.stderr
+    secret = tmp_path / "name-op.token"
+    token = fedpark(
+        hub, admin, "token", "create", "--name", "edge", "--user", "name-op", "-o", str(secret)
+    )
+    assert token.returncode == 0, token.stderr
+    assert f"Token written to {secret} (mode 0600)." in token.stdout
+    assert secret.stat().st_mode & 0o777 == 0o600
+    value = secret.read_text().strip()
+    assert value not in token.stdout + token.stderr
+    who = fedpark(hub, value, "whoami", "--json")
+    assert json.loads(who.stdout)["username"] == "name-op"
+    again = fedpark(
+        hub, admin, "token", "create", "--name", "x", "--user", "name-op", "-o", str(secret)
+    )
+    assert again.returncode == 2 and "exists; choose a new file" in again.stderr
+    nobody = fedpark(hub, admin, "token", "create", "--name", "x", "--user", "no-such-person")
+    assert nobody.returncode == 2
+    flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", nobody.stderr).split())  # the usage box, unwrapped
+    assert "no user named 'no-such-person' among the members you manage" in flat
 
 
 def test_clear_errors(park: Park, tmp_path: Path) -> None:
@@ -91,6 +118,8 @@ GROUPS = (
     "hub",
     "storage",
     "pki",
+    "superlink",
+    "health",
 )
 
 

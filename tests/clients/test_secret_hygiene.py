@@ -115,3 +115,49 @@ def test_the_cli_says_what_is_wrong_and_quotes_no_secret(tmp_path: Path) -> None
     everything = "\n".join(outputs)
     assert SECRET[:12] not in everything and PASSWORD not in everything
     assert "Bearer" not in everything and "Authorization" not in everything
+
+
+def test_factory_join_never_takes_the_token_on_its_command_line(tmp_path: Path) -> None:
+    """`factory join` runs for days: a token in its argv is in `ps` for every user."""
+    data = tmp_path / "line.csv"
+    data.write_text("a,b\n1,2\n")
+    done = subprocess.run(
+        fedpark_argv("factory", "join", "--data", str(data), "--token", SECRET),
+        env=clean_env(COLUMNS="300", FEDPARK_HUB=DEAD),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "put it in a file (--token-file) or FEDPARK_TOKEN" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "fedpark-factory").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (SECRET + "\r\n", None),  # saved on Windows: the line ending is not the token's
+        (SECRET + "\n", None),
+        ("", "must hold one API token and nothing else"),
+        (f"{SECRET} {SECRET}\n", "must hold one API token and nothing else"),
+        (b"\xff\xfe", "cannot read"),
+    ],
+)
+def test_token_files(tmp_path: Path, content: str | bytes, expected: str | None) -> None:
+    import typer
+
+    from fedpark.clients.cli.common import read_token
+
+    path = tmp_path / "token"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    if expected is None:
+        assert read_token(path) == SECRET
+        return
+    with pytest.raises(typer.BadParameter) as raised:
+        read_token(path)
+    assert expected in str(raised.value) and SECRET not in str(raised.value)

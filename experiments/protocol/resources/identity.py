@@ -125,7 +125,7 @@ class ChainReportPublic(_Public):
 
 
 class ComponentHealth(BaseModel):
-    status: str = Field(description="`up` or `down`")
+    status: str = Field(description="`up`, `down`, or `off` (not configured)")
     detail: str = ""
 
 
@@ -134,3 +134,8 @@ class HealthPublic(BaseModel):
     version: str
     storage: ComponentHealth
     catalog: ComponentHealth
+    superlink: ComponentHealth = Field(
+        default_factory=lambda: ComponentHealth(status="off"),
+        description="Flower's SuperLink, which runs the experiments: `off` when the hub has "
+        "none (experiments are off), `down` when it does not answer",
+    )

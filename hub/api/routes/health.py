@@ -14,6 +14,7 @@ from fedpark.hub.errors import FedparkError, unavailable_message
 from fedpark.hub.version import __version__
 
 log = logging.getLogger(__name__)
+NO_SUPERLINK = "no Flower SuperLink configured (FEDPARK_SUPERLINK): experiments are off"
 router = APIRouter(tags=["health"])
 
 
@@ -32,11 +33,23 @@ def _probe(check: object) -> ComponentHealth:
     responses={503: {"model": HealthPublic, "description": "A component is down"}},
 )
 async def health(runtime: RuntimeDep) -> JSONResponse:
-    """Whether the object store and the catalog answer. Needs no token."""
+    """Whether the object store, the catalog and the Flower SuperLink answer. Needs no token.
+
+    503 when storage or the catalog is down (the hub cannot serve). A SuperLink that is down
+    leaves the hub serving (contracts, models, the console) with ``status`` ``degraded``:
+    experiments will not run; one not configured is ``off``, and says how to configure it.
+    """
     storage = await run_in_threadpool(_probe, runtime.storage.objects.check)
     catalog = await run_in_threadpool(_probe, runtime.storage.catalog.check)
+    flower = runtime.federation.flower
+    superlink = (
+        await run_in_threadpool(_probe, lambda: flower.check(quiet=True))
+        if flower is not None
+        else ComponentHealth(status="off", detail=NO_SUPERLINK)
+    )
     up = storage.status == catalog.status == "up"
+    status = "down" if not up else "degraded" if superlink.status == "down" else "up"
     body = HealthPublic(
-        status="up" if up else "down", version=__version__, storage=storage, catalog=catalog
+        status=status, version=__version__, storage=storage, catalog=catalog, superlink=superlink
     )
     return JSONResponse(body.model_dump(), status_code=200 if up else 503)

@@ -64,7 +64,7 @@ def _launch(park: Park, data: dict[str, Any], **changes: Any) -> Any:
         ("k below the contract's", 422, "at least the contract's k = 2"),
         ("series not an id column", 422, "series must name an id column"),
         ("a participant without compliant data", 422, "no compliant dataset declared by: bravo"),
-        ("everything right", 503, "no Flower SuperLink configured"),
+        ("everything right", 503, "no Flower SuperLink, so experiments are off"),
     ],
 )
 def test_each_launch_check_refuses_on_its_own(
