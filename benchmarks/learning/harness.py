@@ -444,6 +444,7 @@ def plot_curves(
     ax.set_xlabel("round (local-only and centralized: the same local epochs per round)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.set_ylim(bottom=0)  # from 0: a cut axis makes small gaps look large
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

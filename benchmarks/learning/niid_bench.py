@@ -321,6 +321,7 @@ def plot(outcomes: list[Outcome], path: Path) -> None:
         ax.plot(range(len(o.accuracy)), [100 * a for a in o.accuracy], marker=".", label=name)
     ax.set_xlabel("round")
     ax.set_ylabel("global test accuracy (%)")
+    ax.set_ylim(0, 100)  # the whole scale: a cut axis makes small gaps look large
     ax.set_title("Fashion-MNIST, NIID-Bench setup under Flower's simulation engine")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

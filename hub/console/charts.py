@@ -55,6 +55,22 @@ def _marker(kind: str, x: float, y: float, colour: str, label: str) -> str:
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">{tip}</circle>'
 
 
+def _legend_rows(
+    series: Sequence[Series], left: float, right: float
+) -> list[list[tuple[int, float]]]:
+    """Where each series' legend entry goes: rows of (series index, x), as wide as the chart."""
+    rows: list[list[tuple[int, float]]] = []
+    x = right  # start a row with the first entry
+    for i, s in enumerate(series):
+        entry = 18 + 7.5 * len(s.name)
+        if x + entry > right and (not rows or rows[-1]):
+            rows.append([])
+            x = left + 8.0
+        rows[-1].append((i, x))
+        x += entry
+    return rows
+
+
 def line_chart(
     title: str,
     series: Sequence[Series],
@@ -64,8 +80,15 @@ def line_chart(
     width: int = 520,
     height: int = 260,
 ) -> Markup:
-    """One SVG line chart; an empty chart says that no round has reported yet."""
-    left, right, top, bottom = 56, 16, 30, 44
+    """One SVG line chart; an empty chart says that no round has reported yet.
+
+    The y axis starts at 0 (every metric FedPark reports is non-negative: an axis cut just
+    below the lowest value makes a small change look large). The legend sits above the plot
+    area, in rows, so that no line is drawn through it."""
+    left, right, bottom = 56, 16, 44
+    legend = _legend_rows(series, left, width - right)
+    top = 30 + 16 * len(legend)
+    height += 16 * len(legend)
     plot_w, plot_h = width - left - right, height - top - bottom
     points = [p for s in series for p in s.points if math.isfinite(p[1])]
     ident = "chart-" + "".join(c if c.isalnum() else "-" for c in title.lower())
@@ -87,7 +110,7 @@ def line_chart(
     x_hi = max(x_max or 0, max(xs), 2)
     x_ticks = nice_ticks(1, x_hi, 6)
     x_ticks = [t for t in x_ticks if t == int(t) and 1 <= t <= x_hi] or [1]
-    y_ticks = nice_ticks(min(ys), max(ys))
+    y_ticks = nice_ticks(min(0.0, min(ys)), max(ys))
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
     def sx(x: float) -> float:
@@ -118,7 +141,6 @@ def line_chart(
         f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" class="tick">'
         f"{escape(x_label)}</text>"
     )
-    legend_x = left + 8.0
     for i, s in enumerate(series):
         colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
         finite = [(x, y) for x, y in s.points if math.isfinite(y)]
@@ -128,10 +150,12 @@ def line_chart(
             _marker(marker, sx(x), sy(y), colour, f"{s.name}, round {int(x)}: {y:.4g}")
             for x, y in finite
         )
-        out.append(_marker(marker, legend_x, top + 6, colour, s.name))
-        out.append(
-            f'<text x="{legend_x + 9}" y="{top + 10}" class="legend">{escape(s.name)}</text>'
-        )
-        legend_x += 18 + 7.5 * len(s.name)
+    for row, entries in enumerate(legend):
+        y = 30 + 16 * row + 2
+        for i, x in entries:
+            colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+            name = series[i].name
+            out.append(f'<g class="legend-entry">{_marker(marker, x, y, colour, name)}')
+            out.append(f'<text x="{x + 9}" y="{y + 4}" class="legend">{escape(name)}</text></g>')
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every value above is escaped or numeric

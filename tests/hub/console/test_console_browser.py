@@ -52,6 +52,35 @@ FIRST_IN_TAB_ORDER = """() => {
 }"""
 
 
+# The participation grid: as many header cells as cells in each row, each aligned as the
+# cells below it. Returns what is wrong (empty: nothing).
+HEADERS_OVER_THEIR_CELLS = """() => {
+  const table = document.querySelector('table.participation');
+  const heads = Array.from(table.querySelectorAll('thead th'));
+  const wrong = [];
+  for (const row of table.querySelectorAll('tbody tr')) {
+    const cells = Array.from(row.children);
+    if (cells.length !== heads.length) wrong.push(`${cells.length} cells, ${heads.length} heads`);
+    cells.forEach((cell, i) => {
+      const [h, c] = [heads[i], cell].map(el => el.getBoundingClientRect());
+      const align = getComputedStyle(heads[i]).textAlign === getComputedStyle(cell).textAlign;
+      if (Math.abs(h.left - c.left) > 1 || !align) wrong.push(`column ${i}`);
+    });
+  }
+  return wrong;
+}"""
+
+# Every chart's legend above its plot area (the top grid line): no line runs through it.
+LEGEND_CLEAR_OF_LINES = """() => Array.from(document.querySelectorAll('svg.chart')).flatMap(svg => {
+  const grid = Array.from(svg.querySelectorAll('line.grid')).map(l => l.getBBox().y);
+  if (!grid.length) return [];
+  const top = Math.min(...grid);
+  return Array.from(svg.querySelectorAll('.legend-entry'))
+    .filter(g => { const b = g.getBBox(); return b.y + b.height > top; })
+    .map(g => g.textContent);
+})"""
+
+
 def snap(page: Page, path: Path) -> None:
     """Check what every page must offer, then keep a screenshot of it.
 
@@ -144,6 +173,8 @@ def test_researcher_launches_and_watches_then_partner_downloads_the_model(
     expect(page.locator("#metrics-table tbody tr")).to_have_count(2)
     expect(page.locator("td.cell-trained")).to_have_count(4)  # 2 factories, 2 rounds
     expect(page.locator("table[aria-describedby=gains] tbody tr")).to_have_count(4)
+    assert page.evaluate(HEADERS_OVER_THEIR_CELLS) == [], "participation headers misaligned"
+    assert page.evaluate(LEGEND_CLEAR_OF_LINES) == [], "a chart's legend is in its plot area"
     snap(page, screenshots / "08-researcher-finished.png")
 
     sign_in(page, setup, "buyer")
