@@ -48,6 +48,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedpark.contracts import Contract, DataError, contract_sha256, validate_file
+from fedpark.contracts.dialect import CsvOptions
 from fedpark.contracts.errors import ReadFailure
 from fedpark.contracts.reader import open_source
 from fedpark.contracts.ref import ContractRef
@@ -135,16 +136,21 @@ def _contract(config: NodeConfig, spec: RunSpec) -> Contract:
         raise RefusedError(ProblemKind.CONTRACT_UNAVAILABLE) from None
 
 
-def _validated(contract: Contract, data: Path, work_dir: Path) -> None:
-    """Validate, or reuse the result for an unchanged file and the same contract."""
+def _validated(
+    contract: Contract, data: Path, work_dir: Path, csv: CsvOptions | None = None
+) -> None:
+    """Validate, or reuse the result for an unchanged file, the same contract and the same
+    forced CSV dialect."""
     stat = data.stat()
     key = f"{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{contract_sha256(contract)}"
+    if csv is not None and csv.forced:
+        key += f"|{sorted(csv.names().items())}"
     cache = work_dir / f"validation-v2-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
     if cache.exists():
         verdict = json.loads(cache.read_text())
     else:
         try:
-            report = validate_file(contract, data).report
+            report = validate_file(contract, data, csv_options=csv).report
         except DataError as exc:
             verdict = {"read": exc.failure.model_dump(mode="json", exclude_none=True)}
         else:
@@ -168,9 +174,10 @@ def _load(msg: Message, context: Context) -> LocalData:
     contract = _contract(config, spec)
     if contract_sha256(contract) != spec.contract_sha256:
         raise RefusedError(ProblemKind.CONTRACT_MISMATCH)
-    _validated(contract, data, config.work_folder)
+    _validated(contract, data, config.work_folder, config.csv_options)
     plan = plan_from_contract(contract, spec.model.task, spec.model.series)
-    source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
+    types = {c.name: c.arrow_type for c in contract.columns}
+    source = open_source(data, csv_types=types, csv_options=config.csv_options)
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
     norm = spec.normalization
     window = spec.model.window if spec.model.kind == "tcnn" else None

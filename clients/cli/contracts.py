@@ -22,6 +22,14 @@ from fedpark.clients.cli.common import (
     out,
     show,
 )
+from fedpark.clients.cli.csv_dialect import (
+    DecimalOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    csv_options,
+    read_as,
+    read_hint,
+)
 from fedpark.contracts.ref import ContractRef
 from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.resources.contracts import (
@@ -73,24 +81,72 @@ def _ref(contract_id: str, version: str) -> ContractRef:
 
 @app.command("infer")
 def infer(
-    data: DataArg,
+    data: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Data files (Parquet, Arrow IPC/Feather or CSV), or folders of them: every "
+            "plant's file, so that the draft fits them all."
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the draft.")],
     contract_id: Annotated[str, typer.Option("--id", help="Contract id (a slug).")],
     owner: Annotated[str, typer.Option(help="Owning organization's id.")],
     title: Annotated[str | None, typer.Option(help="Title (default: the file name).")] = None,
+    ranges: Annotated[
+        bool,
+        typer.Option(
+            "--ranges/--no-ranges",
+            help="Suggest min/max from the data (with a margin), or leave ranges to the steward.",
+        ),
+    ] = True,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
-    """Draft a contract from a data file: types from the file, rules from its statistics."""
-    from fedpark.contracts import ContractError, save_contract
-    from fedpark.contracts.infer import infer_contract
+    """Draft a contract from data files: types from the files, rules from their statistics.
 
+    Give every plant's file (or a folder): allowed values and ranges then cover them all, and
+    columns that tell the files apart (plant, run) become id columns. The YAML says what was
+    guessed and why in comments.
+    """
+    from fedpark.contracts import ContractError, save_contract
+    from fedpark.contracts.draft import render_yaml
+    from fedpark.contracts.infer import infer_draft
+
+    forced = csv_options(delimiter, decimal, encoding)
     try:
-        contract = infer_contract(data, contract_id=contract_id, owner=owner, title=title)
-    except (ContractError, ValueError) as exc:
+        draft = infer_draft(
+            data, contract_id=contract_id, owner=owner, title=title, ranges=ranges,
+            csv_options=forced,
+        )  # fmt: skip
+    except ContractError as exc:
         raise _fail(str(exc)) from None
-    save_contract(contract, output)
-    roles = {c.role.value for c in contract.columns}
-    out.print(f"wrote {output}: {len(contract.columns)} columns ({', '.join(sorted(roles))})")
-    out.print("Review it: roles (id and pii never reach a model), units and rules.")
+    if output.suffix.lower() in (".yaml", ".yml"):
+        output.write_text(render_yaml(draft))
+    else:
+        save_contract(draft.contract, output)  # JSON has no comments: the notes are in YAML
+    contract = draft.contract
+    roles: dict[str, int] = {}
+    for column in contract.columns:
+        roles[column.role.value] = roles.get(column.role.value, 0) + 1
+    counted = ", ".join(f"{n} {role}" for role, n in sorted(roles.items()))
+    rows = sum(f.rows for f in draft.files)
+    files = f"{len(draft.files)} files" if len(draft.files) > 1 else draft.files[0].name
+    out.print(
+        f"wrote {output} from {files} ({rows} rows): {len(contract.columns)} columns ({counted})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for inferred in draft.files:
+        if inferred.dialect is not None:
+            line = f"{inferred.name}: {read_as(inferred.dialect)}"
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+    out.print(
+        "Review it: roles (id and pii never reach a model), units (unknown) and rules; "
+        "the comments in the YAML say what was guessed and why.",
+        highlight=False,
+    )
 
 
 def print_report(result: ValidationResult, show_profile: bool) -> None:
@@ -104,6 +160,8 @@ def print_report(result: ValidationResult, show_profile: bool) -> None:
         f"against {literal(report.contract_id)} {report.contract_version}: {literal(what)}",
         highlight=False,
     )
+    if result.dialect is not None:
+        out.print(read_as(result.dialect), highlight=False, markup=False, soft_wrap=True)
     if report.schema_differences:
         table = Table(title="Schema differences")
         for col in ("column", "difference", "contract", "file"):
@@ -150,19 +208,25 @@ def validate(
         Path | None, typer.Option(help="Write the report and profile as JSON here.")
     ] = None,
     as_json: JsonOpt = False,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Check a data file against a contract. Exits 1 if it breaks the contract, 2 if unreadable."""
     from fedpark.contracts import DataError, validate_file
 
     parsed = _load(contract)
+    forced = csv_options(delimiter, decimal, encoding)
     try:
-        result = validate_file(parsed, data)
+        result = validate_file(parsed, data, csv_options=forced)
     except DataError as exc:
-        raise _fail(str(exc)) from None
-    payload = {
+        raise _fail(f"{exc}{read_hint(data, forced)}") from None
+    payload: dict[str, Any] = {
         "report": result.report.model_dump(mode="json"),
         "profile": result.profile.model_dump(mode="json"),
     }
+    if result.dialect is not None:
+        payload["read_as"] = result.dialect.describe()
     if report_out:
         report_out.write_text(json.dumps(payload, indent=2))
     if as_json:
@@ -465,6 +529,9 @@ def declare(
             "non-compliant and cannot take part in experiments).",
         ),
     ] = False,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    encoding: EncodingOpt = None,
     hub: HubOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -477,16 +544,19 @@ def declare(
     profile (aggregates of at least k values, minimum and maximum rounded outward to two
     significant digits; categories seen at least k times).
     """
+    from pydantic import ValidationError
+
     from fedpark.contracts import DataError, validate_file
     from fedpark.contracts.document import contract_from_data
 
+    forced = csv_options(delimiter, decimal, encoding)
     with client(hub, token) as api:
         ref = _ref(contract_id, version)
         contract = contract_from_data(api.contract(ref).document or {})
         try:
-            result = validate_file(contract, data)
+            result = validate_file(contract, data, csv_options=forced)
         except DataError as exc:
-            raise _fail(f"not declared: {exc}") from None
+            raise _fail(f"not declared: {exc}{read_hint(data, forced)}") from None
         print_report(result, show_profile=False)
         if not result.report.passed and not allow_failing:
             counts = ", ".join(f"{r}={n}" for r, n in result.report.rule_counts().items())
@@ -495,7 +565,14 @@ def declare(
                 "the data, or record it as non-compliant with --allow-failing",
                 code=1,
             )
-        declared = api.declare_dataset(ref, result.declaration(name))
+        try:
+            declaration = result.declaration(name)
+        except ValidationError:  # its text would quote the name: say the rule instead
+            raise _fail(
+                "not declared: --name must start with a letter or digit and hold only "
+                "letters, digits, spaces and . _ - (at most 100 characters)"
+            ) from None
+        declared = api.declare_dataset(ref, declaration)
     show(declared, ("org_id", "name", "rows", "compliant", "declared_at"), as_json)
     if not result.report.passed:
         out.print(

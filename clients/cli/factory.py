@@ -8,16 +8,20 @@ import re
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
+from fedpark.clients.cli.csv_dialect import DecimalOpt, DelimiterOpt, EncodingOpt, csv_options
 from fedpark.clients.processes import free_port
 from fedpark.experiments.protocol.client import HubClient
 from fedpark.experiments.protocol.errors import HubApiError
 from fedpark.experiments.protocol.node import EVENTS_FILE, EventKind, FactoryEvent, NodeConfig
 from fedpark.experiments.protocol.resources.experiments import NodeCreate
+
+if TYPE_CHECKING:
+    from fedpark.contracts.dialect import CsvOptions
 
 app = typer.Typer(help="Run a factory's federated client next to its data.", no_args_is_help=True)
 log = logging.getLogger("fedpark.factory")
@@ -54,7 +58,9 @@ def _node_key(api: HubClient, work_dir: Path) -> Path:
     return path
 
 
-def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
+def _check_declared(
+    api: HubClient, data: Path, work_dir: Path, csv: CsvOptions | None = None
+) -> None:
     """Validate the data now against each approved version this organization declared data
     under, and say what runs on it will do: a refusal seen at start, not mid-run."""
     from fedpark.contracts import DataError, validate_file
@@ -77,7 +83,7 @@ def _check_declared(api: HubClient, data: Path, work_dir: Path) -> None:
         name = ref.display
         try:
             contract = fetch_verified(api, ref, work_dir, work_dir / "hub-key.pem")
-            result = validate_file(contract, data)
+            result = validate_file(contract, data, csv_options=csv)
         except ContractUnavailableError as exc:
             _say(f"[yellow]{name}[/yellow]: cannot fetch the approved contract ({exc})")
             continue
@@ -157,6 +163,9 @@ def join(
             "loaded (seconds faster per message), or in a new process as Flower does.",
         ),
     ] = True,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    encoding: EncodingOpt = None,
     hub: HubOpt = None,
     token: TokenOpt = None,
 ) -> None:
@@ -179,6 +188,7 @@ def join(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not data.is_file():
         raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    forced = csv_options(delimiter, decimal, encoding)
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     with client(hub, token) as api:
@@ -186,7 +196,7 @@ def join(
         federation = api.federation()
         base_url = api.base_url
         _pin_key(work_dir / "hub-key.pem", federation.hub_key_pem)
-        _check_declared(api, data, work_dir)
+        _check_declared(api, data, work_dir, forced)
     token_file = work_dir / "token"
     token_file.unlink(missing_ok=True)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -199,6 +209,7 @@ def join(
         hub_key=work_dir / "hub-key.pem",
         org=me.organization.id,
         work_dir=work_dir,
+        **NodeConfig.csv_fields(forced),  # the ClientApps read the file the same way
     )
     ca = None
     if federation.fleet_ca_pem:  # the park's own CA: TLS to the Fleet gate

@@ -15,8 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from fedpark.contracts.dialect import CsvOptions
 from fedpark.experiments.protocol.base import Wire
 
 EVENTS_FILE = "events.jsonl"
@@ -47,6 +48,27 @@ class NodeConfig(BaseModel):
         default=None, alias="token-file", description="A file, so the token is not in `ps`"
     )
     hub_key: Path | None = Field(default=None, alias="hub-key", description="The pinned key")
+    # A CSV dialect forced at `factory join` (--delimiter, --decimal, --encoding), by name
+    # (semicolon, comma, cp1252): the ClientApp reads the file as the command line did.
+    csv_delimiter: str | None = Field(default=None, alias="csv-delimiter")
+    csv_decimal: str | None = Field(default=None, alias="csv-decimal")
+    csv_encoding: str | None = Field(default=None, alias="csv-encoding")
+
+    @field_validator("csv_delimiter", "csv_decimal", "csv_encoding")
+    @classmethod
+    def _known_dialect(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:  # raises DialectOptionError, a ValueError in FedPark's words
+            CsvOptions.parse(**{str(info.field_name).removeprefix("csv_"): value})
+        return value
+
+    @classmethod
+    def csv_fields(cls, options: CsvOptions) -> dict[str, str]:
+        """``options`` as this config's fields (``csv_delimiter="semicolon"``, ...)."""
+        return {f"csv_{key}": value for key, value in options.names().items()}
+
+    @property
+    def csv_options(self) -> CsvOptions:
+        return CsvOptions.parse(self.csv_delimiter, self.csv_decimal, self.csv_encoding)
 
     @classmethod
     def of(cls, config: Mapping[str, object]) -> Self:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from fedpark.contracts import validate_file
+from fedpark.contracts.dialect import CsvOptions
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.reader import open_source
 from fedpark.experiments.features import FeaturePlan, model_arrays, recent_split
@@ -42,25 +43,28 @@ def finetune(
     *,
     epochs: int = 5,
     learning_rate: float | None = None,
+    csv: CsvOptions | None = None,
 ) -> LocalManifest:
     """Fine-tune ``model`` on ``data`` into the new folder ``output``.
 
     Raises :class:`PredictionError` when the data cannot be read or breaks the contract, or
-    leaves too few rows to train and evaluate on; ``output`` is then not created.
+    leaves too few rows to train and evaluate on; ``output`` is then not created. ``csv``:
+    a CSV dialect forced (otherwise detected).
     """
     if output.exists() and any(output.iterdir()):
         raise PredictionError(f"{output} already holds files: choose a new folder")
     package = model.package
     contract = model.contract
     try:
-        report = validate_file(contract, data).report
+        report = validate_file(contract, data, csv_options=csv).report
     except DataError as exc:
         raise PredictionError(f"{data.name} {exc.failure.describe()}") from None
     if not report.passed:
         counts = ", ".join(f"{rule}={n}" for rule, n in sorted(report.rule_counts().items()))
         raise PredictionError(f"the data breaks the model's contract: {counts}", report)
     plan = FeaturePlan.of(package.features)
-    source = open_source(data, csv_types={c.name: c.arrow_type for c in contract.columns})
+    types = {c.name: c.arrow_type for c in contract.columns}
+    source = open_source(data, csv_types=types, csv_options=csv)
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
     x, y, series = model_arrays(table, plan, package.features.normalization, package.window)
     training = model.manifest.training

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fedpark.contracts import Contract, validate_file
+from fedpark.contracts.dialect import CsvOptions
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.model import ColumnRole, TableRules
 from fedpark.contracts.reader import CsvValueError, open_source
@@ -48,6 +49,7 @@ class PredictOptions:
     skip_invalid: bool = False  # skip rows that break a per-row rule, instead of refusing
     normal: str | None = None  # the class that raises no alarm (default: found by name)
     batch_rows: int | None = None
+    csv: CsvOptions | None = None  # a CSV dialect forced (--delimiter, --decimal, --encoding)
 
 
 def prediction_contract(contract: Contract, with_label: bool) -> Contract:
@@ -78,7 +80,7 @@ def predict_file(
     contract = model.contract
     types = {c.name: c.arrow_type for c in contract.columns}
     try:
-        names = set(open_source(data, csv_types=types).schema.names)
+        names = set(open_source(data, csv_types=types, csv_options=options.csv).schema.names)
     except CsvValueError:  # a cell of another type: the validator's report names its row
         names = set(types)
     except DataError as exc:
@@ -88,7 +90,9 @@ def predict_file(
     run = _Run(model, view, output, options, progress)
     try:
         with run.writer:
-            result = validate_file(view, data, batch_rows=run.batch_rows, on_batch=run.batch)
+            result = validate_file(
+                view, data, batch_rows=run.batch_rows, on_batch=run.batch, csv_options=options.csv
+            )
             report = result.report
             run.refuse_unless_valid(report)
         run.writer.commit()
