@@ -16,6 +16,7 @@ from fedpark.clients.cli.common import (
     JsonOpt,
     TokenOpt,
     body,
+    cannot_read,
     client,
     fail,
     literal,

@@ -197,7 +197,7 @@ def follow(api: HubClient, experiment_id: str, poll: float = 2.0) -> ExperimentP
     follow_rounds = _live if out.is_terminal else _lines
     state, rounds = follow_rounds(api, state, poll)
     if state.status is not ExperimentStatus.FINISHED:
-        out.print(f"[red]{state.status}[/red]: {state.error or ''}", highlight=False)
+        out.print(f"[red]{state.status}[/red]: {escape(state.error or '')}", highlight=False)
         raise typer.Exit(1)
     out.print(f"[green]finished[/green]: {len(rounds)} rounds", highlight=False)
     return state
@@ -271,7 +271,7 @@ def status(
         return
     show(state, COLUMNS, False)
     if state.error:
-        out.print(f"error: {state.error}", highlight=False)
+        out.print(f"error: {state.error}", highlight=False, markup=False)
     reports = reported(rounds)
     if reports:
         out.print(metrics_table(reports))

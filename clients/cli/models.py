@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from fedpark.clients.cli.common import HubOpt, TokenOpt, client, fail, literal, out
+from fedpark.clients.cli.common import HubOpt, TokenOpt, cannot_read, client, fail, literal, out
 
 if TYPE_CHECKING:
     from fedpark.experiments.serving.folder import ModelFolder
@@ -113,7 +113,7 @@ def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> d
             load_public_key(key.read_bytes()),
         )
     except (OSError, ValueError) as exc:
-        raise fail(f"cannot read the files: {exc}") from None
+        raise fail(cannot_read(exc, signature)) from None
     except ContractError as exc:
         out.print(f"[red]NOT VERIFIED[/red]: {literal(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -73,3 +73,15 @@ def test_an_option_that_breaks_the_hubs_rules_is_said_in_fedpark_words() -> None
     with pytest.raises(typer.BadParameter) as refused:
         body(OrganizationCreate, id="Bad_ID", name="Acme", kind="factory")
     assert refused.value.message == f"id: {SLUG_WORDS}"
+
+
+def test_an_unreadable_signature_is_said_without_the_parsers_text(tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text(CONTRACT.format(id="press-line", version="1.0.0").replace("tpye", "type"))
+    signature, key = tmp_path / "signature.json", tmp_path / "hub-key.pem"
+    signature.write_text("<html>not a signature</html>")
+    said = _run("contract", "verify", str(contract), str(signature), "--key", str(key))
+    assert said.strip() == f"error: {signature} is not JSON: use the signature file the hub gave"
+    signature.unlink()
+    said = _run("contract", "verify", str(contract), str(signature), "--key", str(key))
+    assert said.strip() == f"error: cannot read {signature}: missing, or no permission to read it"
