@@ -253,7 +253,7 @@ def verify(
         document = json.loads(signature.read_text())
         payload = verify_contract(parsed, document, load_public_key(key.read_bytes()))
     except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read the signature or key: {exc}") from None
+        raise _fail(cannot_read(exc, signature)) from None
     except ContractError as exc:
         out.print(f"[red]NOT VERIFIED[/red]: {literal(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
