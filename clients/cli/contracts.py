@@ -121,7 +121,8 @@ def infer(
             csv_options=forced,
         )  # fmt: skip
     except ContractError as exc:
-        raise _fail(str(exc)) from None
+        one = data[0] if len(data) == 1 and data[0].is_file() else None
+        raise _fail(f"{exc}{read_hint(one, forced) if one else ''}") from None
     if output.suffix.lower() in (".yaml", ".yml"):
         output.write_text(render_yaml(draft))
     else:
