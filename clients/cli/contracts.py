@@ -513,7 +513,10 @@ def download(
     if "signature.json" in files:
         out.print(
             f"verify: fedpark contract verify {output / 'contract.json'} "
-            f"{output / 'signature.json'} --key {output / 'hub-key.pem'}"
+            f"{output / 'signature.json'} --key {output / 'hub-key.pem'}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,  # a command to copy: never wrapped
         )
 
 

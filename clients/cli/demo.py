@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from fedpark.clients.cli.common import out
 from fedpark.clients.processes import ChildProcess, free_port
@@ -404,18 +403,19 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     )
     _held_out(park, folder)
     plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: TEP fault diagnosis")
-    table = Table(title=f"FedPark demo finished in {took:.0f}s", show_header=False)
-    table.add_column("what", no_wrap=True)
-    table.add_column("where", overflow="fold")  # paths and commands stay whole, to copy
-    table.add_row("hub (with --keep-running)", park.url)
-    table.add_row("model, manifest, signature", str(folder))
-    table.add_row("metrics plot", str(plot))
     first = park.plants[0].name
-    table.add_row(f"runs of faults {first} never saw", str(park.dir / "unseen-faults.parquet"))
-    table.add_row("its predictions", str(park.dir / "predictions.parquet"))
-    table.add_row("logs", str(park.dir / "logs"))
-    out.print(table)
-    # On a line of its own, never wrapped (a table cell breaks paths mid-word): to copy.
+    where = {
+        "hub (with --keep-running)": park.url,
+        "model, manifest, signature": str(folder),
+        "metrics plot": str(plot),
+        f"runs of faults {first} never saw": str(park.dir / "unseen-faults.parquet"),
+        "its predictions": str(park.dir / "predictions.parquet"),
+        "logs": str(park.dir / "logs"),
+    }
+    out.print(f"\nFedPark demo finished in {took:.0f}s", style="bold")
+    for what, path in where.items():  # a line each, never wrapped: paths stay whole, to copy
+        out.print(f"  {what}: {path}", soft_wrap=True, markup=False, highlight=False)
+    # On a line of its own, never wrapped: to copy.
     command = shlex.join(
         [
             _program(),

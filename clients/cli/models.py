@@ -97,7 +97,12 @@ def download(
         f"{json.loads((output / 'manifest.sig.json').read_text())['key_id']}",
         highlight=False,
     )
-    out.print(f"files in {output}; next: fedpark model show {output}", highlight=False)
+    out.print(
+        f"files in {output}; next: fedpark model show {output}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,  # a command to copy: never wrapped
+    )
 
 
 def verify_files(weights: Path, manifest: Path, signature: Path, key: Path) -> dict[str, Any]:
@@ -179,8 +184,8 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
     for line in card.limits:
         out.print(f"  {line}", highlight=False, markup=False)
     out.print("\n[bold]How to run it[/bold]")
-    for line in card.usage:
-        out.print(f"  {line}", highlight=False)
+    for line in card.usage:  # commands to copy: never wrapped
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def gain_table(gains: list[tuple[str, str, float, float, float]]) -> Table:

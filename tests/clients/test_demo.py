@@ -39,6 +39,13 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
     assert pids_mentioning(str(folder)) == []  # hub, storage, SuperLink and SuperNodes all gone
+    lines = result.stdout.splitlines()
+    # not a terminal: one plain line per round, then the verdict on a line of its own
+    rounds = [x for x in lines if x.startswith(("round 1/2: ", "round 2/2: "))]
+    assert len(rounds) == 2 and all("macro_f1" in x and "factories 2" in x for x in rounds)
+    assert "finished: 2 rounds" in lines
+    assert "Metrics per round" not in result.stdout  # no table drawn for a log (nor twice)
+    assert f"  logs: {folder / 'logs'}" in lines  # paths whole on one line, to copy
     # The verify command it prints, pasted as printed (one line, even at 80 columns).
     [line] = [x for x in result.stdout.splitlines() if " model verify " in x]
     program, *arguments = shlex.split(line)
