@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "min_factories": 2,
     "round_timeout": 600,
     "seed": 0,
+    "publish": "last",
 }
 
 

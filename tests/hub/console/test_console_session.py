@@ -210,3 +210,22 @@ def test_admin_forms_create_an_organization_and_a_member_or_say_why_not(park: Pa
     with park.client("operator") as api:
         assert api.get(f"/users/{member['id']}").json()["active"] is False
     client.close()
+
+
+def test_the_launch_form_offers_which_model_to_publish(park: Park) -> None:
+    data = contract_in_state(park, "approved")
+    page = f"/console/experiments/new?contract={data['id']}@{data['version']}"
+    client, _ = sign_in(park.hub.url, park.members["acme-researcher"].token)
+    form = client.get(page)
+    assert '<select id="publish" name="publish">' in form.text
+    assert '<option value="last" selected>' in form.text  # the default: the last round's
+    token = csrf_of(client, page)
+    fields = {"csrf": token, "contract": f"{data['id']}@{data['version']}", "name": "x"}
+    refused = client.post(
+        "/console/experiments/new",
+        data={**fields, "participants": "acme", "publish": "greatest"},
+        headers={"Origin": park.hub.url},
+    )
+    assert refused.status_code == 422  # checked by the launch schema, the API's own
+    assert 'id="publish" name="publish" aria-invalid="true"' in refused.text
+    client.close()
