@@ -120,6 +120,8 @@ def _runs_at_the_factory(hub: HubProcess, folder: Path) -> None:
     facts = json.loads((folder / "manifest.json").read_text())
     assert [g["org"] for g in facts["gains"]] == ["acme", "bravo"]
     assert facts["unseen_classes"] == []  # both declared every fault code
+    published = facts["published"]  # the default rule: the last round's weights
+    assert (published["round"], published["rule"], published["metric"]) == (2, "last", "macro_f1")
     assert all({"accuracy", "macro_f1"} <= set(g["alone"]) for g in facts["gains"])
     card = _cli(hub, None, "model", "show", str(folder))
     assert card.returncode == 0 and "What each factory gained" in card.stdout, card.stdout
@@ -168,6 +170,7 @@ def _cli_checks(hub: HubProcess, people: dict[str, Member], experiment: str, fol
     assert status.returncode == 0 and "finished" in status.stdout
     assert "2 (2400 rows trained on)" in status.stdout  # both factories trained every round
     assert "What each factory gained" in status.stdout
+    assert "Metrics per factory" in status.stdout and "│ acme " in status.stdout
     got = _cli(hub, people["buyer"].token, "model", "download", experiment, "-o", str(folder))
     assert got.returncode == 0 and "verified" in got.stdout, got.stdout + got.stderr
 
