@@ -39,9 +39,25 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings(**overrides: Any) -> Settings:
+    """The hub's settings; one that cannot be used is named by its variable (or option), in
+    FedPark's words, and exits 2."""
+    from pydantic import ValidationError
+
     from fedpark.hub.settings import Settings
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        said = [_setting_problem(e, overrides) for e in exc.errors()]
+        raise _fail("; ".join(said)) from None
+
+
+def _setting_problem(error: Any, overrides: dict[str, Any]) -> str:
+    from fedpark.contracts.messages import describe
+
+    name = str(error["loc"][0]) if error["loc"] else "settings"
+    given = f"--{name.replace('_', '-')}" if overrides.get(name) is not None else None
+    return f"{given or 'FEDPARK_' + name.upper()}: {describe(error)}"
 
 
 @hub_app.command("serve")
