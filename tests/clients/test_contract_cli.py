@@ -84,7 +84,7 @@ def test_malformed_contract_file_is_a_clear_error(
     )
     result = run("contract", "validate", str(bad), str(data_files["good"]))
     assert result.returncode == 2
-    assert "columns.0.type" in result.stdout and "unknown type 'int33'" in result.stdout
+    assert result.stdout.strip() == f"error: {bad}: column \"a\" (1st): type: unknown type 'int33'"
 
 
 def test_draft_approve_sign_verify_declare(
