@@ -195,8 +195,9 @@ def _legacy_encoding(head: bytes, whole: bool) -> str | None:
     """cp949 or cp1252 for a file that is not UTF-8, by the shape of its non-ASCII bytes.
 
     Both decode most byte strings, so the choice is made on evidence: Korean text in cp949
-    is two bytes per syllable, both above 0x80, so its non-ASCII bytes come in runs; German
-    or French text in cp1252 has single accented letters between ASCII ones (``Drücke``).
+    is two bytes per syllable, both above 0x80, so its non-ASCII bytes come in runs and
+    decode to Hangul; German or French text in cp1252 has single accented letters between
+    ASCII ones (``Drücke``).
     """
     high = [b >= 0x80 for b in head]
     paired = sum(
@@ -204,7 +205,12 @@ def _legacy_encoding(head: bytes, whole: bool) -> str | None:
         for i, is_high in enumerate(high)
         if is_high and ((i > 0 and high[i - 1]) or (i + 1 < len(high) and high[i + 1]))
     )
-    korean = paired * 2 > sum(high) and _decode(head, "cp949", whole) is not None
+    text = _decode(head, "cp949", whole)
+    # Two accented letters in a row (``Größe``) decode in cp949 too, but as Hanja: Korean
+    # text is mostly Hangul syllables.
+    foreign = [c for c in text or "" if ord(c) >= 0x80]
+    hangul = sum(1 for c in foreign if "\uac00" <= c <= "\ud7a3")
+    korean = bool(foreign) and paired * 2 > sum(high) and hangul * 5 >= len(foreign) * 4
     for encoding in ("cp949",) if korean else ("cp1252", "cp949"):
         if _decode(head, encoding, whole) is not None:
             return encoding

@@ -128,6 +128,16 @@ def test_a_german_export_is_read_and_said_so(tmp_path: Path) -> None:
     )
     code, output = _invoke("contract", "validate", str(draft), str(data), "--json")
     assert json.loads(output)["read_as"].startswith("semicolon-separated, decimal comma")
+    code, output = _invoke(
+        "contract", "infer", str(data), "-o", str(draft), "--id", "linie", "--owner", "acme",
+        "--delimiter", "comma",
+    )  # fmt: skip
+    assert code == 2
+    assert output.strip() == (
+        "error: linie-3.csv has 3 fields on line 2 where the header has 1 (read as "
+        "comma-separated (forced), decimal point, cp1252 (Western European); if that is wrong, "
+        "name it with --delimiter, --decimal or --encoding)"
+    )
 
 
 def test_korean_column_names_work_through_the_cli(tmp_path: Path) -> None:

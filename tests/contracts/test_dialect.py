@@ -63,6 +63,21 @@ def test_the_dialect_is_detected_and_said(
     assert batch.column(1).to_pylist()[:3] == [20.0, 21.1, 22.2]  # decimal commas as numbers
 
 
+@pytest.mark.parametrize(
+    ("header", "encoding"),
+    [
+        ("Größe;Größe_alt", "cp1252"),  # valid cp949 too, but as Hanja, not Hangul
+        ("Temperatur (°C);Druck", "cp1252"),  # °C reads as one Hangul syllable in cp949
+        ("온도;압력;Temperatur", "cp949"),
+    ],
+)
+def test_cp949_is_told_from_cp1252_by_the_text(tmp_path: Path, header: str, encoding: str) -> None:
+    row = ";".join("1" for _ in header.split(";"))
+    path = _write(tmp_path / "head.csv", f"{header}\n{row}\n{row}\n", encoding)
+    assert detect_dialect(path).encoding == encoding
+    assert open_source(path).schema.names == header.split(";")
+
+
 def test_quoted_cells_hold_the_delimiter(tmp_path: Path) -> None:
     text = 'Linie;Bemerkung;Wert\n"L1";"a; b";1,5\n"L2";"c;d";2,5\n'
     path = _write(tmp_path / "quoted.csv", text, "utf-8")
