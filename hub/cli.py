@@ -94,10 +94,13 @@ def serve(
     if with_superlink:
         if settings.superlink:
             raise _fail("FEDPARK_SUPERLINK names a SuperLink already: drop --with-superlink")
+        state = settings.data_dir / "superlink"
         superlink = SuperLinkConfig(
-            state_dir=settings.data_dir / "superlink",
+            state_dir=state,
             port=superlink_port,
             supernode_auth=settings.supernode_auth,
+            # Registered node keys must outlive a restart; runs are resumed by the hub anyway.
+            database=state / "state.db" if settings.supernode_auth else None,
         )
     try:
         serve_hub(settings, superlink)

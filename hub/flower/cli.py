@@ -127,10 +127,19 @@ def superlink_serve(
     database: Annotated[
         Path | None,
         typer.Option(
-            help="Flower's state database; default: in memory (the hub resumes a run lost "
-            "with it from its last checkpoint)."
+            help="Flower's state database (runs, registered node keys), so they outlive a "
+            "restart [default: DATA_DIR/superlink/state.db]."
         ),
     ] = None,
+    in_memory: Annotated[
+        bool,
+        typer.Option(
+            "--in-memory",
+            help="Keep Flower's state in memory: faster rounds; a restart loses the runs "
+            "(the hub resumes them from their last checkpoint) and the registered node keys "
+            "(factories register again when they join again).",
+        ),
+    ] = False,
     insecure: Annotated[
         bool,
         typer.Option(
@@ -151,11 +160,13 @@ def superlink_serve(
     from fedpark.hub.settings import Settings
 
     folder = (data_dir or Settings().data_dir).expanduser().resolve() / "superlink"
+    if in_memory and database is not None:
+        raise _fail("give --database or --in-memory, not both")
     config = SuperLinkConfig(
         state_dir=folder,
         host=host,
         port=port,
-        database=database,
+        database=None if in_memory else (database or folder / "state.db"),
         ca_file=ca,
         certfile=certfile,
         keyfile=keyfile,

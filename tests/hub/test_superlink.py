@@ -87,6 +87,8 @@ def test_superlink_serve_with_a_bare_path(tmp_path: Path) -> None:
     with pytest.raises(FlowerUnavailableError):
         FlowerControl(f"127.0.0.1:{port}").check(quiet=True)
     assert pids_mentioning("flower-superlink", f"--port\x00{port}") == []
+    # Flower's state (runs, registered node keys) is on disk, to outlive a restart.
+    assert (tmp_path / "superlink" / "state.db").exists()
 
 
 @pytest.mark.integration
