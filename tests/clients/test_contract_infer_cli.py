@@ -99,6 +99,13 @@ GERMAN = (
     "Zeit;Temperatur (°C);Drücke_bar\n2026-01-01T00:00:00;21,5;1,25\n2026-01-01T00:01:00;22,0;1,3\n"
 )
 
+# A semicolon file forced to commas: its lines split into more fields than its header.
+READ_AS_COMMAS = (
+    "error: linie-3.csv has 3 fields on line 2 where the header has 1 (read as comma-separated "
+    "(forced), decimal point, cp1252 (Western European); if that is wrong, name it with "
+    "--delimiter, --decimal or --encoding)"
+)
+
 
 def test_a_german_export_is_read_and_said_so(tmp_path: Path) -> None:
     data = tmp_path / "linie-3.csv"
@@ -121,11 +128,7 @@ def test_a_german_export_is_read_and_said_so(tmp_path: Path) -> None:
     )
     code, output = _invoke("contract", "validate", str(draft), str(data), "--delimiter", "comma")
     assert code == 2
-    assert output.strip() == (
-        "error: linie-3.csv has 3 fields on line 2 where the header has 1 (read as "
-        "comma-separated (forced), decimal point, cp1252 (Western European); if that is wrong, "
-        "name it with --delimiter, --decimal or --encoding)"
-    )
+    assert output.strip() == READ_AS_COMMAS
     code, output = _invoke("contract", "validate", str(draft), str(data), "--json")
     assert json.loads(output)["read_as"].startswith("semicolon-separated, decimal comma")
     code, output = _invoke(
@@ -133,11 +136,7 @@ def test_a_german_export_is_read_and_said_so(tmp_path: Path) -> None:
         "--delimiter", "comma",
     )  # fmt: skip
     assert code == 2
-    assert output.strip() == (
-        "error: linie-3.csv has 3 fields on line 2 where the header has 1 (read as "
-        "comma-separated (forced), decimal point, cp1252 (Western European); if that is wrong, "
-        "name it with --delimiter, --decimal or --encoding)"
-    )
+    assert output.strip() == READ_AS_COMMAS
 
 
 def test_korean_column_names_work_through_the_cli(tmp_path: Path) -> None:
