@@ -54,15 +54,25 @@ def _load_plugins() -> None:
         ep.load()(app)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if version:
+def _print_version(wanted: bool) -> None:
+    if wanted:
         from importlib.metadata import version as v
 
         typer.echo(f"fedpark {v('fedpark')}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,  # answered before typer asks for a command
+        callback=_print_version,
+    ),
+) -> None:
+    """FedPark's command line."""
 
 
 def quiet_libraries() -> None:

@@ -87,7 +87,7 @@ def test_factory_join_refuses_a_hub_whose_key_changed(
     finally:
         hub.stop()
     assert joined.returncode == 2, joined.stdout + joined.stderr
-    assert "the hub's signing key changed" in joined.stdout
+    assert "error: the hub's signing key changed" in joined.stderr
     assert "HTTP Request" not in joined.stderr  # FedPark's lines, not httpx's per request
     assert not (tmp_path / "node" / "supernode.log").exists()  # no SuperNode was started
 

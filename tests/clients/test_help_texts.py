@@ -45,7 +45,7 @@ def test_the_walk_sees_every_group() -> None:
 def test_help_renders_as_written(path: list[str], command: click.Command) -> None:
     assert (command.help or command.short_help or "").strip(), f"{path}: no help"
     for param in command.params:
-        if isinstance(param, click.Option) and param.name != "help":
+        if isinstance(param, click.Option) and param.name != "help" and not param.hidden:
             text = (param.help or "").strip()
             assert text, f"{path} {param.opts}: no help"
             # rich reads help as markup: "[default x]" would vanish from the screen
@@ -54,3 +54,11 @@ def test_help_renders_as_written(path: list[str], command: click.Command) -> Non
     assert shown.exit_code == 0, shown.output
     bad = [line for line in shown.output.splitlines() if STRAY_PERIOD.search(line)]
     assert not bad, bad
+
+
+def test_version_needs_no_command() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"fedpark {version('fedpark')}\n"
