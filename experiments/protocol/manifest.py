@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -142,7 +141,7 @@ def choose_round(rounds: list[RoundReport], task: str, rule: PublishRule) -> Pub
     scores = {
         r.round: r.evaluate[metric]
         for r in aggregated
-        if metric in r.evaluate and math.isfinite(r.evaluate[metric])
+        if metric in r.evaluate and abs(r.evaluate[metric]) < float("inf")  # not NaN nor ±inf
     }
     best = max(scores, key=lambda n: ((scores[n] if higher else -scores[n]), n), default=None)
     last = aggregated[-1].round
