@@ -128,7 +128,7 @@ def superlink_serve(
         Path | None,
         typer.Option(
             help="Flower's state database (runs, registered node keys), so they outlive a "
-            "restart [default: DATA_DIR/superlink/state.db]."
+            "restart (default: DATA_DIR/superlink/state.db)."
         ),
     ] = None,
     in_memory: Annotated[
