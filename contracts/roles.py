@@ -139,7 +139,8 @@ def guess(evidence: Evidence) -> Guess:
     spread = _spread(evidence) if keyish else ""
     if keyish and named & IDENTITY_WORDS:
         word = sorted(named & IDENTITY_WORDS)[0]
-        return Guess(ColumnRole.ID, f"its name says it identifies a {word}{spread}", False)
+        why = f"its name says it identifies a {word}{spread}"
+        return Guess(ColumnRole.ID, why + _series_hint(evidence), False)
     if not keyish or files < 2:
         return Guess(ColumnRole.FEATURE, "")
     per_file = evidence.constant_per_file() or evidence.disjoint_across_files()
@@ -152,8 +153,16 @@ def guess(evidence: Evidence) -> Guess:
     if evidence.constant_per_file() and len(evidence.distinct()) == files:
         return Guess(ColumnRole.ID, f"one value per file{spread}: it tells the files apart", False)
     if evidence.disjoint_across_files():
-        return Guess(ColumnRole.ID, f"a key of each file's series{spread}", False)
+        why = f"a key of each file's series{spread}"
+        return Guess(ColumnRole.ID, why + _series_hint(evidence), False)
     return Guess(ColumnRole.FEATURE, "")
+
+
+def _series_hint(evidence: Evidence) -> str:
+    """For an id with several values in a file: what an experiment can do with it."""
+    if any(values is not None and len(values) > 1 for values in evidence.per_file):
+        return "; an experiment may name it as its series (windows never span two)"
+    return ""
 
 
 def _spread(evidence: Evidence) -> str:

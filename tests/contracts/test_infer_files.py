@@ -102,7 +102,8 @@ def test_files_are_told_apart_by_their_data_without_telling_names(tmp_path: Path
         "tells the files apart"
     ]
     assert draft.notes["charge"] == [
-        "role id: a key of each file's series: 6 values, none in two files"
+        "role id: a key of each file's series: 6 values, none in two files; an experiment "
+        "may name it as its series (windows never span two)"
     ]
     x = draft.contract.column("x").rules
     assert (x.min, x.max) == (0.9, 1.1)  # one value: 10% of it either side
