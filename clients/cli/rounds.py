@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from fedpark.experiments.protocol.reports import ALONE_PREFIX
 
@@ -33,14 +34,15 @@ def factory_table(reports: list[RoundReport]) -> Table:
         table.add_column(col)
     for org in orgs:
         rows, metrics = latest.get(org, (0, {}))
-        table.add_row(
+        cells = (
             org,
             str(sum(org in r.contributors for r in reports if r.aggregated)),
             str(_last_trained(reports, org)),
             str(rows) if org in latest else "-",
             *(f"{metrics[k]:.4f}" if k in metrics else "-" for k in keys),
-            _last_problem(reports, org),
+            _last_problem(reports, org),  # may name a contract column: never markup
         )
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
