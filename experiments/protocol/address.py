@@ -10,14 +10,13 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
-
 from fedpark.experiments.protocol.errors import InvalidHubUrlError
 
 DEFAULT_HUB = "http://127.0.0.1:8470"
 ENV = "FEDPARK_HUB"
 # Paths of a hub that people copy from the browser instead of its base URL.
 _NOT_BASE = ("/console", "/api/v1", "/health", "/docs")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def check_url(url: str) -> str:
@@ -81,14 +80,14 @@ class HubAddress:
             )
         return said
 
-    def check_answer(self, response: httpx.Response) -> None:
+    def check_answer(self, status: int, content_type: str) -> None:
         """:class:`InvalidHubUrlError` for an answer no hub's API gives: a web page or a
         redirect (a console, a sign-in proxy, a web server at that address). A server error
         page is left to the retries: a proxy in front of a restarting hub sends one."""
-        if response.status_code >= 500:
+        if status >= 500:
             return
-        if response.is_redirect:
+        if status in _REDIRECTS:
             raise InvalidHubUrlError(self.not_a_hub(" (it answered with a redirect)"))
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = content_type.split(";")[0].strip().lower()
         if kind in ("text/html", "application/xhtml+xml"):
             raise InvalidHubUrlError(self.not_a_hub(" (it answered with a web page)"))

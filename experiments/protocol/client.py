@@ -209,7 +209,7 @@ class HubClient:
             except httpx.TransportError as exc:
                 failure: HubError = self._unreachable(exc)
             else:
-                self.address.check_answer(response)
+                self._check_answer(response)
                 if not response.is_error:
                     return response
                 failure = _problem(response)
@@ -254,6 +254,10 @@ class HubClient:
     def _body(model: BaseModel) -> dict[str, Any]:
         return model.model_dump(mode="json")
 
+    def _check_answer(self, response: httpx.Response) -> None:
+        """A web page or a redirect for an answer: the URL is not the hub's (see HubAddress)."""
+        self.address.check_answer(response.status_code, response.headers.get("content-type", ""))
+
     def _unreachable(self, exc: httpx.TransportError) -> HubUnreachableError:
         return HubUnreachableError(self.address.unreachable(describe_transport_error(exc)))
 
@@ -265,7 +269,7 @@ class HubClient:
             response = self._http.get("/health")
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
-        self.address.check_answer(response)
+        self._check_answer(response)
         try:
             return HealthPublic.model_validate_json(response.content)
         except ValueError:
