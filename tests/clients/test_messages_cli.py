@@ -85,3 +85,20 @@ def test_an_unreadable_signature_is_said_without_the_parsers_text(tmp_path: Path
     signature.unlink()
     said = _run("contract", "verify", str(contract), str(signature), "--key", str(key))
     assert said.strip() == f"error: cannot read {signature}: missing, or no permission to read it"
+
+
+def test_a_hub_error_prints_as_is(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedpark.clients.cli.main import main
+
+    monkeypatch.setenv("FEDPARK_HUB", "http://x/[bold]park[/bold]/console")
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr("sys.argv", ["fedpark", "whoami"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: FEDPARK_HUB=http://x/[bold]park[/bold]/console does not look like a FedPark "
+        "hub's URL: use the hub's base URL, e.g. http://x"
+    )
