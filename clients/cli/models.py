@@ -185,7 +185,7 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
         out.print(f"  {line}", highlight=False, markup=False)
     out.print("\n[bold]How to run it[/bold]")
     for line in card.usage:  # commands to copy: never wrapped
-        out.print(f"  {line}", highlight=False, soft_wrap=True)
+        out.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def gain_table(gains: list[tuple[str, str, float, float, float]]) -> Table:
