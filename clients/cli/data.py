@@ -203,8 +203,10 @@ def partition_file(
         raise _fail("--scheme natural needs --key COLUMN (e.g. plant, unit)")
     try:
         table = pq.read_table(data)
-    except (OSError, pa.ArrowException) as exc:
-        raise _fail(f"cannot read {data} as Parquet: {exc}") from None
+    except (OSError, pa.ArrowException):  # Arrow's text may quote the file's bytes
+        raise _fail(
+            f"cannot read {data} as Parquet: missing, unreadable, not Parquet, or damaged"
+        ) from None
     if label is not None and label not in table.column_names:
         raise _fail(
             f"no column {label!r} in {data.name} (columns: {', '.join(table.column_names)})"

@@ -102,3 +102,12 @@ def test_a_hub_error_prints_as_is(
         "error: FEDPARK_HUB=http://x/[bold]park[/bold]/console does not look like a FedPark "
         "hub's URL: use the hub's base URL, e.g. http://x"
     )
+
+
+def test_a_file_that_is_not_parquet_is_said_without_arrows_text(tmp_path: Path) -> None:
+    data = tmp_path / "plant.parquet"
+    data.write_text("temp,pressure\n[secret],1\n")
+    said = _run("data", "partition", str(data), "-o", str(tmp_path / "parts"), "--scheme", "iid")
+    assert said.strip() == (
+        f"error: cannot read {data} as Parquet: missing, unreadable, not Parquet, or damaged"
+    )
