@@ -105,10 +105,18 @@ class ColumnRules(_Model):
             return value
         try:
             re.compile(value)
-            # Validators run the pattern with Arrow's RE2, which lacks some Python features.
+        except re.error as exc:  # FedPark's words and the position, not the parser's text
+            where = f" at character {exc.pos + 1}" if exc.pos is not None else ""
+            raise ValueError(
+                f"invalid regular expression{where}: check its brackets, parentheses and escapes"
+            ) from None
+        try:  # validators run the pattern with Arrow's RE2, which lacks some Python features
             pc.match_substring_regex(pa.array([""]), f"^(?:{value})$")
-        except (re.error, pa.ArrowInvalid) as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
+        except pa.ArrowInvalid:
+            raise ValueError(
+                "invalid regular expression for RE2, which checks the data: no look-arounds "
+                "(?=, ?!, ?<=) or back-references (\\1)"
+            ) from None
         return value
 
     def describe(self) -> list[str]:

@@ -163,8 +163,12 @@ class _Parser:
             make = pa.decimal256 if name == "decimal256" else pa.decimal128
             try:
                 return make(precision, scale)
-            except (pa.ArrowInvalid, ValueError) as exc:
-                raise TypeSpecError(f"invalid {name}({precision}, {scale}): {exc}") from None
+            except (pa.ArrowInvalid, ValueError):
+                limit = 76 if name == "decimal256" else 38
+                raise TypeSpecError(
+                    f"invalid {name}({precision}, {scale}): precision from 1 to {limit}, scale "
+                    "at most the precision"
+                ) from None
         if name in ("list", "large_list", "fixed_size_list"):
             self.take("<")
             self._skip_item_name()

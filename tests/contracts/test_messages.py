@@ -202,3 +202,34 @@ def test_a_csv_cell_of_another_type_names_column_type_and_row(tmp_path: Path) ->
     )
     path.write_text("a,b\n1,2\n")
     assert validate_file(contract, path).report.unreadable_cell() is None
+
+
+@pytest.mark.parametrize(
+    ("regex", "message"),
+    [
+        (
+            "press-(",
+            "invalid regular expression at character 7: check its brackets, parentheses and "
+            "escapes",
+        ),
+        (
+            "(?<=press-)[0-9]+",
+            "invalid regular expression for RE2, which checks the data: no look-arounds (?=, "
+            "?!, ?<=) or back-references (\\1)",
+        ),
+    ],
+)
+def test_a_regex_that_cannot_be_used_says_why_in_fedpark_words(regex: str, message: str) -> None:
+    data = _sample()
+    data["columns"][1]["rules"] = {"regex": regex}
+    assert _refusal(data) == f'contract: column "machine" (2nd): rules.regex: {message}'
+
+
+def test_a_decimal_out_of_range_says_the_limits() -> None:
+    data = _sample()
+    data["columns"][2]["type"] = "decimal128(50, 2)"
+    data["columns"][2]["rules"] = {}
+    assert _refusal(data) == (
+        'contract: column "temp" (3rd): type: invalid decimal128(50, 2): precision from 1 to 38, '
+        "scale at most the precision"
+    )
