@@ -26,12 +26,23 @@ def parse_document(text: str | bytes, source: str = "contract") -> Any:
         _check_shape(text, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ContractFormatError(f"{source} is not valid YAML or JSON: {exc}") from None
+        raise ContractFormatError(f"{source} is not valid YAML or JSON{_where(exc)}") from None
     except RecursionError:  # a shape the event scan let through should still not crash
         raise ContractFormatError(f"{source} nests too deeply") from None
     if not isinstance(data, dict):
         raise ContractFormatError(f"{source} must be a mapping at the top level")
     return data
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    """Where the parser stopped and what to look at there (its own text quotes the line)."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return ""
+    return (
+        f" (line {mark.line + 1}, column {mark.column + 1}): check the indentation, the colons "
+        "and the brackets there, and quote text that holds a colon"
+    )
 
 
 def _check_shape(text: str | bytes, source: str) -> None:

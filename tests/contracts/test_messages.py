@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from samples import contract_data
 
-from fedpark.contracts import ContractInvalidError, contract_from_data, parse_document
+from fedpark.contracts import (
+    ContractFormatError,
+    ContractInvalidError,
+    contract_from_data,
+    parse_document,
+)
 from fedpark.contracts.errors import MAX_PROBLEMS_SHOWN
 from fedpark.contracts.messages import ordinal
 from fedpark.contracts.validate import validate_file
@@ -232,4 +237,13 @@ def test_a_decimal_out_of_range_says_the_limits() -> None:
     assert _refusal(data) == (
         'contract: column "temp" (3rd): type: invalid decimal128(50, 2): precision from 1 to 38, '
         "scale at most the precision"
+    )
+
+
+def test_a_document_that_is_not_yaml_says_where_and_what_to_check() -> None:
+    with pytest.raises(ContractFormatError) as caught:
+        parse_document("id: press\ntitle: Press: line 3\n", "c.yaml")
+    assert str(caught.value) == (
+        "c.yaml is not valid YAML or JSON (line 2, column 13): check the indentation, the "
+        "colons and the brackets there, and quote text that holds a colon"
     )
