@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import threading
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fedpark.clients.cli.common import HubOpt, TokenOpt, client, out
+from fedpark.clients.cli.common import HubOpt, client, out, read_token
 from fedpark.clients.cli.csv_dialect import DecimalOpt, DelimiterOpt, EncodingOpt, csv_options
 from fedpark.clients.processes import free_port
 from fedpark.experiments.protocol.client import HubClient
@@ -75,8 +74,9 @@ def _check_declared(
     versions = sorted({(d.contract_id, d.version) for d in declared})
     if not versions:
         _say(
-            "[yellow]note:[/yellow] your organization has declared no dataset yet; runs need "
-            "one under their contract (`fedpark contract declare`)"
+            "note: your organization has declared no dataset yet; runs need one under their "
+            "contract (`fedpark contract declare`)",
+            "yellow",
         )
     for contract_id, version in versions:
         ref = ContractRef(contract_id, version)
@@ -85,35 +85,41 @@ def _check_declared(
             contract = fetch_verified(api, ref, work_dir, work_dir / "hub-key.pem")
             result = validate_file(contract, data, csv_options=csv)
         except ContractUnavailableError as exc:
-            _say(f"[yellow]{name}[/yellow]: cannot fetch the approved contract ({exc})")
+            _say(f"{name}: cannot fetch the approved contract ({exc})", "yellow")
             continue
         except ContractNotVerifiedError:
             _say(
-                f"[red]{name}[/red]: its signature does not verify with the pinned hub key; "
-                "runs on it will be refused"
+                f"{name}: its signature does not verify with the pinned hub key; runs on it "
+                "will be refused",
+                "red",
             )
             continue
         except DataError as exc:
-            _say(f"[red]{name}: runs will be refused[/red]: {exc}")
+            _say(f"{name}: runs will be refused: {exc}", "red")
             continue
         report = result.report
         if report.passed:
             _say(
-                f"[green]{name}[/green]: {data.name} meets it ({report.rows} rows, "
-                f"{report.rules_checked} rules)"
+                f"{name}: {data.name} meets it ({report.rows} rows, {report.rules_checked} rules)",
+                "green",
             )
         else:
             counts = ", ".join(f"{r}={n}" for r, n in report.rule_counts().items())
             _say(
-                f"[red]{name}: runs will be refused[/red]: {data.name} breaks it ({counts}); "
-                f"`fedpark contract validate` shows the rows"
+                f"{name}: runs will be refused: {data.name} breaks it ({counts}); "
+                f"`fedpark contract validate` shows the rows",
+                "red",
             )
 
 
-def _say(message: str) -> None:
-    """To the terminal and to the log (`factory join` often runs under a service manager)."""
-    out.print(message, highlight=False)
-    log.info("%s", re.sub(r"\[/?[a-z ]+\]", "", message))
+def _say(message: str, style: str | None = None) -> None:
+    """On a terminal, in colour; else to the log once (`factory join` often runs under a
+    service manager, which keeps stdout and stderr in one journal). Never as markup: file
+    names and contract ids are not rich's to interpret."""
+    if out.is_terminal:
+        out.print(message, style=style, highlight=False, markup=False, soft_wrap=True)
+    else:
+        log.info("%s", message)
 
 
 def _follow_events(path: Path, stop: threading.Event) -> None:
@@ -132,17 +138,18 @@ def _follow_events(path: Path, stop: threading.Event) -> None:
             except ValueError:
                 continue
             bad = event.event in (EventKind.REFUSED, EventKind.FAILED)
-            _say(f"[red]{event.describe()}[/red]" if bad else event.describe())
+            _say(event.describe(), "red" if bad else None)
 
 
 def _pin_key(path: Path, pem: str) -> None:
     """Trust the hub's key on first join; refuse if it changes afterwards."""
     if path.exists():
         if path.read_text() != pem:
-            out.print(
-                f"[red]error:[/red] the hub's signing key changed (pinned in {path}); "
-                "if the park rotated it on purpose, delete that file and join again",
-                highlight=False,
+            typer.secho(
+                f"error: the hub's signing key changed (pinned in {path}); if the park "
+                "rotated it on purpose, delete that file and join again",
+                fg="red",
+                err=True,
             )
             raise typer.Exit(2)
         return
@@ -163,13 +170,25 @@ def join(
             "loaded (seconds faster per message), or in a new process as Flower does.",
         ),
     ] = True,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            envvar="FEDPARK_TOKEN_FILE",
+            help="A file holding this factory's API token (mode 0600); or set FEDPARK_TOKEN.",
+        ),
+    ] = None,
     delimiter: DelimiterOpt = None,
     decimal: DecimalOpt = None,
     encoding: EncodingOpt = None,
     hub: HubOpt = None,
-    token: TokenOpt = None,
+    token: Annotated[str | None, typer.Option("--token", hidden=True)] = None,
 ) -> None:
     """Start this factory's Flower SuperNode for the hub's federation, and keep it running.
+
+    The API token comes from --token-file (or FEDPARK_TOKEN_FILE), or FEDPARK_TOKEN; never
+    from the command line, which every user of the machine can read for as long as the
+    factory runs (days).
 
     Only model updates and aggregate metrics leave. At start, the data is checked against
     every contract version your organization declared data under. Before each round the
@@ -188,6 +207,13 @@ def join(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not data.is_file():
         raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    if token is not None:
+        raise typer.BadParameter(
+            "a token on the command line is readable by every user of this machine for as "
+            "long as the factory runs: put it in a file (--token-file) or FEDPARK_TOKEN",
+            param_hint="--token",
+        )
+    token = read_token(token_file) if token_file else os.environ.get("FEDPARK_TOKEN")
     forced = csv_options(delimiter, decimal, encoding)
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +227,7 @@ def join(
     token_file.unlink(missing_ok=True)
     fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:  # a file, so the token is not in the process list
-        fh.write(token or os.environ.get("FEDPARK_TOKEN", ""))
+        fh.write(token or "")
     node_config = NodeConfig(
         data_path=data.resolve(),
         hub_url=base_url,
@@ -246,14 +272,13 @@ def join(
         # on Flower's cold path, slower than waiting for the worker (seconds of imports).
         with out.status("warming up the ClientApp worker (Flower and torch, imported once)"):
             if not apps.wait_ready(supervisors[0]):
-                out.print(f"the ClientApp worker is not up: see {worker_log}; rounds run cold")
+                _say(f"the ClientApp worker is not up: see {worker_log}; rounds run cold", "yellow")
     if not leaving.is_set():  # Ctrl-C while warming up: never join
         supervise(Supervisor(argv, work_dir / "supernode.log", flower_env(work_dir / "flwr", apps)))
-        out.print(
+        _say(
             f"{me.organization.id} joined the federation at "
             f"{federation.fleet_address} (hub key {federation.hub_key_id}); "
-            f"logs in {work_dir / 'supernode.log'}. Ctrl-C leaves.",
-            highlight=False,
+            f"logs in {work_dir / 'supernode.log'}. Ctrl-C leaves."
         )
     stop_following = threading.Event()
     follower = threading.Thread(
@@ -269,7 +294,7 @@ def join(
     stop_following.set()
     if apps is not None:
         apps.remove()
-    out.print("left the federation")
+    _say("left the federation")
 
 
 def register(root: typer.Typer) -> None:
