@@ -16,7 +16,8 @@ from fedpark.hub.api import problems
 from fedpark.hub.api.audit_middleware import AuditMiddleware
 from fedpark.hub.api.headers import SecurityHeaders
 from fedpark.hub.api.limits import BodySizeLimit, JsonShapeLimit
-from fedpark.hub.api.routes import audit, contracts, experiments, health, identity
+from fedpark.hub.api.request_metrics import RequestMetrics
+from fedpark.hub.api.routes import audit, contracts, experiments, health, identity, metrics
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.settings import Settings
 from fedpark.hub.version import __version__
@@ -111,8 +112,10 @@ def create_app(settings: Settings, runtime: HubRuntime | None = None) -> FastAPI
     app.add_middleware(
         SecurityHeaders, api_prefix=API_PREFIX, https=settings.base_url.startswith("https://")
     )
-    app.add_middleware(AuditMiddleware)  # outermost: over-size refusals are audited too
+    app.add_middleware(AuditMiddleware)  # over-size refusals are audited too
+    app.add_middleware(RequestMetrics)  # outermost: counts every answer as it was sent
     app.include_router(health.router)
+    app.include_router(metrics.router)
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(identity.router)
     api.include_router(audit.router)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fedpark.hub.errors import ConfigurationError
 from fedpark.hub.flower.control import FlowerControl
+from fedpark.hub.metrics import HubMetrics
 from fedpark.hub.services.audit import AuditService
 from fedpark.hub.services.bootstrap import bootstrap_admin, load_or_create_key
 from fedpark.hub.services.contracts import ContractService
@@ -59,30 +60,36 @@ class HubRuntime:
     supervisor: RunSupervisor
     throttle: Throttle
     federation: FederationService
+    metrics: HubMetrics
 
     @classmethod
     def build(cls, settings: Settings) -> HubRuntime:
         """Wire the parts together; opens no connection yet."""
         storage = build_storage(settings)
+        metrics = HubMetrics()  # this hub's own registry (see fedpark.hub.metrics)
+        storage.objects.on_error = storage.catalog.on_error = metrics.on_error
+        metrics.watch_experiments(lambda: _experiments_by_status(storage))
         audit_key = (
             settings.audit_key.get_secret_value().encode()
             if settings.audit_key
             else load_or_create_key(settings.data_dir / "audit.key")
         )
         key = HubKey.load_or_create(settings.signing_key_path)
-        audit = AuditService(storage.catalog, audit_key)
+        audit = AuditService(storage.catalog, audit_key, metrics)
         storage.catalog.on_write = audit.record_with_change  # each change with its record
         contracts = ContractService(storage, key, settings.base_url)
         ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
         flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
+        if flower is not None:
+            flower.on_error = metrics.on_error
         return cls(
             experiments=ExperimentService(storage, contracts, settings.base_url, flower),
-            runs=RunReportService(storage, key, settings.base_url),
+            runs=RunReportService(storage, key, settings.base_url, metrics),
             supervisor=RunSupervisor(storage, flower, settings.base_url, settings.run_restarts),
             settings=settings,
             key=key,
             contracts=contracts,
-            datasets=DatasetService(storage, contracts),
+            datasets=DatasetService(storage, contracts, metrics),
             storage=storage,
             identity=IdentityService(
                 storage,
@@ -94,6 +101,7 @@ class HubRuntime:
             throttle=Throttle(
                 settings.auth_failures_per_minute, settings.requests_per_token_per_minute
             ),
+            metrics=metrics,
         )
 
     def start(self) -> str | None:
@@ -105,3 +113,8 @@ class HubRuntime:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def _experiments_by_status(storage: Storage) -> dict[str, int]:
+    with storage.unit_of_work() as uow:
+        return uow.experiments.count_by_status()

@@ -23,6 +23,7 @@ from fedpark.hub.storage.embedded import EmbeddedS3
 
 if TYPE_CHECKING:
     from fedpark.hub.flower.control import FlowerControl
+    from fedpark.hub.metrics import HubMetrics
 
 FLEET_GATE_PORT = 9092
 
@@ -147,6 +148,26 @@ def superlink_line(settings: Settings, flower: FlowerControl | None) -> str:
     return f"Flower SuperLink at {settings.superlink} {state}; factories connect to {fleet}"
 
 
+@contextlib.contextmanager
+def loopback_metrics(metrics: HubMetrics, port: int) -> Iterator[None]:
+    """``/metrics`` without a token on 127.0.0.1:``port`` (FEDPARK_METRICS_PORT): only this
+    machine reaches it, so a local Prometheus needs no admin token to hold and renew."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    except OSError:
+        raise ConfigurationError(
+            f"FEDPARK_METRICS_PORT {port} is in use on 127.0.0.1: choose another port"
+        ) from None
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def serve_hub(settings: Settings, superlink: SuperLinkConfig | None = None) -> None:
     """Bind, start storage (embedded if needed) and the SuperLink (if asked), migrate,
     bootstrap, then serve until a signal."""
@@ -169,6 +190,8 @@ def serve_hub(settings: Settings, superlink: SuperLinkConfig | None = None) -> N
             if not is_loopback(ready.host) and not settings.fleet_address:
                 stack.enter_context(fleet_gate(ready, superlink))
         runtime = HubRuntime.build(ready)
+        if ready.metrics_port:
+            stack.enter_context(loopback_metrics(runtime.metrics, ready.metrics_port))
         token = runtime.start()
         if token:
             announce_bootstrap_token(token, ready)

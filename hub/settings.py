@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """Largest checkpoint or model a run may upload."""
 
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """A second port, on 127.0.0.1 only, serving ``/metrics`` without a token (for a
+    Prometheus on the hub's machine); unset: only ``/metrics`` with a park admin's token."""
+
     log_level: str = "info"
 
     @field_validator("data_dir")

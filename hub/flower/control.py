@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,12 @@ from flwr.supercore.error import ApiErrorCode, FlowerError
 from flwr.supercore.fab import Fab
 
 from fedpark.experiments.protocol import SPEC_KEY, RunSpec
-from fedpark.hub.errors import ConflictError, FlowerUnavailableError, InvalidInputError
+from fedpark.hub.errors import (
+    ConflictError,
+    FedparkError,
+    FlowerUnavailableError,
+    InvalidInputError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,7 @@ class FlowerControl:
         self.address = address
         self.root_certificates = root_certificates
         self._fab = build_fab()
+        self.on_error: Callable[[FedparkError], None] | None = None  # told of failures: metrics
 
     def _client(self) -> ControlHttpClient:
         return ControlHttpClient.from_server_address(
@@ -118,7 +125,10 @@ class FlowerControl:
                 log.warning(
                     "the Flower SuperLink at %s could not %s (%s)", self.address, what, _kind(exc)
                 )
-            raise FlowerUnavailableError(f"the Flower SuperLink could not {what}") from None
+            error = FlowerUnavailableError(f"the Flower SuperLink could not {what}")
+            if self.on_error is not None:
+                self.on_error(error)
+            raise error from None
 
     def check(self, *, quiet: bool = False) -> None:
         """Whether the SuperLink answers its Control API: it is asked for a run that cannot

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from fedpark.hub.domain import Principal, Role
 from fedpark.hub.errors import ConflictError, PermissionDeniedError
+from fedpark.hub.metrics import HubMetrics
 from fedpark.hub.storage import Catalog, UnitOfWork
 from fedpark.hub.storage.models import AuditRecord, utcnow
 
@@ -99,9 +100,10 @@ def _fields(record: AuditRecord) -> dict[str, object]:
 
 
 class AuditService:
-    def __init__(self, catalog: Catalog, key: bytes) -> None:
+    def __init__(self, catalog: Catalog, key: bytes, metrics: HubMetrics | None = None) -> None:
         self.catalog = catalog
         self._key = key
+        self.metrics = metrics or HubMetrics()
         # One writer at a time inside this process; other processes (hub replicas on
         # PostgreSQL) are serialized by the primary key on ``seq`` and retry.
         self._lock = threading.Lock()
@@ -113,9 +115,11 @@ class AuditService:
         for _ in range(_APPEND_ATTEMPTS):
             try:
                 with self._lock, self.catalog.unit_of_work(bookkeeping=True) as uow:
-                    return self._append_in(uow, entry, status_code)
+                    record = self._append_in(uow, entry, status_code)
             except ConflictError:
                 continue
+            self.metrics.on_audit_record(record.outcome)  # counted once committed
+            return record
         raise ConflictError("the audit log is too busy: could not append a record")
 
     def record_with_change(self, uow: UnitOfWork) -> Callable[[], None] | None:
@@ -125,10 +129,11 @@ class AuditService:
         current = CURRENT_REQUEST.get()
         if current is None or current.recorded:
             return None
-        self._append_in(uow, current.entry, current.success_status())
+        record = self._append_in(uow, current.entry, current.success_status())
 
         def committed() -> None:
             current.recorded = True
+            self.metrics.on_audit_record(record.outcome)
 
         return committed
 

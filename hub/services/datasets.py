@@ -8,18 +8,22 @@ from fedpark.contracts.report import DataProfile, ValidationReport
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from fedpark.hub.lifecycle import ContractStatus
+from fedpark.hub.metrics import HubMetrics
 from fedpark.hub.services.contracts import ContractService
 from fedpark.hub.storage import Storage
-from fedpark.hub.storage.models import DeclaredDataset, utcnow
+from fedpark.hub.storage.models import ContractVersion, DeclaredDataset, utcnow
 
 # Who sees every organization's declarations for a contract.
 OVERSEERS = frozenset({Role.STEWARD, Role.RESEARCHER})
 
 
 class DatasetService:
-    def __init__(self, storage: Storage, contracts: ContractService) -> None:
+    def __init__(
+        self, storage: Storage, contracts: ContractService, metrics: HubMetrics | None = None
+    ) -> None:
         self.storage = storage
         self.contracts = contracts
+        self.metrics = metrics or HubMetrics()
 
     def declare(
         self,
@@ -33,7 +37,38 @@ class DatasetService:
         """Record (or refresh) a factory's declaration for an approved contract version."""
         if caller.role is not Role.FACTORY:
             raise PermissionDeniedError("only factories declare datasets")
-        row, _ = self.contracts.get(caller, contract_id, version)
+        row, _ = self.contracts.get(caller, contract_id, version)  # 404 for unknown ids
+        try:
+            self._check_declaration(row, contract_id, version, report, profile)
+        except (ConflictError, InvalidInputError):
+            self.metrics.on_declaration_refused(contract_id)  # a known contract: bounded label
+            raise
+        with self.storage.unit_of_work() as uow:
+            existing = uow.datasets.find(contract_id, version, caller.org_id, name)
+            dataset = existing or DeclaredDataset(
+                id=str(uuid.uuid4()),
+                contract_id=contract_id,
+                version=version,
+                org_id=caller.org_id,
+                name=name,
+            )
+            dataset.declared_by, dataset.declared_at = caller.username, utcnow()
+            dataset.rows, dataset.compliant = report.rows, report.passed
+            dataset.report, dataset.profile = report, profile
+            if not existing:
+                dataset = uow.datasets.add(dataset)
+        self.metrics.on_declaration(contract_id, report.passed)  # committed
+        return dataset
+
+    @staticmethod
+    def _check_declaration(
+        row: ContractVersion,
+        contract_id: str,
+        version: str,
+        report: ValidationReport,
+        profile: DataProfile,
+    ) -> None:
+        """The report must be the validator's, run against this approved document."""
         if row.status != ContractStatus.APPROVED:
             raise ConflictError(f"contract {contract_id} {version} is {row.status}, not approved")
         if (report.contract_id, report.contract_version) != (contract_id, version):
@@ -48,19 +83,6 @@ class DatasetService:
             )
         if profile.rows != report.rows:
             raise InvalidInputError("the profile and the report disagree on rows", field="profile")
-        with self.storage.unit_of_work() as uow:
-            existing = uow.datasets.find(contract_id, version, caller.org_id, name)
-            dataset = existing or DeclaredDataset(
-                id=str(uuid.uuid4()),
-                contract_id=contract_id,
-                version=version,
-                org_id=caller.org_id,
-                name=name,
-            )
-            dataset.declared_by, dataset.declared_at = caller.username, utcnow()
-            dataset.rows, dataset.compliant = report.rows, report.passed
-            dataset.report, dataset.profile = report, profile
-            return dataset if existing else uow.datasets.add(dataset)
 
     def of_org(self, caller: Principal, page: Page) -> list[DeclaredDataset]:
         """The caller's organization's declarations, newest first (its factory users and

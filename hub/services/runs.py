@@ -36,6 +36,7 @@ from fedpark.hub.errors import (
     ObjectNotFoundError,
 )
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
+from fedpark.hub.metrics import HubMetrics
 from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.keys import HubKey
 from fedpark.hub.services.tokens import hash_token
@@ -46,11 +47,14 @@ from fedpark.hub.version import __version__
 
 
 class RunReportService:
-    def __init__(self, storage: Storage, key: HubKey, hub_url: str) -> None:
+    def __init__(
+        self, storage: Storage, key: HubKey, hub_url: str, metrics: HubMetrics | None = None
+    ) -> None:
         self.storage = storage
         self.key = key
         self.hub_url = hub_url
         self.bucket = storage.buckets["models"]
+        self.metrics = metrics or HubMetrics()
 
     def authenticate_run(
         self, experiment_id: str, token: str, *, finished_ok: bool = False
@@ -121,6 +125,7 @@ class RunReportService:
             assert experiment is not None
             experiment.rounds_completed = max(experiment.rounds_completed, report.round)
             uow.experiments.move(run.id, ExperimentStatus.RUNNING)
+        self.metrics.on_round(run.contract_id, report)  # committed; a retry returned above
 
     def store_model(self, run: Experiment, body: Spool) -> None:
         self.storage.objects.put_spool(self.bucket, f"{run.id}/model.safetensors", body)

@@ -27,6 +27,7 @@ from fedpark.hub.errors import (
     ChangedMeanwhileError,
     ConfigurationError,
     ConflictError,
+    FedparkError,
 )
 from fedpark.hub.storage.repositories import (
     AuditRepo,
@@ -114,6 +115,7 @@ class Catalog:
         event.listen(self._sessions, "before_flush", _note_write)
         event.listen(self._sessions, "do_orm_execute", _note_statement)
         self.on_write: WriteHook | None = None
+        self.on_error: Callable[[FedparkError], None] | None = None  # told of outages: metrics
 
     @property
     def backend(self) -> str:
@@ -162,7 +164,9 @@ class Catalog:
             # driver's text (SQL, parameters) stays out of answers and logs: its kind only.
             cause = type(getattr(exc, "orig", None) or exc).__name__
             log.warning("catalog %s unavailable (%s)", self.display_url, cause)
-            raise CatalogError(f"the catalog at {self.display_url} is unavailable") from None
+            raise self._reported(
+                CatalogError(f"the catalog at {self.display_url} is unavailable")
+            ) from None
         if committed is not None:
             committed()
 
@@ -178,8 +182,8 @@ class Catalog:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
-            raise CatalogError(
-                f"cannot open the catalog at {self.display_url}: {exc.orig}"
+            raise self._reported(
+                CatalogError(f"cannot open the catalog at {self.display_url}: {exc.orig}")
             ) from None
 
     def check(self) -> None:
@@ -187,7 +191,14 @@ class Catalog:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog {self.display_url} unavailable: {exc}") from None
+            raise self._reported(
+                CatalogError(f"catalog {self.display_url} unavailable: {exc}")
+            ) from None
+
+    def _reported(self, exc: CatalogError) -> CatalogError:
+        if self.on_error is not None:
+            self.on_error(exc)
+        return exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -31,6 +31,7 @@ from minio.versioningconfig import VersioningConfig
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from fedpark.hub.errors import (
+    FedparkError,
     IntegrityError,
     ObjectNotFoundError,
     StorageAuthError,
@@ -166,6 +167,8 @@ class ObjectStore:
         self.buckets = buckets
         self._access_key = access_key
         self._retry = retry or RetryPolicy()
+        # Told of every failure but a missing object (often the expected answer): metrics.
+        self.on_error: Callable[[FedparkError], None] | None = None
         # Retries are ours (with backoff and a clear final error), so urllib3 does none.
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
@@ -295,7 +298,7 @@ class ObjectStore:
                 response.release_conn()
 
         data, recorded = self._call(read)
-        _verify(bucket, key, hashlib.sha256(data).hexdigest(), sha256 or recorded)
+        self._verify(bucket, key, hashlib.sha256(data).hexdigest(), sha256 or recorded)
         return data
 
     def get_file(
@@ -315,7 +318,8 @@ class ObjectStore:
             info = self._call(
                 lambda: self._download(bucket, key, tmp_path, version_id),
             )
-            _verify(bucket, key, info.sha256, sha256 or self._recorded_sha(bucket, key, version_id))
+            expected = sha256 or self._recorded_sha(bucket, key, version_id)
+            self._verify(bucket, key, info.sha256, expected)
             tmp_path.replace(path)
             return info
         finally:
@@ -341,13 +345,15 @@ class ObjectStore:
                 hasher.update(chunk)
                 yield chunk
         except (Urllib3HTTPError, OSError) as exc:
-            raise StorageUnavailableError(
-                f"object storage at {self.url} dropped the download of {bucket}/{key}: {exc}"
+            raise self._reported(
+                StorageUnavailableError(
+                    f"object storage at {self.url} dropped the download of {bucket}/{key}: {exc}"
+                )
             ) from exc
         finally:
             response.close()
             response.release_conn()
-        _verify(bucket, key, hasher.hexdigest(), expected)
+        self._verify(bucket, key, hasher.hexdigest(), expected)
 
     def stat(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         st = self._call(lambda: self._client.stat_object(bucket, key, version_id=version_id))
@@ -409,8 +415,25 @@ class ObjectStore:
     def _recorded_sha(self, bucket: str, key: str, version_id: str | None) -> str | None:
         return self.stat(bucket, key, version_id).sha256 or None
 
+    def _reported(self, exc: StorageError) -> StorageError:
+        if self.on_error is not None and not isinstance(exc, ObjectNotFoundError):
+            self.on_error(exc)
+        return exc
+
+    def _verify(self, bucket: str, key: str, actual: str, expected: str | None) -> None:
+        try:
+            _verify(bucket, key, actual, expected)
+        except IntegrityError as exc:
+            raise self._reported(exc) from None
+
     def _call(self, fn: Callable[[], T], attempts: int | None = None) -> T:
         """Run one storage operation, retrying transient failures with backoff."""
+        try:
+            return self._attempt(fn, attempts)
+        except StorageError as exc:
+            raise self._reported(exc) from None
+
+    def _attempt(self, fn: Callable[[], T], attempts: int | None) -> T:
         attempts = attempts or self._retry.attempts
         for attempt in range(attempts):
             try:

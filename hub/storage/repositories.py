@@ -321,6 +321,10 @@ class ExperimentRepo:
             query = query.where(Experiment.status.in_(statuses))
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
+    def count_by_status(self) -> dict[str, int]:
+        query = select(Experiment.status, func.count()).group_by(Experiment.status)
+        return {str(status): int(n) for status, n in self.session.execute(query)}
+
     def rounds(self, experiment_id: str) -> list[ExperimentRound]:
         query = (
             select(ExperimentRound)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from federation import start_park, supernode_pid, wait_for_experiment
 from harness import (
@@ -17,7 +18,9 @@ from harness import (
     Member,
     clean_env,
     fedpark_argv,
+    free_port,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from fedpark.contracts.signing import load_public_key, verify_document
 from fedpark.experiments.weights import from_safetensors
@@ -29,7 +32,8 @@ pytestmark = pytest.mark.integration
 def test_researcher_trains_partner_downloads_signed_model(
     s3_server: EmbeddedS3, tmp_path: Path
 ) -> None:
-    park = start_park(tmp_path, s3_server)
+    metrics_port = free_port()
+    park = start_park(tmp_path, s3_server, hub_settings={"FEDPARK_METRICS_PORT": str(metrics_port)})
     hub, people, data = park.hub, park.people, park.contract
     try:
         # A SuperNode that dies is brought back by `fedpark factory join`.
@@ -85,6 +89,7 @@ def test_researcher_trains_partner_downloads_signed_model(
         )
         assert from_safetensors(weights)
         _cli_checks(hub, people, experiment, tmp_path / "partner")
+        _metrics_checks(hub, experiment, metrics_port)
         for outsider in ("spy", "mallory"):
             with hub.client(people[outsider].token) as other:
                 assert other.get(f"/models/{experiment}/weights").status_code == 404
@@ -92,6 +97,37 @@ def test_researcher_trains_partner_downloads_signed_model(
     finally:
         park.stop()
     _no_secret_in_any_log(tmp_path, [m.token for m in people.values()], s3_server)
+
+
+def _metrics_checks(hub: HubProcess, experiment: str, port: int) -> None:
+    """/metrics after the experiment: its 2 rounds of 2 factories, the ServerApp's reports
+    and the researcher's polls by route template, never the experiment's id; the same text
+    on the loopback metrics port without a token."""
+    headers = {"Authorization": f"Bearer {hub.admin_token}"}
+    text = httpx.get(f"{hub.url}/metrics", headers=headers, timeout=10).text
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    assert value("fedpark_rounds_completed_total", aggregated="true") == 2
+    assert value("fedpark_round_factories_count") == 2
+    assert value("fedpark_round_factories_sum") == 4  # acme and bravo, every round
+    assert value("fedpark_experiments", status="finished") == 1
+    assert value("fedpark_experiments", status="running") == 0
+    reports = {"method": "POST", "route": "/api/v1/runs/{experiment_id}/rounds", "status": "204"}
+    assert value("fedpark_http_requests_total", **reports) >= 2  # one per round, or retried
+    polls = {"method": "GET", "route": "/api/v1/experiments/{experiment_id}", "status": "200"}
+    assert value("fedpark_http_requests_total", **polls) >= 1
+    assert value("fedpark_audit_records_written_total", outcome="success") > 0
+    assert not any(experiment in v for _, labels in samples for _, v in labels)
+    assert not [k for k in samples if k[0] == "fedpark_round_refusals_total"]  # none refused
+    loopback = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert loopback.status_code == 200 and "fedpark_rounds_completed_total" in loopback.text
 
 
 def _no_secret_in_any_log(folder: Path, tokens: list[str], s3: EmbeddedS3) -> None:
