@@ -46,10 +46,28 @@ def _settings(**overrides: Any) -> Settings:
     from fedpark.hub.settings import Settings
 
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         said = [_setting_problem(e, overrides) for e in exc.errors()]
         raise _fail("; ".join(said)) from None
+    return _beside_storage(settings)
+
+
+def _beside_storage(settings: Settings) -> Settings:
+    """A hub whose FEDPARK_S3_ENDPOINT is a `fedpark storage serve` on the same data dir
+    (deploy/systemd/) takes that server's generated keys from there, when it is given none:
+    no S3 secret is copied into an environment file."""
+    identity = settings.data_dir / "s3-identity.json"
+    if not settings.s3_endpoint or settings.s3_access_key or not identity.is_file():
+        return settings
+    from pydantic import SecretStr
+
+    from fedpark.hub.storage.embedded import load_or_create_credentials
+
+    keys = load_or_create_credentials(identity)
+    return settings.model_copy(
+        update={"s3_access_key": keys.access_key, "s3_secret_key": SecretStr(keys.secret_key)}
+    )
 
 
 def _setting_problem(error: Any, overrides: dict[str, Any]) -> str:
@@ -175,6 +193,63 @@ def check(data_dir: DataDirOpt = None) -> None:
             f"(expected sha256 {pinned.sha256})"
         )
     raise typer.Exit(1)
+
+
+@hub_app.command("backup")
+def backup(
+    out: Annotated[Path, typer.Argument(help="A new folder for the backup.")],
+    data_dir: DataDirOpt = None,
+    include: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--include", help="Also copy this file or folder, e.g. /etc/fedpark (repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Back the hub up: its catalog, its keys and its embedded storage's objects.
+
+    SQLite is copied online, PostgreSQL with pg_dump. With embedded storage, stop the hub (or
+    fedpark-storage) first: its files are copied as they are. An S3 server of its own is
+    backed up with its own tools (docs/operations.md). Keep keys/ apart from the rest.
+    """
+    from fedpark.hub.backup import backup as make_backup
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        summary = make_backup(settings, out, include or ())
+    except (FedparkError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"backed up to {summary.folder}: {summary.catalog} catalog (revision "
+        f"{summary.revision}), keys {', '.join(summary.keys)}, "
+        + ("the embedded storage's objects" if summary.objects else "no objects (S3 server)")
+        + f"; {summary.files} files, {summary.bytes / 2**20:.1f} MiB"
+    )
+
+
+@hub_app.command("restore")
+def restore(
+    backup_dir: Annotated[Path, typer.Argument(help="A folder `fedpark hub backup` wrote.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Restore a backup into an empty data dir (and an empty PostgreSQL database).
+
+    Every file is checked against the backup's manifest first; nothing is replaced. Then
+    start the hub: it migrates an older catalog; `fedpark hub check` and `fedpark audit
+    verify` confirm the objects and the audit chain.
+    """
+    from fedpark.hub.backup import restore as put_back
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        summary = put_back(settings, backup_dir)
+    except (FedparkError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"restored {summary.files} files into {settings.data_dir}: {summary.catalog} catalog "
+        f"(revision {summary.revision}), keys {', '.join(summary.keys)}"
+        + (", the embedded storage's objects" if summary.objects else "")
+    )
 
 
 @storage_app.command("serve")
