@@ -185,10 +185,22 @@ def _detect_encoding(head: bytes, whole: bool, name: str) -> str:
         return "utf-16"
     if head.startswith(codecs.BOM_UTF8) or _decode(head, "utf-8", whole) is not None:
         return "utf-8"
+    if _damaged_utf8(head):
+        raise UnreadableDataError(ReadProblem.CSV_ENCODING, name)
     found = _legacy_encoding(head, whole)
     if found is None:
         raise UnreadableDataError(ReadProblem.CSV_UNKNOWN_ENCODING, name)
     return found
+
+
+def _damaged_utf8(head: bytes) -> bool:
+    """UTF-8 text with bytes that are not: as many well-formed multi-byte characters as
+    broken ones. Read as cp1252 it would pass, every accented letter turned into two (``Â°C``),
+    and break the contract's allowed values far from the damage; better said at once."""
+    text = head.decode("utf-8", errors="replace")
+    broken = len(re.findall("\ufffd+", text))  # a damaged stretch counts once
+    well_formed = sum(1 for c in text if ord(c) >= 0x80 and c != "\ufffd")
+    return well_formed > 0 and well_formed >= broken
 
 
 def _legacy_encoding(head: bytes, whole: bool) -> str | None:

@@ -114,7 +114,9 @@ _WORDS = {
     ReadProblem.CORRUPT_PAGE: "has a damaged page (its checksum does not match): corrupted",
     ReadProblem.CSV_FIELD_COUNT: "has a line with a different number of fields than its header",
     ReadProblem.CSV_VALUE: "has a cell that does not parse as its column's contract type",
-    ReadProblem.CSV_ENCODING: "has text that is not valid UTF-8",
+    ReadProblem.CSV_ENCODING: "has text that is not valid UTF-8 among text that is (a "
+    "damaged file, or two encodings mixed); if it is not UTF-8, name its encoding with "
+    "--encoding",
     ReadProblem.CSV_UNKNOWN_ENCODING: "has text in none of the encodings tried (UTF-8, cp949, "
     "cp1252); name its encoding with --encoding",
     ReadProblem.CSV_LINE_TOO_LONG: "has a line too long to read (more than 8 MiB)",

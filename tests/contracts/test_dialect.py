@@ -171,6 +171,21 @@ def test_text_in_no_known_encoding_asks_for_one(tmp_path: Path) -> None:
     assert forced.schema.names == ["a", "b"]
 
 
+def test_damaged_utf8_is_not_taken_for_cp1252(tmp_path: Path) -> None:
+    """A UTF-8 file with a broken byte would decode as cp1252, its units turned to `Â°C`."""
+    path = tmp_path / "damaged.csv"
+    path.write_bytes("unit;value\n°C;1\n".encode() + b"\xff\xfe;2\n")
+    with pytest.raises(DataError) as raised:
+        open_source(path)
+    assert str(raised.value) == (
+        "damaged.csv has text that is not valid UTF-8 among text that is (a damaged file, or "
+        "two encodings mixed); if it is not UTF-8, name its encoding with --encoding"
+    )
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_bytes("Größe;Temperatur (°C)\n1;2\n".encode("cp1252"))
+    assert detect_dialect(legacy).encoding == "cp1252"
+
+
 @pytest.mark.parametrize(("text", "encoding"), [(GERMAN, "cp1252"), (KOREAN, "cp949")])
 def test_column_names_in_any_script_work_end_to_end(
     tmp_path: Path, text: str, encoding: str

@@ -127,11 +127,13 @@ CORPUS: dict[str, tuple[str, Writer, ProblemKind]] = {
         _csv(_row({2: f"{SENTINEL}-temp"})),
         ProblemKind.DATA_BREAKS_CONTRACT,
     ),
+    # UTF-8 (a unit in it), damaged further down: not a cp1252 file to guess at.
     "csv bad utf-8": (
         ".csv",
         lambda path: path.write_bytes(
             "\n".join(_csv_lines())
             .encode()
+            .replace(f"{SENTINEL}-0010".encode(), f"{SENTINEL}-0010 °C".encode())
             .replace(f"{SENTINEL}-0050".encode(), b"\xff\xfe" + SENTINEL.encode())
         ),
         ProblemKind.DATA_UNREADABLE,
