@@ -159,7 +159,7 @@ class ReadFailure(BaseModel):
             )
         if self.problem is ReadProblem.CSV_VALUE and self.column:
             return f"column {self.column!r} holds values that are not {self.column_type}"
-        if self.problem is ReadProblem.CSV_ENCODING:
+        if self.problem is ReadProblem.CSV_ENCODING and (self.column or self.encoding):
             encoding = self.encoding or "UTF-8"
             where = f"column {self.column!r} holds" if self.column else "has"
             return f"{where} text that is not valid {encoding}"
