@@ -72,6 +72,7 @@ def test_every_unit_is_there() -> None:
 
 
 def test_the_units_verify_cleanly(tmp_path: Path) -> None:
+    assert Path(sys.prefix, "bin", "fedpark").is_file(), "run the tests in FedPark's venv"
     names = _rendered(tmp_path)
     assert problems(tmp_path, names) == []
 
