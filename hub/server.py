@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from fedpark.hub.errors import ConfigurationError
 from fedpark.hub.flower.superlink import SuperLink, SuperLinkConfig, is_loopback
+from fedpark.hub.logs import configure_logging
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage.embedded import EmbeddedS3
 
@@ -175,6 +176,7 @@ def serve_hub(settings: Settings, superlink: SuperLinkConfig | None = None) -> N
     from fedpark.hub.runtime import HubRuntime
 
     started = time.perf_counter()
+    configure_logging(settings.log_level, settings.log_format)
     listener = bind_listener(settings.host, settings.port)
     with contextlib.ExitStack() as stack:
         stack.callback(listener.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     Prometheus on the hub's machine); unset: only ``/metrics`` with a park admin's token."""
 
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object a log line, with the request id (for a log collector)."""
 
     @field_validator("data_dir")
     @classmethod

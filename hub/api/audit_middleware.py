@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fedpark.hub.api.problems import RETRY_AFTER_SECONDS
 from fedpark.hub.errors import FedparkError
+from fedpark.hub.logs import REQUEST_ID
 from fedpark.hub.services.audit import CURRENT_REQUEST, AuditEntry, RequestAudit
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class AuditMiddleware:
         entry = AuditEntry(request_id=request_id, action=f"{method} {scope['path']}"[:120])
         state = scope.setdefault("state", {})
         state["request_id"], state["audit"] = request_id, entry
+        REQUEST_ID.set(request_id)  # for the log lines of this request (hub.logs)
         current = RequestAudit(entry, lambda: _route_status(scope))
         answered = False
         if method in MUTATING:

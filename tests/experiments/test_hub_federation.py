@@ -33,7 +33,8 @@ def test_researcher_trains_partner_downloads_signed_model(
     s3_server: EmbeddedS3, tmp_path: Path
 ) -> None:
     metrics_port = free_port()
-    park = start_park(tmp_path, s3_server, hub_settings={"FEDPARK_METRICS_PORT": str(metrics_port)})
+    settings = {"FEDPARK_METRICS_PORT": str(metrics_port), "FEDPARK_LOG_FORMAT": "json"}
+    park = start_park(tmp_path, s3_server, hub_settings=settings)
     hub, people, data = park.hub, park.people, park.contract
     try:
         # A SuperNode that dies is brought back by `fedpark factory join`.
@@ -102,7 +103,8 @@ def test_researcher_trains_partner_downloads_signed_model(
 def _metrics_checks(hub: HubProcess, experiment: str, port: int) -> None:
     """/metrics after the experiment: its 2 rounds of 2 factories, the ServerApp's reports
     and the researcher's polls by route template, never the experiment's id; the same text
-    on the loopback metrics port without a token."""
+    on the loopback metrics port without a token; the hub's log lines are JSON with the
+    request id."""
     headers = {"Authorization": f"Bearer {hub.admin_token}"}
     text = httpx.get(f"{hub.url}/metrics", headers=headers, timeout=10).text
     samples = {
@@ -128,6 +130,8 @@ def _metrics_checks(hub: HubProcess, experiment: str, port: int) -> None:
     assert not [k for k in samples if k[0] == "fedpark_round_refusals_total"]  # none refused
     loopback = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert loopback.status_code == 200 and "fedpark_rounds_completed_total" in loopback.text
+    lines = [json.loads(line) for line in hub.log.read_text().splitlines() if line[:1] == "{"]
+    assert any(line.get("request_id") for line in lines)  # FEDPARK_LOG_FORMAT=json
 
 
 def _no_secret_in_any_log(folder: Path, tokens: list[str], s3: EmbeddedS3) -> None:
