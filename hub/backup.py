@@ -61,6 +61,13 @@ class Summary:
     files: int
     bytes: int
 
+    def describe(self) -> str:
+        objects = "the embedded storage's objects" if self.objects else "no objects (S3 server)"
+        return (
+            f"{self.catalog} catalog (revision {self.revision}), keys {', '.join(self.keys)}, "
+            f"{objects}; {self.files} files, {self.bytes / 2**20:.1f} MiB"
+        )
+
 
 def backup(settings: Settings, out: Path, include: Sequence[Path] = ()) -> Summary:
     """Write a backup of the hub ``settings`` describe into the new folder ``out``."""

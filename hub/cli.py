@@ -219,12 +219,7 @@ def backup(
         summary = make_backup(settings, out, include or ())
     except (FedparkError, OSError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(
-        f"backed up to {summary.folder}: {summary.catalog} catalog (revision "
-        f"{summary.revision}), keys {', '.join(summary.keys)}, "
-        + ("the embedded storage's objects" if summary.objects else "no objects (S3 server)")
-        + f"; {summary.files} files, {summary.bytes / 2**20:.1f} MiB"
-    )
+    typer.echo(f"backed up to {summary.folder}: {summary.describe()}")
 
 
 @hub_app.command("restore")
@@ -245,11 +240,7 @@ def restore(
         summary = put_back(settings, backup_dir)
     except (FedparkError, OSError) as exc:
         raise _fail(str(exc)) from None
-    typer.echo(
-        f"restored {summary.files} files into {settings.data_dir}: {summary.catalog} catalog "
-        f"(revision {summary.revision}), keys {', '.join(summary.keys)}"
-        + (", the embedded storage's objects" if summary.objects else "")
-    )
+    typer.echo(f"restored into {settings.data_dir}: {summary.describe()}")
 
 
 @storage_app.command("serve")
