@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
-from harness import Park, contract_in_state
+from harness import Park, contract_in_state, free_port
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from samples import sensor_table
@@ -22,9 +23,15 @@ from fedpark.experiments.protocol.reports import (
     NodeFailure,
     ProblemKind,
 )
-from fedpark.hub.errors import CatalogError, FlowerUnavailableError, StorageUnavailableError
+from fedpark.hub.errors import (
+    CatalogError,
+    ConfigurationError,
+    FlowerUnavailableError,
+    StorageUnavailableError,
+)
 from fedpark.hub.flower.control import FlowerControl
 from fedpark.hub.metrics import HubMetrics
+from fedpark.hub.server import loopback_metrics
 from fedpark.hub.storage import Catalog, ObjectStore
 from fedpark.hub.storage.objects import RetryPolicy
 
@@ -202,3 +209,17 @@ def test_a_scrape_with_the_catalog_down_still_answers(tmp_path: Path) -> None:
     metrics.watch_experiments(count)
     text = metrics.render().decode()
     assert "fedpark_experiments{" not in text and "fedpark_http_requests" in text
+
+
+def test_the_loopback_port_serves_without_a_token_and_refuses_a_busy_port() -> None:
+    metrics = HubMetrics()
+    metrics.on_request("GET", "/health", 200, 0.01)
+    port = free_port()
+    with loopback_metrics(metrics, port):
+        got = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert got.status_code == 200 and 'route="/health"' in got.text
+        busy = loopback_metrics(metrics, port)
+        with pytest.raises(ConfigurationError, match="FEDPARK_METRICS_PORT"):
+            busy.__enter__()
+    with pytest.raises(httpx.TransportError):  # stopped with the hub
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
