@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fedpark.contracts.kernels import kernel_type
 from fedpark.contracts.model import Column, ColumnRole, Monotonic, bound_scalar
 from fedpark.contracts.report import MAX_ROWS_LISTED, ColumnProfile, NumericStats, RuleViolation
 from fedpark.contracts.types import is_numeric, is_orderable, value_type
@@ -76,7 +77,7 @@ class ColumnCheck:
 
     def __init__(self, column: Column, k: int) -> None:
         self.column = column
-        self.dtype = column.arrow_type
+        self.dtype = kernel_type(column.arrow_type)  # each batch is cast to it
         self.values_type = value_type(self.dtype)
         rules = column.rules
         self.low = (

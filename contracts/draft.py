@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from fedpark.contracts.bounds import RANGE_MARGIN
 from fedpark.contracts.document import dump_yaml
-from fedpark.contracts.infer import RANGE_MARGIN, Draft
+from fedpark.contracts.infer import Draft
 
 COMMENT_WIDTH = 96
 

@@ -92,6 +92,7 @@ class ReadProblem(StrEnum):
     EMPTY = "empty"
     UNKNOWN_FORMAT = "unknown-format"
     NOT_PARQUET = "not-parquet"
+    ENCRYPTED_PARQUET = "encrypted-parquet"
     NOT_IPC = "not-ipc"
     TRUNCATED = "truncated-or-corrupted"
     CORRUPT_PAGE = "corrupt-page"
@@ -109,6 +110,8 @@ _WORDS = {
     ReadProblem.UNKNOWN_FORMAT: "is in an unknown format; use Parquet, Arrow IPC/Feather or "
     "CSV (.csv, .tsv)",
     ReadProblem.NOT_PARQUET: "is not a Parquet file (no PAR1 magic bytes)",
+    ReadProblem.ENCRYPTED_PARQUET: "is encrypted Parquet: FedPark cannot read encrypted files; "
+    "decrypt it first",
     ReadProblem.NOT_IPC: "is not an Arrow IPC/Feather file",
     ReadProblem.TRUNCATED: "is truncated or corrupted",
     ReadProblem.CORRUPT_PAGE: "has a damaged page (its checksum does not match): corrupted",

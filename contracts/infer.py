@@ -10,17 +10,16 @@ guess is explained in the YAML's comments (:mod:`fedpark.contracts.draft`).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-import numpy as np
 import pyarrow as pa
 from pydantic import ValidationError
 
+from fedpark.contracts.bounds import suggest_range
 from fedpark.contracts.dialect import CsvDialect, CsvOptions
 from fedpark.contracts.errors import ContractError, ContractInvalidError
 from fedpark.contracts.model import Column, ColumnRole, Contract
@@ -30,7 +29,6 @@ from fedpark.contracts.types import TypeSpecError, format_type, value_type
 from fedpark.contracts.validate import is_widening, validate_source
 
 MAX_ALLOWED_VALUES = 20
-RANGE_MARGIN = 0.1
 MAX_NAME = 200  # a contract column name's length (Column.name)
 DATA_SUFFIXES = frozenset(
     {".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows", ".csv", ".tsv"}
@@ -123,11 +121,6 @@ def _check_names(schema: pa.Schema, name: str) -> None:
                 f"{MAX_NAME}; if the file is a CSV whose header was read as one column, name "
                 "its delimiter with --delimiter"
             )
-        if column != column.strip():
-            raise InferError(
-                f"{where}'s name begins or ends with spaces, which a contract does not keep; "
-                "remove them in the file"
-            )
         if column in seen:
             raise InferError(f"{where} has the name of an earlier column ({column!r})")
         seen.add(column)
@@ -170,51 +163,6 @@ def _differs(name: str, first: str, lacks: list[str], extra: list[str]) -> str:
     )
 
 
-def _limits(dtype: pa.DataType) -> tuple[float, float] | None:
-    if pa.types.is_integer(dtype):
-        info = np.iinfo(dtype.to_pandas_dtype())
-        return int(info.min), int(info.max)  # exact: int64's limits are not floats
-    if pa.types.is_floating(dtype):
-        top = float(np.finfo(dtype.to_pandas_dtype()).max)
-        return -top, top
-    return None
-
-
-def _nice(value: float, up: bool) -> float | int:
-    """Round a bound outwards to 3 significant digits (integers stay integers)."""
-    if value == 0 or not math.isfinite(value):
-        return 0
-    digits = 3 - math.floor(math.log10(abs(value))) - 1
-    scale = 10.0**digits
-    # 12 digits first: 1.1 * 100 is 110.00000000000001, whose ceiling is not 110.
-    rounded = (math.ceil if up else math.floor)(round(value * scale, 12)) / scale
-    return int(rounded) if float(rounded).is_integer() else rounded
-
-
-def _range(evidence: Evidence, notes: list[str]) -> dict[str, Any]:
-    """min and max: the files' range widened by RANGE_MARGIN of its span (of the value, if
-    it never varies), never below 0 for data that never is, within the type's limits."""
-    low, high = evidence.low, evidence.high
-    dtype = value_type(evidence.dtype)
-    limits = _limits(dtype)
-    if low is None or high is None or limits is None:
-        return {}
-    margin = (high - low or abs(high) or 1.0) * RANGE_MARGIN
-    lower, upper = _nice(low - margin, up=False), _nice(high + margin, up=True)
-    seen = f"seen {low:.4g}..{high:.4g}"
-    note = f"range: {seen}, widened by {RANGE_MARGIN:.0%} of the span"
-    if low >= 0 > lower:
-        lower = 0  # a quantity never negative in the data: a flow, a level, a count
-        note += "; min 0: never negative in the data"
-    if pa.types.is_integer(dtype):
-        lower, upper = math.floor(lower), math.ceil(upper)
-    lower, upper = max(lower, limits[0]), min(upper, limits[1])
-    if pa.types.is_integer(dtype):
-        lower, upper = int(lower), int(upper)
-    notes.append(note)
-    return {"min": lower, "max": upper}
-
-
 def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -> dict[str, Any]:
     rules: dict[str, Any] = {}
     dtype = value_type(evidence.dtype)
@@ -223,7 +171,7 @@ def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -
             rules["max_null_fraction"] = _null_bound(evidence)
         return rules
     if guessed.role is not ColumnRole.TIME and ranges:
-        rules.update(_range(evidence, notes))
+        rules.update(suggest_range(evidence, notes))
     if pa.types.is_floating(dtype) and evidence.count and evidence.non_finite == 0:
         rules["finite"] = True
     if evidence.null_fraction > 0:
@@ -282,7 +230,9 @@ def infer_draft(
     for f in schema:
         try:
             columns.append(Column(name=f.name, type=format_type(f.type)))
-        except (TypeSpecError, ValidationError):
+        except TypeSpecError as exc:  # FedPark's words: the column's name and its type
+            raise InferError(f"column {f.name!r}: {exc}") from None
+        except ValidationError:
             raise InferError(f"column {f.name!r}: a contract cannot hold its type") from None
     try:
         provisional = Contract(

@@ -7,6 +7,7 @@ answer a malformed contract with a 422 that says ``columns.3.rules.max`` and why
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from enum import StrEnum
 from typing import Annotated, Self
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -25,6 +27,7 @@ from pydantic import (
 from fedpark.contracts.names import SEMVER, SLUG, Slug
 from fedpark.contracts.types import (
     TypeSpecError,
+    format_type,
     is_numeric,
     is_orderable,
     is_stringy,
@@ -38,6 +41,11 @@ MAX_COLUMNS = 2000
 MAX_ALLOWED_VALUES = 10_000
 
 Scalar = bool | int | float | str
+# Text kept exactly as written: a column's name is the data's identity, and values padded
+# with spaces (CHAR columns from any database: "doing ") are values (the model strips the
+# rest of a contract's text).
+ExactStr = Annotated[str, StringConstraints(strip_whitespace=False)]
+ExactScalar = bool | int | float | ExactStr
 
 
 class Domain(StrEnum):
@@ -79,7 +87,7 @@ class ColumnRules(_Model):
 
     min: Scalar | None = Field(default=None, description="Smallest allowed value (inclusive)")
     max: Scalar | None = Field(default=None, description="Largest allowed value (inclusive)")
-    allowed_values: list[Scalar] | None = Field(default=None, max_length=MAX_ALLOWED_VALUES)
+    allowed_values: list[ExactScalar] | None = Field(default=None, max_length=MAX_ALLOWED_VALUES)
     regex: str | None = Field(default=None, max_length=1000, description="Must match fully")
     max_null_fraction: float | None = Field(default=None, ge=0, le=1)
     finite: bool = Field(default=False, description="No NaN or ±inf")
@@ -149,7 +157,7 @@ class ColumnRules(_Model):
 
 
 class Column(_Model):
-    name: str = Field(min_length=1, max_length=200)
+    name: ExactStr = Field(min_length=1, max_length=200)
     type: str = Field(description="Arrow type, e.g. float32, timestamp[ms, tz=UTC]")
     nullable: bool = True
     unit: str | None = Field(default=None, max_length=50, description="e.g. degC, bar, rpm")
@@ -206,9 +214,13 @@ def bound_scalar(value: Scalar, dtype: pa.DataType, where: str) -> pa.Scalar:
             raise TypeError
         if is_numeric(dtype) and isinstance(value, str):
             raise TypeError
+        if pa.types.is_decimal(dtype):  # exact: 110 in a decimal(5, 2) is 110.00
+            return pa.scalar(decimal.Decimal(str(value)), type=dtype)
+        if pa.types.is_floating(dtype) and isinstance(value, int):
+            value = float(value)  # a whole bound ≥ 2^53 is a float bound, not an int cast
         return pa.scalar(value).cast(dtype)
-    except (TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
-        raise ValueError(f"{where}: {value!r} is not a valid {dtype} value") from None
+    except (TypeError, pa.ArrowException, OverflowError, decimal.InvalidOperation):
+        raise ValueError(f"{where}: {value!r} is not a valid {format_type(dtype)} value") from None
 
 
 class TableRules(_Model):

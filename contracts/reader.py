@@ -43,6 +43,7 @@ _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
 _CSV_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
 CSV_BLOCK = 8 << 20  # the longest CSV line FedPark reads
 PARQUET_MAGIC = b"PAR1"
+ENCRYPTED_PARQUET_MAGIC = b"PARE"  # a Parquet file whose footer is encrypted
 IPC_FILE_MAGIC = b"ARROW1"
 IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
 
@@ -146,12 +147,16 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
+    if head.startswith(ENCRYPTED_PARQUET_MAGIC):
+        raise UnsupportedDataError(ReadProblem.ENCRYPTED_PARQUET, path.name)
     if head.startswith(IPC_FILE_MAGIC):
         return "ipc-file"
     if head.startswith(IPC_STREAM_MAGIC):
         return "ipc-stream"
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
+    if len(head) >= 4 and _legacy_ipc_stream(path, head):
+        return "ipc-stream"
     if not head:
         raise UnreadableDataError(ReadProblem.EMPTY, path.name)
     if suffix in (".parquet", ".pq"):
@@ -159,6 +164,20 @@ def detect_format(path: Path) -> str:
     if suffix in (".arrow", ".feather", ".ipc", ".arrows"):
         raise UnreadableDataError(ReadProblem.NOT_IPC, path.name)
     raise UnsupportedDataError(ReadProblem.UNKNOWN_FORMAT, path.name)
+
+
+def _legacy_ipc_stream(path: Path, head: bytes) -> bool:
+    """An IPC stream written before Arrow 0.15 (no continuation marker before each message:
+    the first bytes are the schema message's length), which pyarrow still reads."""
+    length = int.from_bytes(head[:4], "little", signed=True)
+    try:  # a length past the file's end is another format: nothing to read it for
+        if not 8 <= length <= path.stat().st_size - 4:
+            return False
+        with pa.OSFile(str(path)) as source:
+            ipc.open_stream(source)
+    except _READ_ERRORS:
+        return False
+    return True
 
 
 def open_source(
@@ -236,6 +255,8 @@ def _unreadable(
     text = str(exc)
     if isinstance(exc, pa.ArrowNotImplementedError):
         return UnsupportedDataError(ReadProblem.UNSUPPORTED_TYPE, path.name)
+    if fmt == "parquet" and ("decrypt" in text.lower() or "encrypted" in text.lower()):
+        return UnsupportedDataError(ReadProblem.ENCRYPTED_PARQUET, path.name)
     if fmt != "csv":
         corrupt_page = "checksum" in text.lower() or "crc" in text.lower()
         problem = ReadProblem.CORRUPT_PAGE if corrupt_page else ReadProblem.TRUNCATED
@@ -304,8 +325,28 @@ def _first_line_with_fields(path: Path, expected: int, dialect: CsvDialect) -> i
 
 def _parquet(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
     dictionary = [c for c in source.categorical if c in columns]
+    if dictionary:
+        dictionary = _dictionary_readable(source.path, dictionary)
     with pq.ParquetFile(source.path, read_dictionary=dictionary or None, **PARQUET_STREAMING) as pf:
         yield from pf.iter_batches(batch_size=batch_size, columns=columns, use_threads=True)
+
+
+# Encodings whose pages Arrow cannot decode straight into a dictionary (it reads them as
+# plain values only): a column written with one is read as plain text.
+_NO_DICTIONARY_READ = ("DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY", "BYTE_STREAM_SPLIT")
+
+
+def _dictionary_readable(path: Path, columns: list[str]) -> list[str]:
+    """The ``columns`` whose every page Arrow can read dictionary-encoded."""
+    meta = pq.read_metadata(path)
+    blocked: set[str] = set()
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for index in range(row_group.num_columns):
+            chunk = row_group.column(index)
+            if any(e in _NO_DICTIONARY_READ for e in chunk.encodings):
+                blocked.add(chunk.path_in_schema)
+    return [c for c in columns if c not in blocked]
 
 
 def _ipc_file(source: DataSource, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:

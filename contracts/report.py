@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -160,11 +162,17 @@ class DataProfile(_Model):
 
 def bound(value: float | None, towards: Callable[[float], int], digits: int = 2) -> float | None:
     """``value`` rounded to ``digits`` significant digits in the direction of ``towards``
-    (``math.floor`` for a lower bound, ``math.ceil`` for an upper one)."""
+    (``math.floor`` for a lower bound, ``math.ceil`` for an upper one). In decimal: a float's
+    own scaling underflows for subnormal values (1e-320) and overflows near the largest."""
     if value is None or not math.isfinite(value) or value == 0:
         return value
-    scale = 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
-    return float(round(towards(value / scale) * scale, 12))
+    exact = Decimal(repr(value))
+    step = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+    up = towards(0.5) >= 1
+    rounded = float(exact.quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR))
+    if not math.isfinite(rounded):  # past the largest float: that is the bound
+        return math.copysign(sys.float_info.max, rounded)
+    return rounded
 
 
 class Declaration(_Model):

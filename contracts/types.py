@@ -4,22 +4,29 @@ Grammar (whitespace is free; names are case-insensitive)::
 
     type      := primitive | temporal | decimal | nested
     primitive := int8 | int16 | int32 | int64 | uint8 | ... | uint64
-               | float16 | float32 | float64 | bool
-               | string | large_string | binary | large_binary | date32 | date64
+               | float16 | float32 | float64 | bool | null
+               | string | large_string | string_view | binary | large_binary | binary_view
+               | fixed_size_binary[N] | uuid | date32 | date64
     temporal  := timestamp[UNIT] | timestamp[UNIT, tz=ZONE] | duration[UNIT]
                | time32[s|ms] | time64[us|ns]                  UNIT := s | ms | us | ns
-    decimal   := decimal128(P, S) | decimal256(P, S)
+    decimal   := decimal32(P, S) | decimal64(P, S) | decimal128(P, S) | decimal256(P, S)
     nested    := list<ITEM> | large_list<ITEM> | fixed_size_list<ITEM>[N]
-               | struct<NAME: ITEM, ...> | dictionary<INDEX, VALUE[, ordered]>
+               | struct<NAME: ITEM, ...> | map<KEY, ITEM[, sorted]>
+               | dictionary<INDEX, VALUE[, ordered]>
     ITEM      := type [not null]
+    NAME      := identifier | "JSON string"      (first-name, first name, "" are quoted)
 
 Aliases accepted on input: ``float`` → float32, ``double`` → float64, ``boolean`` → bool,
-``utf8`` → string, ``date`` → date32, ``decimal(P, S)`` → decimal128. :func:`format_type`
-always prints the canonical spelling, so ``format_type(parse_type(s))`` is a normal form.
+``utf8`` → string, ``date`` → date32, ``decimal(P, S)`` → decimal128,
+``extension<arrow.uuid>`` → uuid. :func:`format_type` always prints the canonical spelling,
+so ``format_type(parse_type(s))`` is a normal form. Types real files carry that no rule can
+check (unions, intervals, run-end encoded, list views, other extension types) are refused
+naming the type (:func:`unsupported`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +42,7 @@ _PRIMITIVES: dict[str, pa.DataType] = {
     "uint32": pa.uint32(),
     "uint64": pa.uint64(),
     "float16": pa.float16(),
+    "null": pa.null(),
     "float32": pa.float32(),
     "float64": pa.float64(),
     "bool": pa.bool_(),
@@ -42,6 +50,9 @@ _PRIMITIVES: dict[str, pa.DataType] = {
     "large_string": pa.large_string(),
     "binary": pa.binary(),
     "large_binary": pa.large_binary(),
+    "string_view": pa.string_view(),
+    "binary_view": pa.binary_view(),
+    "uuid": pa.uuid(),
     "date32": pa.date32(),
     "date64": pa.date64(),
 }
@@ -57,8 +68,11 @@ _ALIASES = {
 _UNITS = ("s", "ms", "us", "ns")
 _TOKEN = re.compile(
     r"\s*(?:(?P<tz>tz\s*=\s*[^\]\s,]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<num>\d+)"
-    r"|(?P<sym>[<>\[\](),:]))"
+    r'|(?P<quoted>"(?:[^"\\]|\\.)*")|(?P<sym>[<>\[\](),:.]))'
 )
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Largest precision of each decimal width (Arrow's limits).
+_DECIMALS = {"decimal32": 9, "decimal64": 18, "decimal128": 38, "decimal256": 76}
 _OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
 
 
@@ -154,21 +168,21 @@ class _Parser:
             unit = self.unit(allowed)
             self.take("]")
             return {"duration": pa.duration, "time32": pa.time32, "time64": pa.time64}[name](unit)
-        if name in ("decimal", "decimal128", "decimal256"):
-            self.take("(")
-            precision = self.number()
-            self.take(",")
-            scale = self.number()
-            self.take(")")
-            make = pa.decimal256 if name == "decimal256" else pa.decimal128
-            try:
-                return make(precision, scale)
-            except (pa.ArrowInvalid, ValueError):
-                limit = 76 if name == "decimal256" else 38
-                raise TypeSpecError(
-                    f"invalid {name}({precision}, {scale}): precision from 1 to {limit}, scale "
-                    "at most the precision"
-                ) from None
+        if name == "decimal" or name in _DECIMALS:
+            return self._decimal("decimal128" if name == "decimal" else name)
+        if name == "fixed_size_binary":
+            self.take("[")
+            width = self.number()
+            self.take("]")
+            if width < 1:
+                raise TypeSpecError("fixed_size_binary needs a width of at least 1 byte")
+            return pa.binary(width)
+        if name == "extension":  # pyarrow prints a UUID column as extension<arrow.uuid>
+            for token in ("<", "arrow", ".", "uuid", ">"):
+                self.take(token)
+            return pa.uuid()
+        if name == "map":
+            return self._map()
         if name in ("list", "large_list", "fixed_size_list"):
             self.take("<")
             self._skip_item_name()
@@ -193,11 +207,43 @@ class _Parser:
         if len(self.tokens) > self.i + 1 and self.tokens[self.i + 1] == ":":
             self.i += 2
 
+    def _decimal(self, name: str) -> pa.DataType:
+        self.take("(")
+        precision = self.number()
+        self.take(",")
+        scale = self.number()
+        self.take(")")
+        limit = _DECIMALS[name]
+        if not 1 <= precision <= limit or scale > precision:
+            raise TypeSpecError(
+                f"invalid {name}({precision}, {scale}): precision from 1 to {limit}, scale "
+                "at most the precision"
+            )
+        make = {
+            "decimal32": pa.decimal32,
+            "decimal64": pa.decimal64,
+            "decimal128": pa.decimal128,
+            "decimal256": pa.decimal256,
+        }[name]
+        return make(precision, scale)
+
+    def _field_name(self) -> str:
+        token = self.take()
+        if token.startswith('"'):
+            try:
+                name = json.loads(token)
+            except ValueError:
+                raise TypeSpecError(f"invalid quoted field name in type {self.text!r}") from None
+            return str(name)
+        if not _IDENTIFIER.fullmatch(token) and not token.isdigit():
+            raise TypeSpecError(f"expected a field name but found {token!r} in type {self.text!r}")
+        return token
+
     def _struct(self) -> pa.DataType:
         self.take("<")
         fields: list[pa.Field] = []
         while True:
-            name = self.take()
+            name = self._field_name()
             self.take(":")
             item = self.item()
             if any(f.name == name for f in fields):
@@ -209,20 +255,34 @@ class _Parser:
             self.take(">")
             return pa.struct(fields)
 
-    def _dictionary(self) -> pa.DataType:
+    def _pair(self, flag: tuple[str, ...]) -> tuple[pa.DataType, pa.Field, bool]:
+        """``<FIRST, SECOND [not null][, FLAG]>``: a map's or a dictionary's types."""
         self.take("<")
-        index = self.type()
+        first = self.type()
         self.take(",")
-        value = self.type()
-        ordered = False
+        second = self.item()
+        flagged = False
         if self.peek() == ",":
             self.take(",")
-            self.take("ordered")
-            ordered = True
+            if self.take().lower() not in flag:
+                raise TypeSpecError(f"expected {flag[0]!r} or '>' in type {self.text!r}")
+            flagged = True
         self.take(">")
+        return first, second, flagged
+
+    def _map(self) -> pa.DataType:
+        key, value, keys_sorted = self._pair(("sorted", "keys_sorted"))
+        if pa.types.is_nested(key) or pa.types.is_null(key) or pa.types.is_dictionary(key):
+            raise TypeSpecError("map keys must be a primitive type (string, an integer, ...)")
+        return pa.map_(key, value.with_name("value"), keys_sorted=keys_sorted)
+
+    def _dictionary(self) -> pa.DataType:
+        index, value, ordered = self._pair(("ordered",))
         if not pa.types.is_integer(index):
             raise TypeSpecError("dictionary indices must be an integer type")
-        return pa.dictionary(index, value, ordered=ordered)
+        if not value.nullable:
+            raise TypeSpecError("a dictionary's values cannot be 'not null'")
+        return pa.dictionary(index, value.type, ordered=ordered)
 
 
 def _time_zone(token: str) -> str:
@@ -251,6 +311,7 @@ _NAMES = {str(v): k for k, v in _PRIMITIVES.items()}
 _NAMES.update(
     {
         "date32[day]": "date32",
+        "extension<arrow.uuid>": "uuid",
         "date64[ms]": "date64",
         "halffloat": "float16",
         "float": "float32",
@@ -273,8 +334,12 @@ def format_type(dtype: pa.DataType) -> str:
     if pa.types.is_time32(dtype) or pa.types.is_time64(dtype):
         return f"{'time32' if pa.types.is_time32(dtype) else 'time64'}[{dtype.unit}]"
     if pa.types.is_decimal(dtype):
-        width = "decimal256" if pa.types.is_decimal256(dtype) else "decimal128"
-        return f"{width}({dtype.precision}, {dtype.scale})"
+        return f"{_decimal_name(dtype)}({dtype.precision}, {dtype.scale})"
+    if pa.types.is_fixed_size_binary(dtype) and not isinstance(dtype, pa.ExtensionType):
+        return f"fixed_size_binary[{dtype.byte_width}]"
+    if pa.types.is_map(dtype):
+        value = _format_item(dtype.item_field) + (", sorted" if dtype.keys_sorted else "")
+        return f"map<{format_type(dtype.key_type)}, {value}>"
     if pa.types.is_fixed_size_list(dtype):
         return f"fixed_size_list<{_format_item(dtype.value_field)}>[{dtype.list_size}]"
     if pa.types.is_large_list(dtype):
@@ -282,7 +347,7 @@ def format_type(dtype: pa.DataType) -> str:
     if pa.types.is_list(dtype):
         return f"list<{_format_item(dtype.value_field)}>"
     if pa.types.is_struct(dtype):
-        inner = ", ".join(f"{f.name}: {_format_item(f)}" for f in dtype)
+        inner = ", ".join(f"{_format_name(f.name)}: {_format_item(f)}" for f in dtype)
         return f"struct<{inner}>"
     if pa.types.is_dictionary(dtype):
         ordered = ", ordered" if dtype.ordered else ""
@@ -291,8 +356,26 @@ def format_type(dtype: pa.DataType) -> str:
         )
     name = _NAMES.get(str(dtype))
     if name is None:
-        raise TypeSpecError(f"Arrow type {dtype} is not supported in contracts")
+        raise TypeSpecError(unsupported(dtype))
     return name
+
+
+def unsupported(dtype: pa.DataType) -> str:
+    """Why a type of a file cannot be a contract's, in one line (the type as Arrow names it,
+    cut short: a union's or a struct's spelling can be long)."""
+    shown = str(dtype).replace("\n", " ")
+    shown = shown if len(shown) <= 120 else shown[:119] + "…"
+    return f"type {shown} is not supported in contracts (no rule can check it)"
+
+
+def _decimal_name(dtype: pa.DataType) -> str:
+    bits = {4: 32, 8: 64, 16: 128, 32: 256}[dtype.byte_width]
+    return f"decimal{bits}"
+
+
+def _format_name(name: str) -> str:
+    """A struct field's name: bare if an identifier, else quoted as a JSON string."""
+    return name if _IDENTIFIER.fullmatch(name) else json.dumps(name, ensure_ascii=False)
 
 
 def normalize_type(text: str) -> str:
@@ -326,7 +409,9 @@ def is_temporal(dtype: pa.DataType) -> bool:
 
 
 def is_stringy(dtype: pa.DataType) -> bool:
-    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+    return bool(
+        pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or dtype == pa.string_view()
+    )
 
 
 def is_orderable(dtype: pa.DataType) -> bool:
