@@ -175,7 +175,9 @@ def print_report(result: ValidationResult, show_profile: bool) -> None:
                 "widened": "widened (ok)",
                 "extra": "extra (not read)",
             }[d.kind]
-            table.add_row(Text(d.column), label, d.expected or "-", d.found or "-")
+            # types are bracketed (timestamp[us, tz=UTC]): Text, never markup
+            cells = (d.column, d.expected or "-", d.found or "-")
+            table.add_row(Text(cells[0]), Text.from_markup(label), Text(cells[1]), Text(cells[2]))
         out.print(table)
     if report.violations:
         table = Table(title="Rule violations (row numbers start at 0; values are never shown)")

@@ -111,3 +111,23 @@ def test_a_file_that_is_not_parquet_is_said_without_arrows_text(tmp_path: Path) 
     assert said.strip() == (
         f"error: cannot read {data} as Parquet: missing, unreadable, not Parquet, or damaged"
     )
+
+
+def test_schema_differences_print_bracketed_types_literally(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    contract = tmp_path / "c.yaml"
+    contract.write_text(
+        "id: press-line\nversion: 1.0.0\ntitle: Press line\nowner: acme\ncolumns:\n"
+        "  - {name: ts, type: 'timestamp[us]'}\n"
+        "  - {name: tags, type: 'map<string, int64>'}\n"
+    )
+    data = tmp_path / "d.parquet"
+    stamps = pa.array([0], pa.timestamp("us", tz="UTC"))
+    tags = pa.array([[("a", 1)]], pa.map_(pa.string(), pa.int32()))
+    pq.write_table(pa.table({"ts": stamps, "tags": tags, "[extra]": [1]}), data)
+    said = _run("contract", "validate", str(contract), str(data))
+    assert "timestamp[us]" in said and "timestamp[us, tz=UTC]" in said
+    assert "map<string, int32>" in said and "[extra]" in said
+    assert "wrong type" in said and "[red]" not in said
