@@ -42,6 +42,7 @@ from fedpark.experiments.protocol.resources.contracts import (
 # so that `fedpark --help` and the other commands start fast.
 if TYPE_CHECKING:
     from fedpark.contracts import Contract, ValidationResult
+    from fedpark.contracts.odcs_import import Imported
 
 app = typer.Typer(
     help="Dataset contracts: infer, validate and verify offline; draft, review and declare "
@@ -283,18 +284,56 @@ def export_odcs(
 @app.command("import-odcs")
 def import_odcs(
     document: Annotated[Path, typer.Argument(help="ODCS v3 YAML file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="FedPark contract file.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="A .yaml/.json file for one contract, else a folder (ID.yaml)."
+        ),
+    ] = Path(),
     owner: Annotated[str | None, typer.Option(help="Owner, if the document names none.")] = None,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Import only this schema object.")
+    ] = None,
 ) -> None:
-    """Turn an ODCS v3 document into a FedPark contract."""
+    """Turn an ODCS v3 document into FedPark contracts, one per schema object."""
     from fedpark.contracts import ContractError, save_contract
-    from fedpark.contracts.odcs import load_odcs
+    from fedpark.contracts.document import parse_document
+    from fedpark.contracts.odcs_import import import_odcs as contracts_of
 
     try:
-        save_contract(load_odcs(document.read_bytes(), owner), output)
-    except (ContractError, OSError) as exc:
-        raise _fail(str(exc)) from None
-    out.print(f"wrote {output}")
+        imported = contracts_of(parse_document(document.read_bytes(), str(document)), owner, schema)
+    except OSError:
+        raise _fail(f"cannot read {document}: missing, or no permission to read it") from None
+    except ContractError as exc:
+        text = str(exc)
+        raise _fail(text if text.startswith(str(document)) else f"{document}: {text}") from None
+    paths = _odcs_paths(imported, output, document)
+    for item, path in zip(imported, paths, strict=True):
+        try:
+            save_contract(item.contract, path)
+        except OSError:
+            raise _fail(f"cannot write {path}: check the folder and its permissions") from None
+        # document text (schema names, notes) is never read as markup
+        said = [f"wrote {path} (schema object {item.schema_name})"]
+        for line in said + [f"  note: {note}" for note in item.notes]:
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _odcs_paths(imported: list[Imported], output: Path, document: Path) -> list[Path]:
+    """One file for one contract; a folder (made if missing) of ID.yaml files for several."""
+    if output.suffix.lower() in (".yaml", ".yml", ".json") and not output.is_dir():
+        if len(imported) > 1:
+            names = ", ".join(i.schema_name for i in imported)
+            raise _fail(
+                f"{document} has {len(imported)} schema objects ({names}): give a folder with -o, "
+                "or choose one with --schema NAME"
+            )
+        return [output]
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise _fail(f"cannot make the folder {output}") from None
+    return [output / f"{i.contract.id}.yaml" for i in imported]
 
 
 # -- through the hub ------------------------------------------------------------------------
