@@ -32,8 +32,18 @@ _INTEGER_FORMATS = {
 _PII_CLASSES = frozenset({"restricted", "confidential", "pii", "sensitive"})
 
 
-def customs(node: dict[str, Any]) -> dict[str, Any]:
-    items = node.get("customProperties") or []
+def as_list(node: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``node[key]`` where ODCS has a list (absent: empty); anything else is refused."""
+    value = node.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ContractFormatError(f"{where}: {key} must be a list")
+    return value
+
+
+def customs(node: dict[str, Any], where: str = "the document") -> dict[str, Any]:
+    items = as_list(node, "customProperties", where)
     return {str(i.get("property")): i.get("value") for i in items if isinstance(i, dict)}
 
 
@@ -53,6 +63,8 @@ def _timestamp(prop: dict[str, Any]) -> pa.DataType:
 def _logical(prop: dict[str, Any], where: str, notes: list[str]) -> pa.DataType:
     """The type the logical type alone gives (no physical type FedPark knows)."""
     logical = prop.get("logicalType")
+    if logical is not None and not isinstance(logical, str):
+        raise ContractFormatError(f"{where}: logicalType must be text")
     fmt = str(_options(prop).get("format", "")).lower()
     if logical == "integer":
         return _INTEGER_FORMATS.get(fmt, pa.int64())
@@ -87,7 +99,7 @@ def _children(prop: dict[str, Any], where: str, dialect: Dialect, notes: list[st
             return _logical({"logicalType": "array"}, where, notes)
         return pa.list_(property_type(items, f"{where} items", dialect, notes))
     fields = []
-    for child in prop.get("properties") or []:
+    for child in as_list(prop, "properties", where):
         if not isinstance(child, dict) or not child.get("name"):
             raise ContractFormatError(f"{where}: a nested property has no name")
         inner = f"{where}.{child['name']}"
@@ -138,7 +150,7 @@ def _type_text(dtype: pa.DataType, where: str) -> str:
 
 def _quality(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:
     rules: dict[str, Any] = {}
-    for check in prop.get("quality") or []:
+    for check in as_list(prop, "quality", where):
         if not isinstance(check, dict):
             continue
         rule, unit = check.get("rule"), check.get("unit", "rows")
@@ -203,7 +215,7 @@ def column_data(
     """The column's data for the contract model (checked there, with the whole contract)."""
     if not prop.get("name"):
         raise ContractFormatError(f"{where}: a property has no name")
-    fedpark = "fedpark.role" in customs(prop)
+    fedpark = "fedpark.role" in customs(prop, where)
     dtype = property_type(prop, where, dialect, notes, fedpark)
     column = {
         "name": str(prop["name"]),

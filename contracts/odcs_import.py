@@ -18,7 +18,7 @@ from fedpark.contracts.document import contract_from_data
 from fedpark.contracts.errors import ContractFormatError
 from fedpark.contracts.model import Contract, Domain
 from fedpark.contracts.names import SEMVER
-from fedpark.contracts.odcs_columns import column_data, customs
+from fedpark.contracts.odcs_columns import as_list, column_data, customs
 from fedpark.contracts.odcs_types import Dialect
 
 MAX_ID = 63
@@ -109,8 +109,8 @@ def _chosen(document: dict[str, Any], wanted: str | None) -> list[tuple[str, dic
     return with_properties
 
 
-def _rows(table: dict[str, Any]) -> dict[str, Any]:
-    for check in table.get("quality") or []:
+def _rows(table: dict[str, Any], where: str) -> dict[str, Any]:
+    for check in as_list(table, "quality", where):
         if isinstance(check, dict) and check.get("rule") == "rowCount":
             rows = {
                 "min_rows": check.get("mustBeGreaterOrEqualTo"),
@@ -167,7 +167,7 @@ def _contract(
         column_data(p, f'{where}, property "{p.get("name")}"', ctx.dialect, ctx.notes)
         if isinstance(p, dict)
         else _not_a_mapping(where, i)
-        for i, p in enumerate(table.get("properties") or [])
+        for i, p in enumerate(as_list(table, "properties", where))
     ]
     owner = custom.get("fedpark.owner") or owner
     if not owner:
@@ -183,7 +183,7 @@ def _contract(
         "domain": _domain(document.get("domain")),
         "owner": owner,
         "columns": columns,
-        "rows": _rows(table),
+        "rows": _rows(table, where),
     }
     if "fedpark.policy" in custom:
         data["policy"] = custom["fedpark.policy"]

@@ -84,7 +84,8 @@ class Dialect:
     @classmethod
     def of(cls, document: dict[str, Any]) -> Dialect:
         servers = document.get("servers")
-        kinds = {str(s.get("type", "")).lower() for s in servers or [] if isinstance(s, dict)}
+        listed = servers if isinstance(servers, list) else []  # only a hint: never refused
+        kinds = {str(s.get("type", "")).lower() for s in listed if isinstance(s, dict)}
         return cls(frozenset(kinds))
 
 

@@ -5,7 +5,9 @@ below keeps them to the standard's shape here."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ import yaml
 
 from fedpark.contracts import Contract, ContractError
 from fedpark.contracts.odcs import dump_odcs, load_odcs, load_odcs_all
-from fedpark.contracts.odcs_import import Imported, slug_id
+from fedpark.contracts.odcs_import import Imported, import_odcs, slug_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "odcs"
 ALL = sorted(FIXTURES.glob("*.yaml"))
@@ -399,3 +401,36 @@ def test_versions_meant_as_semver() -> None:
         assert item.notes == (
             'schema object "t", property "a": no logicalType or physicalType: read as string',
         )
+
+
+ODD_VALUES: list[Any] = [None, 0, 3.5, "", "x", "FLOAT", "object", "array", "time", [], {}, [1]]
+ODD_VALUES += [{"a": 1}, True, "ARRAY<", "struct<a int", "decimal(99,100)", [{"name": "z"}]]
+
+
+def _places(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path] if path else []
+    if isinstance(node, dict):
+        children = list(node.items())
+    else:
+        children = list(enumerate(node)) if isinstance(node, list) else []
+    for key, child in children:
+        found += _places(child, (*path, key))
+    return found
+
+
+def test_damaged_documents_are_refused_in_one_line_never_a_crash() -> None:
+    """Fixtures with values swapped for odd ones (as a hand-edited document has them)."""
+    random = Random(21)
+    documents = [yaml.safe_load(p.read_text()) for p in ALL]
+    for _ in range(400):
+        document = copy.deepcopy(random.choice(documents))
+        for _ in range(random.randint(1, 3)):
+            *parents, last = random.choice(_places(document))
+            node = document
+            for key in parents:
+                node = node[key]
+            node[last] = copy.deepcopy(random.choice(ODD_VALUES))
+        try:
+            import_odcs(document, owner="acme")
+        except ContractError as exc:
+            assert "\n" not in str(exc)
