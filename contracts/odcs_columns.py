@@ -181,7 +181,30 @@ def _rules(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]
         "monotonic": custom.get("fedpark.monotonic"),
         **_quality(prop, where, notes),
     }
+    _exclusive_and_unchecked(options, rules, where, notes)
     return {k: v for k, v in rules.items() if v is not None and v is not False}
+
+
+# Options that describe rather than constrain, or that the rules above already took
+_TAKEN = frozenset({"minimum", "maximum", "pattern", "format", "timezone", "defaultTimezone"})
+
+
+def _exclusive_and_unchecked(
+    options: dict[str, Any], rules: dict[str, Any], where: str, notes: list[str]
+) -> None:
+    """Exclusive bounds become inclusive ones (v3.0 flags them, v3.1 gives the value): a
+    little more lenient than the document, never refusing its data. Said in a note, as is
+    every constraint FedPark does not check."""
+    for key, rule in (("exclusiveMinimum", "min"), ("exclusiveMaximum", "max")):
+        value = options.get(key)
+        if value is None or value is False:
+            continue
+        if value is not True and rules[rule] is None:
+            rules[rule] = value
+        notes.append(f"{where}: {key}: FedPark checks the bound inclusively")
+    unchecked = sorted(k for k in options if k not in _TAKEN and not k.startswith("exclusive"))
+    if unchecked:
+        notes.append(f"{where}: logicalTypeOptions not checked by FedPark: {', '.join(unchecked)}")
 
 
 def _fitting(column: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:

@@ -434,3 +434,17 @@ def test_damaged_documents_are_refused_in_one_line_never_a_crash() -> None:
             import_odcs(document, owner="acme")
         except ContractError as exc:
             assert "\n" not in str(exc)
+
+
+def test_exclusive_bounds_are_inclusive_and_unchecked_options_said() -> None:
+    (old,) = _import("bounds-v3.0.yaml")
+    (new,) = _import("bounds-v3.1.yaml")
+    force = 'schema object "presses", property "force"'
+    assert old.contract.column("force").rules.min == new.contract.column("force").rules.min == 0
+    assert old.notes == (
+        f"{force}: exclusiveMinimum: FedPark checks the bound inclusively",
+        f"{force}: logicalTypeOptions not checked by FedPark: multipleOf",
+        'schema object "presses", property "code": logicalTypeOptions not checked by FedPark: '
+        "maxLength, minLength",
+    )
+    assert new.notes == (f"{force}: exclusiveMinimum: FedPark checks the bound inclusively",)
