@@ -6,14 +6,18 @@ below keeps them to the standard's shape here."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from random import Random
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from fedpark.contracts import Contract, ContractError
+from fedpark.contracts import Contract, ContractError, validate_file
 from fedpark.contracts.odcs import dump_odcs, load_odcs, load_odcs_all
 from fedpark.contracts.odcs_import import Imported, import_odcs, slug_id
 
@@ -448,3 +452,37 @@ def test_exclusive_bounds_are_inclusive_and_unchecked_options_said() -> None:
         "maxLength, minLength",
     )
     assert new.notes == (f"{force}: exclusiveMinimum: FedPark checks the bound inclusively",)
+
+
+def test_data_as_the_database_hands_it_over_validates(tmp_path: Path) -> None:
+    """What Postgres' types arrive as in Arrow (a zoned timestamp, a 64-bit FLOAT, bytes,
+    a timestamp under a `date` logical type) passes the contract imported from its ODCS:
+    before, the logical types alone made every one of these a type error."""
+    (item,) = _import("physical-types-postgres.yaml")
+    moment = dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.UTC)
+    columns = {
+        "read_on": pa.array([moment.replace(tzinfo=None)], pa.timestamp("us")),
+        "received": pa.array([moment], pa.timestamp("us", tz="UTC")),
+        "stamped": pa.array([moment], pa.timestamp("ms", tz="UTC")),
+        "day": pa.array([moment.date()], pa.date32()),
+        "temp": pa.array([21.123456789012], pa.float64()),
+        "temp_real": pa.array([21.5], pa.float32()),
+        "temp_double": pa.array([1e300], pa.float64()),
+        "price": pa.array([Decimal("12.34")], pa.decimal128(10, 2)),
+        "big": pa.array([2**40], pa.int64()),
+        "count": pa.array([7], pa.int32()),
+        "small": pa.array([7], pa.int16()),
+        "tiny": pa.array([7], pa.int8()),
+        "code": pa.array(["A-1"]),
+        "note": pa.array(["text"]),
+        "ok": pa.array([True]),
+        "photo": pa.array([b"\x89PNG"], pa.binary()),
+        "raw_frame": pa.array([b"\x00\x01"], pa.binary()),
+        "shift_start": pa.array([dt.time(8, 0)], pa.time64("us")),
+        "tags": pa.array([["a", "b"]], pa.list_(pa.string())),
+        "site": pa.array(["POINT(1 2)"]),
+    }
+    path = tmp_path / "readings.parquet"
+    pq.write_table(pa.table(columns), path)
+    result = validate_file(item.contract, path)
+    assert result.report.passed, result.report
