@@ -42,6 +42,14 @@ def as_list(node: dict[str, Any], key: str, where: str) -> list[Any]:
     return value
 
 
+def cut(text: str, limit: int, what: str, notes: list[str]) -> str:
+    """``text`` within a contract field's length, said in a note when it was longer."""
+    if len(text) <= limit:
+        return text
+    notes.append(f"{what}: cut to its first {limit} characters (FedPark's limit)")
+    return text[:limit]
+
+
 def customs(node: dict[str, Any], where: str = "the document") -> dict[str, Any]:
     items = as_list(node, "customProperties", where)
     return {str(i.get("property")): i.get("value") for i in items if isinstance(i, dict)}
@@ -245,7 +253,9 @@ def column_data(
         "type": _type_text(dtype, where),
         "nullable": not prop.get("required", False),
         "unit": customs(prop).get("fedpark.unit"),
-        "description": str(prop.get("description") or "")[:2000],
+        "description": cut(
+            str(prop.get("description") or ""), 2000, f"{where}: description", notes
+        ),
         "role": _role(prop),
         "rules": _rules(prop, where, notes),
     }

@@ -18,10 +18,11 @@ from fedpark.contracts.document import contract_from_data
 from fedpark.contracts.errors import ContractFormatError
 from fedpark.contracts.model import Contract, Domain
 from fedpark.contracts.names import SEMVER
-from fedpark.contracts.odcs_columns import as_list, column_data, customs
+from fedpark.contracts.odcs_columns import as_list, column_data, customs, cut
 from fedpark.contracts.odcs_types import Dialect
 
 MAX_ID = 63
+MAX_DESCRIPTION = 20_000  # the contract model's
 
 
 @dataclass(frozen=True)
@@ -120,17 +121,25 @@ def _rows(table: dict[str, Any], where: str) -> dict[str, Any]:
     return {}
 
 
-def _description(document: dict[str, Any], table: dict[str, Any], kept: str) -> str:
+def _description(
+    document: dict[str, Any], table: dict[str, Any], kept: str, notes: list[str]
+) -> str:
+    """The document's purpose, usage and limitations and the object's description; the
+    original id last, never cut off."""
     described = document.get("description")
     parts = []
     if isinstance(described, dict):
         parts = [str(described[k]) for k in ("purpose", "usage", "limitations") if described.get(k)]
     if table.get("description"):
         parts.append(str(table["description"]))
-    return "\n\n".join([*parts, kept] if kept else parts)[:20_000]
+    room = MAX_DESCRIPTION - (len(kept) + 2 if kept else 0)
+    text = cut("\n\n".join(parts), room, "the description", notes)
+    return "\n\n".join(p for p in (text, kept) if p)
 
 
-def _identity(document: dict[str, Any], name: str, several: bool) -> tuple[str, str, str]:
+def _identity(
+    document: dict[str, Any], name: str, several: bool, notes: list[str]
+) -> tuple[str, str, str]:
     """The contract's id, title, and the sentence that keeps the original id (or '')."""
     original = str(document.get("id") or "")
     wanted = f"{original}-{name}" if several else original
@@ -141,7 +150,7 @@ def _identity(document: dict[str, Any], name: str, several: bool) -> tuple[str, 
     kept = "" if new_id == wanted else f"ODCS id: {original}"
     if several:
         kept = f"ODCS id: {original}, schema object: {name}"
-    return new_id, title[:200], kept
+    return new_id, cut(title, 200, "the title", notes), kept
 
 
 def _contract(
@@ -149,7 +158,7 @@ def _contract(
 ) -> Imported:
     ctx = _Context(Dialect.of(document))
     custom = customs(document)
-    new_id, title, kept = _identity(document, name, several)
+    new_id, title, kept = _identity(document, name, several, ctx.notes)
     original = str(document.get("id") or "")
     if kept and new_id != original:
         why = (
@@ -179,7 +188,7 @@ def _contract(
         "id": new_id,
         "version": _version(document.get("version")),
         "title": title,
-        "description": _description(document, table, kept),
+        "description": _description(document, table, kept, ctx.notes),
         "domain": _domain(document.get("domain")),
         "owner": owner,
         "columns": columns,

@@ -486,3 +486,18 @@ def test_data_as_the_database_hands_it_over_validates(tmp_path: Path) -> None:
     pq.write_table(pa.table(columns), path)
     result = validate_file(item.contract, path)
     assert result.report.passed, result.report
+
+
+def test_long_texts_are_cut_with_a_note_and_the_original_id_survives() -> None:
+    text = (
+        HEAD
+        + f"id: A_B\nname: {'n' * 300}\nversion: 1.0.0\ndescription: {{purpose: {'p' * 25000}}}\n"
+        + f"schema: [{{name: t, properties: [{{name: a, description: {'d' * 3000}}}]}}]\n"
+    )
+    (item,) = load_odcs_all(text, owner="acme")
+    contract = item.contract
+    assert len(contract.title) == 200 and len(contract.columns[0].description) == 2000
+    assert len(contract.description) == 20_000
+    assert contract.description.endswith("p\n\nODCS id: A_B")
+    assert "the description: cut to its first 19986 characters (FedPark's limit)" in item.notes
+    assert "the title: cut to its first 200 characters (FedPark's limit)" in item.notes
