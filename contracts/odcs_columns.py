@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from fedpark.contracts.errors import ContractFormatError, ContractInvalidError
 from fedpark.contracts.model import Column
-from fedpark.contracts.odcs_types import Dialect, arrow_spelling, physical_type
+from fedpark.contracts.odcs_types import Dialect, arrow_spelling, is_bare_decimal, physical_type
 from fedpark.contracts.types import TypeSpecError, format_type, normalize_type
 
 _INTEGER_FORMATS = {
@@ -140,9 +140,10 @@ def property_type(
     if nested or prop.get("logicalType") in ("object", "array"):
         return _children(prop, where, dialect, notes)
     if isinstance(physical, str) and physical.strip():
+        why = "has no precision" if is_bare_decimal(physical) else "is not a type FedPark knows"
         notes.append(
-            f"{where}: physicalType {physical!r} is not a type FedPark knows: typed from "
-            f"logicalType {prop.get('logicalType') or 'string'}"
+            f"{where}: physicalType {physical!r} {why}: typed from logicalType "
+            f"{prop.get('logicalType') or 'string'}"
         )
     return _logical(prop, where, notes)
 

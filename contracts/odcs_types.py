@@ -137,6 +137,11 @@ def _scalar(text: str, dialect: Dialect) -> pa.DataType | None:
     return _SCALARS.get(name)
 
 
+def is_bare_decimal(text: str) -> bool:
+    """NUMERIC, DECIMAL or NUMBER without a precision (the logical type decides)."""
+    return " ".join(text.lower().split()) in _DECIMALS
+
+
 def _split(text: str) -> list[str]:
     """Top-level comma-separated parts (commas inside <>, () or [] stay)."""
     parts, depth, start = [], 0, 0

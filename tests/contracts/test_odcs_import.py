@@ -501,3 +501,16 @@ def test_long_texts_are_cut_with_a_note_and_the_original_id_survives() -> None:
     assert contract.description.endswith("p\n\nODCS id: A_B")
     assert "the description: cut to its first 19986 characters (FedPark's limit)" in item.notes
     assert "the title: cut to its first 200 characters (FedPark's limit)" in item.notes
+
+
+def test_a_decimal_without_precision_falls_back_to_the_logical_type() -> None:
+    text = HEAD + (
+        "id: ab\nversion: 1.0.0\nschema: [{name: t, properties: "
+        "[{name: a, logicalType: integer, physicalType: NUMBER}]}]\n"
+    )
+    (item,) = load_odcs_all(text, owner="acme")
+    assert item.contract.columns[0].type == "int64"
+    assert item.notes == (
+        'schema object "t", property "a": physicalType \'NUMBER\' has no precision: typed '
+        "from logicalType integer",
+    )
