@@ -40,7 +40,7 @@ def _nice(value: float, up: bool) -> float | int:
     """Round a bound outwards to 3 significant digits (integers stay integers). Decimal
     arithmetic: a float's own scaling overflows for the tiniest and largest values."""
     if value == 0 or not math.isfinite(value):
-        return 0
+        return value  # ±inf: widened past every float, clamped to the type's limit below
     exact = Decimal(repr(value))
     step = Decimal(1).scaleb(exact.adjusted() - 2)
     rounded = exact.quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
@@ -62,9 +62,7 @@ def _on_scale(value: float | int, dtype: pa.DataType, up: bool) -> float | int |
     top = Decimal(10) ** (dtype.precision - dtype.scale) - step
     try:
         exact = Decimal(repr(value) if isinstance(value, float) else value)
-        rounded = exact.quantize(
-            step, rounding=ROUND_CEILING if up else ROUND_FLOOR, context=_WIDE
-        )
+        rounded = exact.quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR, context=_WIDE)
     except InvalidOperation:  # more digits than a decimal context keeps: past any limit
         return None
     if abs(rounded) > top:

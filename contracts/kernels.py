@@ -8,6 +8,8 @@ kernels know, so a contract keeps the file's own type while every rule and stati
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 
 
@@ -23,18 +25,25 @@ def kernel_type(dtype: pa.DataType) -> pa.DataType:
         return pa.string()
     if dtype == pa.binary_view():
         return pa.binary()
-    if isinstance(dtype, pa.ExtensionType):
+    if isinstance(dtype, pa.BaseExtensionType):
         return kernel_type(dtype.storage_type)
+    return with_children(dtype, kernel_type)
+
+
+def with_children(dtype: pa.DataType, convert: Callable[[pa.DataType], pa.DataType]) -> pa.DataType:
+    """``dtype`` with every child type converted (list items, struct fields, map keys and
+    items, dictionary values; names and nullability kept); a type without children as is."""
+    t = pa.types
     if t.is_list(dtype) or t.is_large_list(dtype) or t.is_fixed_size_list(dtype):
-        item = dtype.value_field.with_type(kernel_type(dtype.value_type))
+        item = dtype.value_field.with_type(convert(dtype.value_type))
         if t.is_fixed_size_list(dtype):
             return pa.list_(item, dtype.list_size)
         return pa.large_list(item) if t.is_large_list(dtype) else pa.list_(item)
     if t.is_map(dtype):
-        value = dtype.item_field.with_type(kernel_type(dtype.item_type))
-        return pa.map_(kernel_type(dtype.key_type), value, keys_sorted=dtype.keys_sorted)
+        value = dtype.item_field.with_type(convert(dtype.item_type))
+        return pa.map_(convert(dtype.key_type), value, keys_sorted=dtype.keys_sorted)
     if t.is_struct(dtype):
-        return pa.struct([f.with_type(kernel_type(f.type)) for f in dtype])
+        return pa.struct([f.with_type(convert(f.type)) for f in dtype])
     if t.is_dictionary(dtype):
-        return pa.dictionary(dtype.index_type, kernel_type(dtype.value_type), dtype.ordered)
+        return pa.dictionary(dtype.index_type, convert(dtype.value_type), dtype.ordered)
     return dtype

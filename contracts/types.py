@@ -335,7 +335,7 @@ def format_type(dtype: pa.DataType) -> str:
         return f"{'time32' if pa.types.is_time32(dtype) else 'time64'}[{dtype.unit}]"
     if pa.types.is_decimal(dtype):
         return f"{_decimal_name(dtype)}({dtype.precision}, {dtype.scale})"
-    if pa.types.is_fixed_size_binary(dtype) and not isinstance(dtype, pa.ExtensionType):
+    if pa.types.is_fixed_size_binary(dtype):
         return f"fixed_size_binary[{dtype.byte_width}]"
     if pa.types.is_map(dtype):
         value = _format_item(dtype.item_field) + (", sorted" if dtype.keys_sorted else "")
