@@ -176,6 +176,11 @@ def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -
         rules["finite"] = True
     if evidence.null_fraction > 0:
         rules["max_null_fraction"] = _null_bound(evidence)
+    if evidence.rows and evidence.nulls == evidence.rows:
+        notes.append(
+            f"every value is empty in {_files(len(evidence.per_file))}: its type "
+            f"({format_type(evidence.dtype)}) is a guess; set the type it will hold"
+        )
     categories = evidence.categories
     stringy = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
     if categories and stringy and guessed.allowed_values:

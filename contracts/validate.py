@@ -127,7 +127,9 @@ def compare_schema(contract: Contract, schema: pa.Schema, fmt: str) -> list[Sche
         field_ = found.get(column.name)
         if field_ is None:
             differences.append(
-                SchemaDifference(column=column.name, kind="missing", expected=column.type)
+                SchemaDifference(
+                    column=column.name, kind="missing", expected=_clipped(column.type, 500)
+                )
             )
             continue
         if field_.type == column.arrow_type:
@@ -137,11 +139,18 @@ def compare_schema(contract: Contract, schema: pa.Schema, fmt: str) -> list[Sche
             shown = "text (CSV cannot hold nested values)"
         kind = "widened" if is_widening(field_.type, column.arrow_type) else "type"
         differences.append(
-            SchemaDifference(column=column.name, kind=kind, expected=column.type, found=shown)
+            SchemaDifference(
+                column=column.name,
+                kind=kind,
+                expected=_clipped(column.type, 500),
+                found=_clipped(shown, 500),
+            )
         )
     wanted = {c.name for c in contract.columns}
     differences += [
-        SchemaDifference(column=_clipped(name), kind="extra", found=_describe(f.type)[:500])
+        SchemaDifference(
+            column=_clipped(name), kind="extra", found=_clipped(_describe(f.type), 500)
+        )
         for name, f in found.items()
         if name not in wanted
     ]
@@ -149,8 +158,8 @@ def compare_schema(contract: Contract, schema: pa.Schema, fmt: str) -> list[Sche
 
 
 def _clipped(name: str, limit: int = 200) -> str:
-    """A file's own column name, cut to what a report holds (a CSV read with the wrong
-    delimiter has its whole header as one name)."""
+    """A file's own column name (a CSV read with the wrong delimiter has its whole header as
+    one name) or a type (a struct of many fields), cut to what a report holds."""
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 

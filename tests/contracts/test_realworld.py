@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 
 from fedpark.contracts import ContractError, validate_file, validate_table
 from fedpark.contracts.errors import DataError, ReadProblem
-from fedpark.contracts.infer import infer_contract
+from fedpark.contracts.infer import infer_contract, infer_draft
 from fedpark.contracts.model import Contract
 
 FIXTURES = Path(__file__).parent / "fixtures" / "realworld"
@@ -165,3 +166,34 @@ def test_a_view_typed_contract_reads_plain_text_and_back() -> None:
     result = validate_table(contract, table)
     assert result.report.passed
     assert {d.kind for d in result.report.schema_differences} == {"widened"}
+
+
+def _contract(columns: list[dict[str, object]]) -> Contract:
+    return Contract.model_validate(
+        {"id": "real-world", "version": "0.1.0", "title": "t", "owner": "acme", "columns": columns}
+    )
+
+
+def test_a_null_typed_column_validates_and_is_profiled() -> None:
+    contract = _contract([{"name": "empty", "type": "null"}, {"name": "id", "type": "uuid"}])
+    result = validate_file(contract, FIXTURES / "binary.parquet")
+    assert result.report.passed
+    assert result.profile.column("empty").null_fraction == 1.0
+    assert result.declaration("line-3").profile.column("id").null_fraction == 0.0
+
+
+def test_an_all_empty_column_is_drafted_with_a_note() -> None:
+    draft = infer_draft([FIXTURES / "empty_column.csv"], contract_id="real-world", owner="acme")
+    assert any("every value is empty" in note for note in draft.notes["notes"])
+
+
+def test_a_long_type_difference_is_reported_not_raised(tmp_path: Path) -> None:
+    wide = pa.struct([(f"field_number_{i}", pa.float64()) for i in range(60)])
+    path = tmp_path / "wide.arrow"
+    table = pa.table({"s": pa.array([None], wide)})
+    with ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table)
+    report = validate_file(_contract([{"name": "s", "type": "string"}]), path).report
+    assert not report.passed
+    found = report.schema_differences[0].found or ""
+    assert 400 < len(found) <= 500 and found.endswith("…")
