@@ -63,12 +63,25 @@ def write_contract_dir(contract: Contract, key: Ed25519PrivateKey, folder: Path)
     return folder
 
 
+@dataclass(frozen=True)
+class Hosts:
+    """Where a park's processes run (``start_park``): by default all on this machine's
+    loopback. ``address`` is where the hub and the Fleet gate listen and the factories (and
+    the tests) reach them; ``park`` prefixes the hub's, the SuperLink's and the gate's command
+    lines and ``factories[org]`` a factory's (``ip netns exec NAME``: tests/netns.py)."""
+
+    address: str = "127.0.0.1"
+    park: tuple[str, ...] = ()
+    factories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 @dataclass
 class Federation:
     home: Path
     port: int = field(default_factory=free_port)
     processes: list[ChildProcess] = field(default_factory=list)
     warm: list[WarmClientApps] = field(default_factory=list)
+    prefix: tuple[str, ...] = ()  # the SuperLink's command line runs through it
 
     def env(self, name: str) -> dict[str, str]:
         return clean_env(
@@ -79,7 +92,27 @@ class Federation:
 
     def start_superlink(self, pki: Path | None = None) -> Federation:
         """Plain HTTP, or with ``pki`` (a folder from ``fedpark pki``) TLS with the park's
-        certificate and node authentication on."""
+        certificate and node authentication on. With a ``prefix`` it is `fedpark superlink
+        serve` (as an operator starts it) on the prefixed host's loopback."""
+        if self.prefix:
+            argv = fedpark_argv(
+                "superlink",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.home),
+                "--in-memory",
+            )
+            if pki is not None:
+                argv += ["--ca", str(pki / "ca.pem"), "--certfile", str(pki / "superlink.pem")]
+                argv += ["--keyfile", str(pki / "superlink.key"), "--supernode-auth"]
+            log = self.home / "superlink-serve.log"
+            process = ChildProcess([*self.prefix, *argv], log, env=self.env("superlink"))
+            self.processes.append(process.start())
+            return self
         security = ["--insecure"]
         if pki is not None:
             security = [
@@ -221,6 +254,7 @@ def start_park(
     write: Callable[[str, pa.Table, Path], Path] | None = None,
     columns: list[dict[str, Any]] | None = None,
     report_proxy: bool = False,
+    hosts: Hosts | None = None,
 ) -> ParkSetup:
     """Orgs, people, an approved contract owned by the first factory, declared data, joins.
 
@@ -235,16 +269,19 @@ def start_park(
     folder)`` writes a factory's file and returns its path (what it joins with; the table is
     what it declares); ``columns`` replaces the contract's columns. With ``report_proxy`` the
     hub's public URL (where the ServerApp reports) is a counting proxy in front of it.
+    ``hosts`` says where the processes run (``s3`` None: the hub starts its own storage);
+    with it, factories join with a ``--token-file``.
     """
-    pki = _park_pki(tmp / "pki") if closed else None
-    federation = Federation(tmp / "flwr").start_superlink(pki)
+    hosts = hosts or Hosts()
+    pki = _park_pki(tmp / "pki", hosts.address) if closed else None
+    federation = Federation(tmp / "flwr", prefix=hosts.park).start_superlink(pki)
     env = {"FEDPARK_SUPERLINK": f"127.0.0.1:{federation.port}", **(hub_settings or {})}
     gate = None
     if pki is not None:  # factories reach only the Fleet gate, over TLS, with node keys
         gate_port = free_port()
-        gate = _start_gate(pki, federation.port, gate_port, tmp / "gate.log")
+        gate = _start_gate(pki, federation.port, gate_port, tmp / "gate.log", hosts)
         env |= {
-            "FEDPARK_FLEET_ADDRESS": f"127.0.0.1:{gate_port}",
+            "FEDPARK_FLEET_ADDRESS": f"{hosts.address}:{gate_port}",
             "FEDPARK_FLOWER_CA_FILE": str(pki / "ca.pem"),
             "FEDPARK_SUPERNODE_AUTH": "true",
         }
@@ -252,7 +289,9 @@ def start_park(
     if record:
         fleet_proxy = RecordingProxy(("127.0.0.1", federation.port))
         env["FEDPARK_FLEET_ADDRESS"] = fleet_proxy.address
-    hub = HubProcess(tmp / "hub", hub_env(s3, **env))
+    hub = HubProcess(tmp / "hub", hub_env(s3, **env), host=hosts.address, prefix=hosts.park)
+    if hosts.address != "127.0.0.1":  # where the ServerApp reports: the hub's own address
+        hub.env["FEDPARK_PUBLIC_URL"] = hub.url
     reports = None
     if report_proxy:  # the ServerApp reaches the hub through it (the hub's public URL)
         reports = RecordingProxy(("127.0.0.1", hub.port))
@@ -271,7 +310,7 @@ def start_park(
         report_proxy=reports,
     )
     try:
-        hub.start()
+        hub.start(timeout=120)  # a loaded machine (CI) may take its time
         orgs = [(f, "factory") for f in factories]
         orgs += [("tu", "university"), ("carmaker", "partner"), ("rival", "partner")]
         roles = [(f"{f}-op", f, "factory") for f in factories] + [
@@ -324,20 +363,17 @@ def start_park(
                     f"{base}/datasets", json=result.declaration("line").model_dump(mode="json")
                 )
                 assert declared.status_code == 201, declared.text
-            park.joins[org] = ChildProcess(
-                fedpark_argv(
-                    "factory",
-                    "join",
-                    "--data",
-                    str(path),
-                    "--work-dir",
-                    str(folder / "node"),
-                ),
-                folder / "join.log",
-                env=clean_env(
-                    FEDPARK_HUB=factory_hub_url, FEDPARK_TOKEN=park.people[f"{org}-op"].token
-                ),
-            ).start()
+            argv = fedpark_argv(
+                "factory", "join", "--data", str(path), "--work-dir", str(folder / "node")
+            )
+            join_env = clean_env(FEDPARK_HUB=factory_hub_url, FEDPARK_TOKEN=token)
+            if org in hosts.factories:  # on a host of its own, its token in a file
+                token_file = folder / "token"
+                token_file.write_text(token)
+                token_file.chmod(0o600)
+                argv = [*hosts.factories[org], *argv, "--token-file", str(token_file)]
+                join_env = clean_env(FEDPARK_HUB=factory_hub_url)
+            park.joins[org] = ChildProcess(argv, folder / "join.log", env=join_env).start()
         # Every factory online before a test launches: `factory join` starts its SuperNode
         # once its warm worker is up, and a run samples only the nodes connected then. (A
         # closed park's control API speaks TLS only; its tests run as many factories as k,
@@ -350,24 +386,24 @@ def start_park(
     return park
 
 
-def _park_pki(folder: Path) -> Path:
+def _park_pki(folder: Path, gate_host: str = "127.0.0.1") -> Path:
     for argv in (
         ["pki", "init", "--dir", str(folder)],
         ["pki", "issue", "superlink", "--host", "127.0.0.1", "--dir", str(folder)],
-        ["pki", "issue", "gate", "--host", "127.0.0.1", "--dir", str(folder)],
+        ["pki", "issue", "gate", "--host", gate_host, "--dir", str(folder)],
     ):
         subprocess.run(fedpark_argv(*argv), check=True, capture_output=True, env=clean_env())
     return folder
 
 
-def _start_gate(pki: Path, superlink: int, port: int, log: Path) -> ChildProcess:
+def _start_gate(pki: Path, superlink: int, port: int, log: Path, hosts: Hosts) -> ChildProcess:
     argv = fedpark_argv(
         "hub",
         "gate",
         "--superlink",
         f"127.0.0.1:{superlink}",
         "--host",
-        "127.0.0.1",
+        hosts.address,
         "--port",
         str(port),
         "--ca",
@@ -377,12 +413,12 @@ def _start_gate(pki: Path, superlink: int, port: int, log: Path) -> ChildProcess
         "--keyfile",
         str(pki / "gate.key"),
     )
-    gate = ChildProcess(argv, log, env=clean_env()).start()
+    gate = ChildProcess([*hosts.park, *argv], log, env=clean_env()).start()
     context = ssl.create_default_context(cafile=pki / "ca.pem")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"https://127.0.0.1:{port}/", verify=context, timeout=2)
+            httpx.get(f"https://{hosts.address}:{port}/", verify=context, timeout=2)
             return gate
         except httpx.TransportError:
             time.sleep(0.2)

@@ -43,21 +43,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def hub_env(s3: EmbeddedS3, **extra: str) -> dict[str, str]:
-    """Settings for a hub on the tests' S3 server, with buckets of its own.
+def hub_env(s3: EmbeddedS3 | None, **extra: str) -> dict[str, str]:
+    """Settings for a hub on the tests' S3 server, with buckets of its own (``s3`` None: no
+    endpoint, so the hub starts an embedded storage server of its own).
 
     Rate limits are off unless ``extra`` sets them: the tests make hundreds of calls a minute
     from one address, many with wrong tokens on purpose (tests/hub/api/test_rate_limits.py
     checks the limits on a hub of its own).
     """
     settings = {
-        "FEDPARK_S3_ENDPOINT": s3.endpoint,
-        "FEDPARK_S3_ACCESS_KEY": s3.credentials.access_key,
-        "FEDPARK_S3_SECRET_KEY": s3.credentials.secret_key,
         "FEDPARK_BUCKET_PREFIX": f"hub-{uuid.uuid4().hex[:8]}",
         "FEDPARK_AUTH_FAILURES_PER_MINUTE": "0",
         "FEDPARK_REQUESTS_PER_TOKEN_PER_MINUTE": "0",
     }
+    if s3 is not None:
+        settings |= {
+            "FEDPARK_S3_ENDPOINT": s3.endpoint,
+            "FEDPARK_S3_ACCESS_KEY": s3.credentials.access_key,
+            "FEDPARK_S3_SECRET_KEY": s3.credentials.secret_key,
+        }
     return clean_env(**(settings | extra))
 
 
@@ -80,10 +84,12 @@ class HubProcess:
     ca: Path | None = None  # the CA that signed the hub's TLS certificate: serve HTTPS
     started_once: bool = False
     extra: tuple[str, ...] = ()  # more `hub serve` options
+    host: str = "127.0.0.1"  # the address it binds and the tests reach it at
+    prefix: tuple[str, ...] = ()  # runs `hub serve` through it (`ip netns exec NAME`)
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://{self.host}:{self.port}"
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
@@ -110,6 +116,9 @@ class HubProcess:
         argv = fedpark_argv(
             "hub", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.extra
         )
+        if self.host != "127.0.0.1":
+            argv += ["--host", self.host]
+        argv = [*self.prefix, *argv]
         self.process = ChildProcess(argv, self.log, env=self.env).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
