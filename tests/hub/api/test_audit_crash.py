@@ -21,16 +21,24 @@ pytestmark = pytest.mark.integration
 CLIENTS = 8
 
 
-def _burst(hub: HubProcess, factory: str, admin: str, user_id: str, stop: threading.Event) -> int:
+def _burst(
+    hub: HubProcess,
+    factory: str,
+    admin: str,
+    user_id: str,
+    stop: threading.Event,
+    answered: threading.Semaphore,
+) -> int:
     sent = 0
     with hub.client(factory) as author, hub.client(admin) as issuer:
         while not stop.is_set():
             try:
                 author.post("/contracts", json=new_contract("acme"))
                 issuer.post("/tokens", json={"name": "burst", "user_id": user_id})
-                sent += 2
             except httpx.HTTPError:
                 return sent  # the hub is gone
+            sent += 2
+            answered.release()
     return sent
 
 
@@ -44,18 +52,22 @@ def test_sigkill_mid_burst_leaves_no_change_without_its_record(
             factory = add_member(admin, "acme-author", "acme", "factory")
             target = add_member(admin, "acme-op", "acme", "researcher")
         stop = threading.Event()
+        answered = threading.Semaphore(0)
         counts: list[int] = []
         threads = [
             threading.Thread(
                 target=lambda: counts.append(
-                    _burst(hub, factory.token, hub.admin_token, target.user_id, stop)
+                    _burst(hub, factory.token, hub.admin_token, target.user_id, stop, answered)
                 )
             )
             for _ in range(CLIENTS)
         ]
         for thread in threads:
             thread.start()
-        time.sleep(4)  # well into the burst
+        # Well into the burst, however busy the machine: 3 answered pairs per client first.
+        deadline = time.monotonic() + 120
+        for _ in range(3 * CLIENTS):
+            assert answered.acquire(timeout=max(0.0, deadline - time.monotonic()))
         assert hub.process is not None and hub.process.process is not None
         hub.process.process.send_signal(signal.SIGKILL)
         stop.set()
