@@ -17,7 +17,12 @@ import uvicorn
 from pydantic import SecretStr
 
 from fedpark.hub.errors import ConfigurationError
-from fedpark.hub.flower.superlink import SuperLink, SuperLinkConfig, is_loopback
+from fedpark.hub.flower.superlink import (
+    SuperLink,
+    SuperLinkConfig,
+    check_port_free,
+    is_loopback,
+)
 from fedpark.hub.logs import configure_logging
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -178,6 +183,12 @@ def serve_hub(settings: Settings, superlink: SuperLinkConfig | None = None) -> N
     started = time.perf_counter()
     configure_logging(settings.log_level, settings.log_format)
     listener = bind_listener(settings.host, settings.port)
+    if superlink is not None:  # its port too, before anything is started or written
+        try:
+            check_port_free(superlink.host, superlink.port, "the Flower SuperLink")
+        except ConfigurationError as exc:
+            listener.close()
+            raise ConfigurationError(f"{exc} (--superlink-port)") from None
     with contextlib.ExitStack() as stack:
         stack.callback(listener.close)
         ready = stack.enter_context(embedded_storage_if_needed(settings))

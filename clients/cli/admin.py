@@ -237,6 +237,7 @@ def health(
     from fedpark.experiments.protocol.errors import HubUnreachableError
 
     deadline = time.monotonic() + wait
+    said = False
     with client(hub, None) as api:
         while True:
             try:
@@ -247,6 +248,11 @@ def health(
             else:
                 if state.status == "up" or time.monotonic() >= deadline:
                     break
+            if not said:  # a hub starting takes seconds: say what the wait is for
+                typer.echo(
+                    f"waiting up to {wait:.0f} s for the hub at {api.base_url} ...", err=True
+                )
+                said = True
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
     if as_json:
         show(state, (), True)

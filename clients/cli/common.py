@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,9 +15,27 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from fedpark.experiments.protocol.client import HubClient
+from fedpark.experiments.protocol.client import HubClient, check_token
+from fedpark.experiments.protocol.errors import InvalidTokenError
 
-out = Console()
+
+class _Console(Console):
+    """Lines are never broken by FedPark (soft wrap): a path or a command stays whole, to
+    copy, and a terminal folds what is too long. Written to a log or a pipe, Rich would
+    assume 80 columns; tables there get 120 unless COLUMNS says otherwise."""
+
+    @property
+    def width(self) -> int:
+        if not self.is_terminal and "COLUMNS" not in os.environ and self._width is None:
+            return 120
+        return Console.width.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    @width.setter
+    def width(self, width: int) -> None:
+        Console.width.fset(self, width)  # type: ignore[attr-defined]
+
+
+out = _Console(soft_wrap=True)
 
 # Text from a person, a file or the hub (a column name, a contract id, a problem's detail)
 # is never read as rich markup: `[a-z0-9]` in a pattern would vanish. Print it as a Text,
@@ -105,14 +124,29 @@ def _cell(value: Any) -> Text:
 
 
 def read_token(path: Path) -> str:
-    """An API token kept in a file (a CRLF or a trailing newline is not part of it)."""
+    """An API token kept in a file (a CRLF or a trailing newline is not part of it).
+
+    The token's shape is checked here, so a mistake names the file; a file others may read
+    is used, with a warning (the token is then theirs too)."""
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError):
         raise typer.BadParameter(f"cannot read {path}", param_hint="--token-file") from None
     token = text.strip()
+    how = "(`fedpark token create -o FILE` writes one)"
     if not token or len(token.split()) != 1:
         raise typer.BadParameter(
-            f"{path} must hold one API token and nothing else", param_hint="--token-file"
+            f"{path} must hold one API token and nothing else {how}", param_hint="--token-file"
+        )
+    try:
+        check_token(token)
+    except InvalidTokenError as exc:
+        raise typer.BadParameter(f"{path}: {exc} {how}", param_hint="--token-file") from None
+    if path.stat().st_mode & 0o077:
+        typer.secho(
+            f"warning: {path} may be read by other users of this machine; "
+            f"`chmod 600 {path}` keeps the token yours",
+            fg="yellow",
+            err=True,
         )
     return token

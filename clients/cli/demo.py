@@ -405,7 +405,6 @@ def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float
     plot = plot_rounds(rounds, park.dir / "metrics.png", f"{experiment}: TEP fault diagnosis")
     first = park.plants[0].name
     where = {
-        "hub (with --keep-running)": park.url,
         "model, manifest, signature": str(folder),
         "metrics plot": str(plot),
         f"runs of faults {first} never saw": str(park.dir / "unseen-faults.parquet"),

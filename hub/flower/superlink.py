@@ -179,7 +179,7 @@ class SuperLink:
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
-    def __init__(self, config: SuperLinkConfig, start_timeout: float = 60.0) -> None:
+    def __init__(self, config: SuperLinkConfig, start_timeout: float = 180.0) -> None:
         self.config = config
         self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None

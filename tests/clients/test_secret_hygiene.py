@@ -140,12 +140,15 @@ def test_factory_join_never_takes_the_token_on_its_command_line(tmp_path: Path) 
     [
         (SECRET + "\r\n", None),  # saved on Windows: the line ending is not the token's
         (SECRET + "\n", None),
-        ("", "must hold one API token and nothing else"),
+        ("", "must hold one API token and nothing else (`fedpark token create -o FILE`"),
         (f"{SECRET} {SECRET}\n", "must hold one API token and nothing else"),
         (b"\xff\xfe", "cannot read"),
+        ("fpk_xxx", "token: the API token is 7 characters long: not a token (`fedpark token"),
     ],
 )
-def test_token_files(tmp_path: Path, content: str | bytes, expected: str | None) -> None:
+def test_token_files(
+    tmp_path: Path, content: str | bytes, expected: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
     import typer
 
     from fedpark.clients.cli.common import read_token
@@ -155,9 +158,15 @@ def test_token_files(tmp_path: Path, content: str | bytes, expected: str | None)
         path.write_bytes(content)
     else:
         path.write_text(content)
+    path.chmod(0o600)
     if expected is None:
         assert read_token(path) == SECRET
+        assert capsys.readouterr().err == ""
+        path.chmod(0o644)  # others may read it: used, with a warning
+        assert read_token(path) == SECRET
+        assert f"warning: {path} may be read by other users" in capsys.readouterr().err
         return
     with pytest.raises(typer.BadParameter) as raised:
         read_token(path)
     assert expected in str(raised.value) and SECRET not in str(raised.value)
+    assert str(path) in str(raised.value)

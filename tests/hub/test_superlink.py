@@ -155,3 +155,23 @@ def test_hub_serve_on_a_busy_port_writes_nothing(tmp_path: Path) -> None:
     )
     assert "ready" not in result.stderr and "created" not in result.stderr
     assert not data_dir.exists(), "nothing started, nothing written"
+
+
+@pytest.mark.integration
+def test_hub_serve_with_a_busy_superlink_port_writes_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new-park"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        link = taken.getsockname()[1]
+        argv = fedpark_argv(
+            "hub", "serve", "--port", str(free_port()), "--data-dir", str(data_dir),
+            "--with-superlink", "--superlink-port", str(link),
+        )  # fmt: skip
+        result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: the Flower SuperLink: port {link} on 127.0.0.1 is in use (another process "
+        "listens there); stop it or choose another port (--superlink-port)"
+    )
+    assert not data_dir.exists(), "no storage started, nothing written"
