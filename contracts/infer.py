@@ -24,7 +24,7 @@ from fedpark.contracts.dialect import CsvDialect, CsvOptions
 from fedpark.contracts.errors import ContractError, ContractInvalidError
 from fedpark.contracts.model import Column, ColumnRole, Contract
 from fedpark.contracts.reader import open_source
-from fedpark.contracts.roles import Evidence, Guess, guess
+from fedpark.contracts.roles import Evidence, Guess, guess, guess_role
 from fedpark.contracts.types import TypeSpecError, format_type, value_type
 from fedpark.contracts.validate import is_widening, validate_source
 
@@ -170,8 +170,6 @@ def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -
         if evidence.null_fraction > 0:
             rules["max_null_fraction"] = _null_bound(evidence)
         return rules
-    if guessed.role is not ColumnRole.TIME and ranges:
-        rules.update(suggest_range(evidence, notes))
     if pa.types.is_floating(dtype) and evidence.count and evidence.non_finite == 0:
         rules["finite"] = True
     if evidence.null_fraction > 0:
@@ -183,7 +181,10 @@ def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -
         )
     categories = evidence.categories
     stringy = pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
-    if categories and stringy and guessed.allowed_values:
+    # A label of a few integer codes (fault 0..5) is a set of classes, not a range: a code
+    # between two seen ones is not a class the files hold.
+    codes = pa.types.is_integer(dtype) and guessed.role is ColumnRole.LABEL
+    if categories and (stringy or codes) and guessed.allowed_values:
         files = len(evidence.per_file)
         if len(categories) == 1:
             where = "the one file" if files == 1 else f"all {files} files"
@@ -192,10 +193,15 @@ def _rules(evidence: Evidence, guessed: Guess, ranges: bool, notes: list[str]) -
                 "have, or infer from more files)"
             )
         elif len(categories) <= MAX_ALLOWED_VALUES:
-            rules["allowed_values"] = sorted(categories)
+            rules["allowed_values"] = (
+                sorted(int(c) for c in categories) if codes else sorted(categories)
+            )
             notes.append(f"allowed_values: the {len(categories)} values seen in {_files(files)}")
         else:
             notes.append(f"more than {MAX_ALLOWED_VALUES} values: no allowed_values")
+    # A range on top of a label's codes would say nothing more.
+    if guessed.role is not ColumnRole.TIME and ranges and not (codes and "allowed_values" in rules):
+        rules.update(suggest_range(evidence, notes))
     return rules
 
 
@@ -233,8 +239,11 @@ def infer_draft(
     schema = _unified(files, names, csv_options)
     columns = []
     for f in schema:
+        # A label by its name is profiled as one: its integer codes are counted as classes.
+        named = guess_role(f.name, f.type)
+        role = ColumnRole.LABEL if named is ColumnRole.LABEL else ColumnRole.FEATURE
         try:
-            columns.append(Column(name=f.name, type=format_type(f.type)))
+            columns.append(Column(name=f.name, type=format_type(f.type), role=role))
         except TypeSpecError as exc:  # FedPark's words: the column's name and its type
             raise InferError(f"column {f.name!r}: {exc}") from None
         except ValidationError:

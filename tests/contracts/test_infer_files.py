@@ -191,3 +191,18 @@ def test_ranges_never_pass_the_types_limits(
     rules = contract.column("v").rules
     assert (rules.min, rules.max) == pytest.approx(bounds, rel=1e-3)
     assert validate_file(contract, path).report.passed
+
+
+def test_a_label_of_integer_codes_gets_its_classes_not_a_range(tmp_path: Path) -> None:
+    """Fault codes 0, 1, 2, 4, 5: a range 0..6 would let 3 and 6 pass as classes."""
+    data = tmp_path / "line.parquet"
+    codes = [0, 1, 2, 4, 5] * 20
+    pq.write_table(
+        pa.table({"fault": pa.array(codes, pa.int8()), "temp": np.linspace(1, 2, 100)}), data
+    )
+    draft = infer_draft([data], contract_id="line", owner="acme")
+    fault = next(c for c in draft.contract.columns if c.name == "fault")
+    assert fault.role.value == "label"
+    assert fault.rules.allowed_values == [0, 1, 2, 4, 5]
+    assert fault.rules.min is None and fault.rules.max is None
+    assert validate_file(draft.contract, data).report.passed
