@@ -10,8 +10,9 @@ sample all participants: fraction 1.0, at least the contract's k).
 
 Reports wall time per round, the peak memory of this process and its Ray workers (summed
 PSS and RSS, sampled every 0.5 s), and the final macro-F1 on a held-out test set (normal
-operation and every fault); then the same rows held by 3 factories (the plants' files
-concatenated in 3 groups) for the same rounds: the same data, fewer and larger factories.
+operation and every fault); with ``--groups 3``, the same rows held by 3 factories (the plants'
+files concatenated in 3 groups): the same data, fewer and larger factories (not working yet:
+the concatenated files break the TEP contract).
 
     python benchmarks/scale_simulation.py --factories 350 --rounds 3 --out scale-out
     python benchmarks/scale_simulation.py --factories 4 --rounds 1 --hours 1   # CI smoke
@@ -33,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "learning"))
 
+import harness
 import pyarrow as pa
 import pyarrow.parquet as pq
 from harness import Study, run_fedpark, score_checkpoints, scratch
@@ -40,7 +42,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fedpark.datasets import tep
-from fedpark.experiments.protocol import ModelSettings, TrainSettings
+from fedpark.experiments.protocol import ModelSettings, RunSpec, TrainSettings
 
 console = Console()
 MIB = 1 << 20
@@ -125,6 +127,19 @@ def grouped(data: Path, files: dict[str, Path], groups: int) -> dict[str, Path]:
     return out
 
 
+# A run spec's k (``min_factories``) is at most 200 (``RunSpec``), and the harness asks for
+# every factory: above 200 the run is built with k = 200. Flower's strategies still sample
+# every connected node (fraction 1.0), so all of them train; k only sets how many must.
+MAX_K = RunSpec.model_fields["min_factories"].metadata[-1].le
+
+
+def _capped_spec(**fields: Any) -> RunSpec:
+    return RunSpec(**{**fields, "min_factories": min(fields["min_factories"], MAX_K)})
+
+
+harness.RunSpec = _capped_spec  # type: ignore[attr-defined,assignment]
+
+
 def federate(study: Study, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One FedPark run; wall time per round, peak memory, final macro-F1."""
     n = len(study.factories)
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=2.0, help="length of each plant run")
     parser.add_argument("--test-hours", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=2, help="Ray workers (ClientApps at once)")
-    parser.add_argument("--groups", type=int, default=3, help="0: skip the same rows in groups")
+    parser.add_argument("--groups", type=int, default=0, help="the same rows in N factories")
     parser.add_argument("--data", type=Path, help="a folder this script generated before")
     parser.add_argument("--out", type=Path, help="folder for scale_simulation.json")
     args = parser.parse_args(argv)
@@ -204,8 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         result["validate_and_pool_s"] = time.monotonic() - t0
         result["many"] = federate(study, args, progress)
         if args.groups:
+            # NOTE: the concatenated files broke the TEP contract in the one try (every
+            # ClientApp refused: data-breaks-contract); kept off by default until fixed
             few = dataclasses.replace(study, factories=grouped(data, files, args.groups))
-            result["grouped"] = federate(few, args, progress)
+            try:
+                result["grouped"] = federate(few, args, progress)
+            except RuntimeError as exc:
+                console.print(f"the {args.groups}-factory comparison failed: {exc}")
     print(
         f"\nFedPark ServerApp + ClientApp on Flower's simulation engine, MLP 64x64, FedAvg, "
         f"2 local epochs, {args.rounds} rounds, {args.threads} Ray workers, "
