@@ -13,7 +13,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.base import MAX_FACTORIES, Wire
 
 
 class StrategyName(StrEnum):
@@ -106,7 +106,7 @@ class TrainingPlan(Wire):
     strategy: StrategyName = StrategyName.FEDAVG
     strategy_params: dict[str, float] = Field(default_factory=dict, max_length=10)
     rounds: int = Field(default=3, ge=1, le=1000)
-    min_factories: int = Field(default=2, ge=1, le=200)
+    min_factories: int = Field(default=2, ge=1, le=MAX_FACTORIES)
     rounds_below_k: int = Field(
         default=1,
         ge=1,

@@ -17,7 +17,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from fedpark.contracts.errors import ReadFailure
 from fedpark.contracts.names import Slug
-from fedpark.experiments.protocol.base import Wire
+from fedpark.experiments.protocol.base import MAX_FACTORIES, Wire
 
 # Error codes of a ClientApp's error replies (Flower's own codes are below 100).
 REFUSAL_CODE = 4242  # the factory will not train on this run: see the FactoryProblem
@@ -220,14 +220,14 @@ class RoundReport(Wire):
 
     round: int = Field(ge=1)
     aggregated: bool = True
-    contributors: list[OrgId] = Field(default_factory=list, max_length=1000)
+    contributors: list[OrgId] = Field(default_factory=list, max_length=MAX_FACTORIES)
     min_factories: int | None = Field(default=None, ge=1, description="The round's k")
     train: dict[MetricName, float] = Field(default_factory=dict, max_length=64)
     evaluate: dict[MetricName, float] = Field(default_factory=dict, max_length=64)
-    train_factories: list[FactoryResult] = Field(default_factory=list, max_length=1000)
-    evaluate_factories: list[FactoryResult] = Field(default_factory=list, max_length=1000)
-    refused: list[FactoryRefusal] = Field(default_factory=list, max_length=1000)
-    failures: list[NodeFailure] = Field(default_factory=list, max_length=1000)
+    train_factories: list[FactoryResult] = Field(default_factory=list, max_length=MAX_FACTORIES)
+    evaluate_factories: list[FactoryResult] = Field(default_factory=list, max_length=MAX_FACTORIES)
+    refused: list[FactoryRefusal] = Field(default_factory=list, max_length=MAX_FACTORIES)
+    failures: list[NodeFailure] = Field(default_factory=list, max_length=MAX_FACTORIES)
 
     @property
     def below_k(self) -> str | None:

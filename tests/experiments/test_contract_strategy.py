@@ -276,7 +276,10 @@ def test_replies_are_read_without_their_text() -> None:
     ]
     results, refused, failures = sort_replies(replies, {"temp"})
     assert results == []
-    assert [r.reason for r in refused] == ["the data file has text that is not valid UTF-8"]
+    assert [r.reason for r in refused] == [
+        "the data file has text that is not valid UTF-8 among text that is (a damaged file, "
+        "or two encodings mixed); if it is not UTF-8, name its encoding with --encoding"
+    ]
     assert [f.kind for f in failures] == [
         FailureKind.INVALID_REPLY,
         FailureKind.INVALID_REPLY,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fedpark.contracts.names import Slug
 from fedpark.contracts.ref import ContractRef
+from fedpark.experiments.protocol.base import MAX_FACTORIES
 from fedpark.experiments.protocol.package import ModelPackage
 from fedpark.experiments.protocol.plan import TrainingPlan
 from fedpark.experiments.protocol.reports import RoundReport
@@ -26,7 +27,9 @@ class ExperimentCreate(TrainingPlan):
     name: str = Field(min_length=1, max_length=200)
     contract_id: Slug
     contract_version: str = Field(max_length=64)
-    participants: list[str] = Field(min_length=1, max_length=200, description="Factory orgs")
+    participants: list[str] = Field(
+        min_length=1, max_length=MAX_FACTORIES, description="Factory orgs"
+    )
 
     @property
     def contract(self) -> ContractRef:
