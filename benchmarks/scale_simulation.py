@@ -34,7 +34,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "learning"))
 
-import harness
 import pyarrow as pa
 import pyarrow.parquet as pq
 from harness import Study, run_fedpark, score_checkpoints, scratch
@@ -42,7 +41,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fedpark.datasets import tep
-from fedpark.experiments.protocol import ModelSettings, RunSpec, TrainSettings
+from fedpark.experiments.protocol import ModelSettings, TrainSettings
 
 console = Console()
 MIB = 1 << 20
@@ -125,19 +124,6 @@ def grouped(data: Path, files: dict[str, Path], groups: int) -> dict[str, Path]:
         pq.write_table(pa.concat_tables(tables), path)
         out[f"group-{g + 1}"] = path
     return out
-
-
-# A run spec's k (``min_factories``) is at most 200 (``RunSpec``), and the harness asks for
-# every factory: above 200 the run is built with k = 200. Flower's strategies still sample
-# every connected node (fraction 1.0), so all of them train; k only sets how many must.
-MAX_K = RunSpec.model_fields["min_factories"].metadata[-1].le
-
-
-def _capped_spec(**fields: Any) -> RunSpec:
-    return RunSpec(**{**fields, "min_factories": min(fields["min_factories"], MAX_K)})
-
-
-harness.RunSpec = _capped_spec  # type: ignore[attr-defined,assignment]
 
 
 def federate(study: Study, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
