@@ -22,7 +22,6 @@ import contextlib
 import errno
 import ipaddress
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fedpark.hub.errors import ConfigurationError, FedparkError
-from fedpark.hub.processes import die_with_parent
+from fedpark.hub.processes import die_with_parent, stop_group
 
 DEFAULT_PORT = 9093
 
@@ -239,16 +238,8 @@ class SuperLink:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        if process is not None:
+            stop_group(process, timeout)
 
     def __enter__(self) -> SuperLink:
         return self.start()

@@ -9,13 +9,11 @@ without stopping it, whatever state its shutdown is in.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +27,7 @@ from types import TracebackType
 import urllib3
 
 from fedpark.hub.errors import ConfigurationError, StorageUnavailableError
-from fedpark.hub.processes import die_with_parent
+from fedpark.hub.processes import die_with_parent, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +154,8 @@ class EmbeddedS3:
 
     def stop(self, timeout: float = 15.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
+        if process is not None:
+            stop_group(process, timeout)
         # weed leaves its gRPC unix sockets in /tmp; remove ours.
         for name, port in self._ports.items():
             component = name.split(".")[0]
