@@ -517,7 +517,8 @@ def print_tables(result: dict[str, Any]) -> None:
     settled = result.get("alone", {}).get("settled")
     if settled:
         print(
-            f"alone, settled (a minute without work, Flower's 3 s wait): N={settled['n']}, "
+            "alone, settled (a minute without work: Flower's 3 s wait, the SuperExec's 1 s poll): "
+            f"N={settled['n']}, "
             f"SuperLink CPU {settled['superlink_cpu_pct']:.1f} %, factories CPU "
             f"{settled['factories_cpu_pct']:.1f} %, load {settled['loadavg']}"
         )

@@ -8,6 +8,8 @@ runs unchanged except for that wait: 200 ms while the node is busy with a run (i
 message in the last minute, or started less than a minute ago), Flower's 3 s once it has
 been idle a minute, so a park of idle factories asks the SuperLink no more often than
 Flower's own nodes do.
+Its SuperExec is FedPark's too (:mod:`fedpark.clients.superexec`): a task poll that relaxes
+the same way when the factory is idle.
 
 The wait is Flower's module-level ``time`` in that one module, replaced by a clock that
 differs only in ``sleep``. It is replaced only for the exact code it was written against:
@@ -17,13 +19,12 @@ other Flower runs unchanged (with a warning); ``tests/clients/test_node.py`` fai
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 FLOWER_IDLE_WAIT = 3.0  # the sleep Flower takes when there was no message
 BUSY_WAIT = 0.2  # ours, while the node is busy with a run
@@ -56,32 +57,24 @@ class BusyClock:
         return getattr(self._clock, name)
 
 
-def fingerprints(module: ModuleType) -> dict[str, str]:
-    from fedpark.experiments.prompt_pulls import fingerprints
-
-    return fingerprints(module, EXPECTED)
-
-
 def quicken(module: ModuleType) -> bool:
     """Give ``module`` (Flower's ``start_client_internal``) a :class:`BusyClock`, if its
     code is the code this was written against; whether it did."""
-    try:
-        known = fingerprints(module) == EXPECTED
-    except (AttributeError, OSError, TypeError):  # a function renamed, or no source installed
-        known = False
-    if not known:
-        log.warning("this Flower's SuperNode is not the one FedPark knows: its idle wait stays")
-        return False
-    module.time = BusyClock()  # type: ignore[attr-defined]
-    return True
+    from fedpark.experiments.prompt_pulls import replace_time
+
+    return replace_time(module, EXPECTED, BusyClock(), "the SuperNode's idle wait")
 
 
 def main() -> None:
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli import flower_supernode
 
+    from fedpark.clients import superexec
     from fedpark.experiments import prompt_pulls
 
+    home = os.environ.get("FLWR_HOME")
+    if home:  # FedPark's SuperNodes have their own (clients.supernode.flower_env)
+        superexec.install(Path(home))
     quicken(start_client_internal)
     prompt_pulls.quicken(start_client_internal)  # objects still on their way from the ServerApp
     sys.argv[0] = "flower-supernode"

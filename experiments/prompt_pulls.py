@@ -72,6 +72,24 @@ def fingerprints(module: ModuleType, functions: dict[str, str]) -> dict[str, str
     return {name: hashlib.sha256(_source(module, name)).hexdigest() for name in functions}
 
 
+def is_known(module: ModuleType, expected: dict[str, str]) -> bool:
+    """Whether the named functions of ``module`` are the code FedPark was written against."""
+    try:
+        return fingerprints(module, expected) == expected
+    except (AttributeError, OSError, TypeError):  # a function renamed, or no source installed
+        return False
+
+
+def replace_time(module: ModuleType, expected: dict[str, str], clock: Any, what: str) -> bool:
+    """Give ``module`` ``clock`` as its ``time``, if its ``expected`` functions are the code
+    FedPark was written against (else warn that ``what`` stays); whether it did."""
+    if not is_known(module, expected):
+        log.warning("this Flower's code is not the one FedPark knows: %s stays", what)
+        return False
+    module.time = clock  # type: ignore[attr-defined]
+    return True
+
+
 def _source(module: ModuleType, dotted: str) -> bytes:
     target: Any = module
     for part in dotted.split("."):
@@ -95,11 +113,7 @@ def quicken(module: ModuleType) -> bool:
     """Make ``module``'s pull prompt (one of :data:`PULLERS`), if its code is the code this
     was written against; whether it did. Calling it twice changes nothing more."""
     name, expected = PULLERS[module.__name__]
-    try:
-        known = fingerprints(module, expected) == expected
-    except (AttributeError, OSError, TypeError):  # a function renamed, or no source installed
-        known = False
-    if not known:
+    if not is_known(module, expected):
         log.warning("this Flower's %s is not the one FedPark knows: its pulls wait", name)
         return False
     pull = getattr(module, name)

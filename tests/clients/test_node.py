@@ -10,25 +10,14 @@ import flwr
 from flwr.supernode import start_client_internal
 
 from fedpark.clients import node
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from fedpark.experiments.prompt_pulls import fingerprints
+from tests.clients.clocks import FakeClock
 
 
 def test_the_code_it_shortens_is_the_code_it_knows() -> None:
     """Fails when Flower changes: re-read the functions, then update EXPECTED."""
     assert flwr.__version__ == "1.41.0"
-    assert node.fingerprints(start_client_internal) == node.EXPECTED
+    assert fingerprints(start_client_internal, node.EXPECTED) == node.EXPECTED
     source = "\n".join(
         __import__("inspect").getsource(getattr(start_client_internal, name))
         for name in node.EXPECTED
