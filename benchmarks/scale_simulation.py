@@ -10,12 +10,13 @@ sample all participants: fraction 1.0, at least the contract's k).
 
 Reports wall time per round, the peak memory of this process and its Ray workers (summed
 PSS and RSS, sampled every 0.5 s), and the final macro-F1 on a held-out test set (normal
-operation and every fault); with ``--groups 3``, the same rows held by 3 factories (the plants'
-files concatenated in 3 groups): the same data, fewer and larger factories (not working yet:
-the concatenated files break the TEP contract).
+operation and every fault); then the peer: the same rows held by ``--groups`` factories (3 by
+default; the plants' files concatenated in groups, each plant's timeline laid after the
+previous one's), the same data in fewer and larger factories.
 
-    python benchmarks/scale_simulation.py --factories 350 --rounds 3 --out scale-out
-    python benchmarks/scale_simulation.py --factories 4 --rounds 1 --hours 1   # CI smoke
+    python benchmarks/scale_simulation.py --factories 350 --rounds 20 --out scale-out
+    python benchmarks/scale_simulation.py --factories 3 --rounds 1 --hours 1 --test-hours 1 \
+        --groups 2                                                          # CI smoke
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import json
 import os
@@ -35,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent / "learning"))
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from harness import Study, run_fedpark, score_checkpoints, scratch
 from rich.console import Console
@@ -114,11 +117,27 @@ def generate(args: argparse.Namespace, progress: Progress) -> Path:
 
 
 def grouped(data: Path, files: dict[str, Path], groups: int) -> dict[str, Path]:
-    """The plants' files concatenated into ``groups`` factories (plant i to group i % groups)."""
+    """The plants' files concatenated into ``groups`` factories (plant i to group i % groups).
+
+    Each file is one plant's timeline, all starting at the same moment, and the contract asks
+    for time strictly increasing through a file: each plant's timeline is laid after the
+    previous one's (shifted, one sampling step later), as a historian holding several lines
+    would export them. The readings, runs and labels are the plants' own."""
     out: dict[str, Path] = {}
     names = sorted(files)
+    step = pa.scalar(dt.timedelta(seconds=tep.SAMPLE_SECONDS), pa.duration("ms"))
     for g in range(groups):
-        tables = [pq.read_table(files[n]) for n in names[g::groups]]
+        tables, end = [], None
+        for name in names[g::groups]:
+            table = pq.read_table(files[name])
+            if end is not None and table.num_rows:
+                shift = pc.add(pc.subtract(end, pc.min(table["time"])), step)
+                table = table.set_column(
+                    table.schema.get_field_index("time"), "time", pc.add(table["time"], shift)
+                )
+            if table.num_rows:
+                end = pc.max(table["time"])
+            tables.append(table)
         path = data / "grouped" / f"group-{g + 1}" / "tep.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.concat_tables(tables), path)
@@ -142,7 +161,7 @@ def federate(study: Study, args: argparse.Namespace, progress: Progress) -> dict
     try:
         checkpoints = run_fedpark(
             study,
-            strategy="fedavg",
+            strategy=args.strategy,
             strategy_params={},
             rounds=args.rounds,
             seed=0,
@@ -179,7 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=2.0, help="length of each plant run")
     parser.add_argument("--test-hours", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=2, help="Ray workers (ClientApps at once)")
-    parser.add_argument("--groups", type=int, default=0, help="the same rows in N factories")
+    parser.add_argument("--strategy", default="fedavg", help="a FedPark strategy (default params)")
+    parser.add_argument("--epochs", type=int, default=2, help="local epochs per round")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument(
+        "--groups", type=int, default=3, help="the same rows in N factories (0: skip)"
+    )
     parser.add_argument("--data", type=Path, help="a folder this script generated before")
     parser.add_argument("--out", type=Path, help="folder for scale_simulation.json")
     args = parser.parse_args(argv)
@@ -200,21 +225,19 @@ def main(argv: list[str] | None = None) -> int:
             files,
             data / "test" / "tep.parquet",
             ModelSettings(kind="mlp", hidden=(64, 64), series="run"),
-            TrainSettings(epochs=2, batch_size=64, learning_rate=0.003),
+            TrainSettings(
+                epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
+            ),
         )
         result["validate_and_pool_s"] = time.monotonic() - t0
         result["many"] = federate(study, args, progress)
         if args.groups:
-            # NOTE: the concatenated files broke the TEP contract in the one try (every
-            # ClientApp refused: data-breaks-contract); kept off by default until fixed
             few = dataclasses.replace(study, factories=grouped(data, files, args.groups))
-            try:
-                result["grouped"] = federate(few, args, progress)
-            except RuntimeError as exc:
-                console.print(f"the {args.groups}-factory comparison failed: {exc}")
+            result["grouped"] = federate(few, args, progress)
     print(
-        f"\nFedPark ServerApp + ClientApp on Flower's simulation engine, MLP 64x64, FedAvg, "
-        f"2 local epochs, {args.rounds} rounds, {args.threads} Ray workers, "
+        f"\nFedPark ServerApp + ClientApp on Flower's simulation engine, MLP 64x64, "
+        f"{args.strategy}, {args.epochs} local epochs of batch {args.batch_size}, "
+        f"{args.rounds} rounds, {args.threads} Ray workers, "
         f"TEP runs of {args.hours} h (data {data})"
     )
     print(

@@ -256,9 +256,9 @@ def wait_online(fleet: Fleet, count: int, progress: Progress, what: str) -> floa
     deadline = started + 120 + 15 * count
     while (online := fleet.online()) < count:
         progress.update(task, completed=online)
-        fleet.restart_dead()
-        if fleet.dead():
-            raise RuntimeError(f"processes exited: {fleet.dead()[:5]}; see {fleet.work}")
+        fleet.restart_dead()  # a node that exits now is started again on the next pass
+        if not fleet.superlink.alive():
+            raise RuntimeError(f"the SuperLink exited; see {fleet.work}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {online} of {count} nodes online; see {fleet.work}")
         time.sleep(0.5)
