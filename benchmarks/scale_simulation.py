@@ -173,7 +173,7 @@ def federate(study: Study, args: argparse.Namespace, progress: Progress) -> dict
         peak.done.set()
         peak.join()
         progress.remove_task(task)
-    test = study.arrays(study.test_file)[:2]
+    test = study.test_arrays()
     final = score_checkpoints(study, checkpoints[-1:], test)[-1]
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in study.factories.values())
     times = [b - a for a, b in itertools.pairwise(stamps)]

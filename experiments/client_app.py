@@ -52,6 +52,7 @@ from fedpark.contracts.dialect import CsvOptions
 from fedpark.contracts.errors import ReadFailure
 from fedpark.contracts.reader import open_source
 from fedpark.contracts.ref import ContractRef
+from fedpark.contracts.report import DataProfile
 from fedpark.experiments.approved import (
     ContractNotVerifiedError,
     ContractUnavailableError,
@@ -62,6 +63,7 @@ from fedpark.experiments.control_variates import finish, from_message
 from fedpark.experiments.features import (
     FeaturePlan,
     model_arrays,
+    normalization_for,
     plan_from_contract,
     recent_split,
 )
@@ -138,23 +140,28 @@ def _contract(config: NodeConfig, spec: RunSpec) -> Contract:
 
 def _validated(
     contract: Contract, data: Path, work_dir: Path, csv: CsvOptions | None = None
-) -> None:
+) -> DataProfile:
     """Validate, or reuse the result for an unchanged file, the same contract and the same
-    forced CSV dialect."""
+    forced CSV dialect; the file's profile (it stays here: a factory-scope model standardizes
+    with it)."""
     stat = data.stat()
     key = f"{data.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{contract_sha256(contract)}"
     if csv is not None and csv.forced:
         key += f"|{sorted(csv.names().items())}"
-    cache = work_dir / f"validation-v2-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    cache = work_dir / f"validation-v3-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
     if cache.exists():
         verdict = json.loads(cache.read_text())
     else:
         try:
-            report = validate_file(contract, data, csv_options=csv).report
+            result = validate_file(contract, data, csv_options=csv)
         except DataError as exc:
             verdict = {"read": exc.failure.model_dump(mode="json", exclude_none=True)}
         else:
-            verdict = {"rules": {} if report.passed else report.rule_counts() or {"failed": 1}}
+            report = result.report
+            verdict = {
+                "rules": {} if report.passed else report.rule_counts() or {"failed": 1},
+                "profile": result.profile.model_dump(mode="json"),
+            }
         work_dir.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(verdict))
     if "read" in verdict:
@@ -162,6 +169,7 @@ def _validated(
         raise RefusedError(ProblemKind.DATA_UNREADABLE, read=read)
     if verdict["rules"]:
         raise RefusedError(ProblemKind.DATA_BREAKS_CONTRACT, rules=verdict["rules"])
+    return DataProfile.model_validate(verdict["profile"])
 
 
 def _load(msg: Message, context: Context) -> LocalData:
@@ -174,12 +182,12 @@ def _load(msg: Message, context: Context) -> LocalData:
     contract = _contract(config, spec)
     if contract_sha256(contract) != spec.contract_sha256:
         raise RefusedError(ProblemKind.CONTRACT_MISMATCH)
-    _validated(contract, data, config.work_folder, config.csv_options)
+    profile = _validated(contract, data, config.work_folder, config.csv_options)
     plan = plan_from_contract(contract, spec.model.task, spec.model.series)
     types = {c.name: c.arrow_type for c in contract.columns}
     source = open_source(data, csv_types=types, csv_options=config.csv_options)
     table = pa.Table.from_batches(list(source.batches(plan.columns, 1 << 16)))
-    norm = spec.normalization
+    norm = normalization_for(spec.model.normalization, spec.normalization, profile, plan)
     window = spec.model.window if spec.model.kind == "tcnn" else None
     x, y, series = model_arrays(table, plan, norm, window)
     (train_x, train_y), (eval_x, eval_y) = recent_split(x, y, spec.train.eval_fraction, series)

@@ -19,9 +19,11 @@ import pyarrow.compute as pc
 
 from fedpark.contracts import Contract
 from fedpark.contracts.model import Column, ColumnRole
+from fedpark.contracts.report import DataProfile
 from fedpark.contracts.types import is_numeric
 from fedpark.experiments.protocol.package import CategoricalFeature, FeatureSpec, Normalization
-from fedpark.experiments.protocol.spec import is_scalar_number
+from fedpark.experiments.protocol.plan import NormalizationScope
+from fedpark.experiments.protocol.spec import is_scalar_number, pooled_normalization
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,16 @@ class FeaturePlan:
             time=spec.time,
             series=spec.series,
         )
+
+
+def normalization_for(
+    scope: NormalizationScope, pooled: Normalization, own: DataProfile, plan: FeaturePlan
+) -> Normalization:
+    """The statistics a factory standardizes its readings with: the run's pooled ones, or
+    (``factory``) its own profile's, computed the way the hub pools profiles (here: one)."""
+    if scope == "pooled":
+        return pooled
+    return pooled_normalization([own], plan.numeric)
 
 
 def plan_from_contract(contract: Contract, task: str, series: str | None = None) -> FeaturePlan:

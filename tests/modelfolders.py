@@ -96,8 +96,13 @@ def model_folder(
     table: pa.Table | None = None,
     epochs: int = 20,
     key: Ed25519PrivateKey | None = None,
+    plants: list[pa.Table] | None = None,
 ) -> Path:
-    """A signed model folder trained on ``table`` (default: ``line_table()``)."""
+    """A signed model folder trained on ``table`` (default: ``line_table()``).
+
+    With ``plants``, a model trained with ``normalization: factory``: on every plant's table
+    standardized with that plant's own statistics; its package holds the pooled ones.
+    """
     document = line_contract(task)
     if task == "classification":
         document["columns"] = [c for c in document["columns"] if c["name"] != "wear"]
@@ -110,14 +115,18 @@ def model_folder(
         window=8,
         dropout=0.0,
         series="line" if kind == "tcnn" else None,
+        normalization="factory" if plants else "pooled",
     )
     plan = plan_from_contract(contract, task, settings.series)
     stats = [*plan.numeric, *([plan.label] if task == "regression" else [])]
-    norm = Normalization(
-        mean={c: float(np.nanmean(table[c].to_numpy())) for c in stats},
-        std={c: float(np.nanstd(table[c].to_numpy())) for c in stats},
-    )
-    x, y, _ = model_arrays(table, plan, norm, settings.window if kind == "tcnn" else None)
+    window = settings.window if kind == "tcnn" else None
+    if plants:
+        parts = [model_arrays(t, plan, own_normalization(t, stats), window) for t in plants]
+        x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        table = pa.concat_tables([t.select(table.column_names) for t in plants])
+    norm = own_normalization(table, stats)
+    if not plants:
+        x, y, _ = model_arrays(table, plan, norm, window)
     target = (norm.mean[plan.label], norm.std[plan.label]) if task == "regression" else None
     classes = len(plan.classes) if plan.classes else None
     model = build_model(ModelSpec.of(settings), plan.n_features, classes, target)
@@ -129,6 +138,14 @@ def model_folder(
     )
     write_folder(folder, weights, package, key or Ed25519PrivateKey.generate())
     return folder
+
+
+def own_normalization(table: pa.Table, columns: list[str]) -> Normalization:
+    """The mean and spread of each of ``columns`` in ``table``."""
+    return Normalization(
+        mean={c: float(np.nanmean(table[c].to_numpy())) for c in columns},
+        std={c: float(np.nanstd(table[c].to_numpy())) for c in columns},
+    )
 
 
 def manifest_for(package: ModelPackage, weights_sha256: str) -> ModelManifest:

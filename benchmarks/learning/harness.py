@@ -31,7 +31,14 @@ from torch import nn
 
 from fedpark.contracts import Contract, contract_sha256, validate_file
 from fedpark.contracts.reader import open_source
-from fedpark.experiments.features import FeaturePlan, model_arrays, plan_from_contract, recent_split
+from fedpark.contracts.report import DataProfile
+from fedpark.experiments.features import (
+    FeaturePlan,
+    model_arrays,
+    normalization_for,
+    plan_from_contract,
+    recent_split,
+)
 from fedpark.experiments.models import ModelSpec, build_model
 from fedpark.experiments.protocol import (
     SPEC_KEY,
@@ -65,7 +72,11 @@ class Study:
     train: TrainSettings
     plan: FeaturePlan
     norm: Normalization
+    profiles: dict[str, DataProfile]
     per_class: bool = False  # score per-class rates too (fault diagnosis: class_rates)
+    # Each factory's share of the test set (the rows it would meet: its operating point),
+    # scored with its own statistics under `normalization: factory`; None: the whole file.
+    test_split: dict[str, Path] | None = None
 
     @classmethod
     def open(
@@ -80,36 +91,54 @@ class Study:
         hub does from declared datasets: no rows are pooled)."""
         contract = Contract.model_validate(json.loads(contract_file.read_text()))
         plan = plan_from_contract(contract, model.task, model.series)
-        profiles = []
+        profiles = {}
         for name, path in factories.items():
             result = validate_file(contract, path)
             if not result.report.passed:
                 raise SystemExit(f"{name}: {path} breaks the contract: {result.report}")
-            profiles.append(result.profile)
+            profiles[name] = result.profile
         pooled = [*plan.numeric, plan.label] if model.task == "regression" else plan.numeric
-        norm = pooled_normalization(profiles, pooled)
-        return cls(contract, factories, test_file, model, train, plan, norm)
+        norm = pooled_normalization(list(profiles.values()), pooled)
+        return cls(contract, factories, test_file, model, train, plan, norm, profiles)
+
+    def norm_of(self, factory: str) -> Normalization:
+        """The statistics ``factory`` standardizes with, as FedPark's ClientApp picks them."""
+        return normalization_for(
+            self.model.normalization, self.norm, self.profiles[factory], self.plan
+        )
 
     @property
     def classes(self) -> int | None:
         return len(self.plan.classes) if self.plan.classes else None
 
-    def arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(
+        self, path: Path, norm: Normalization | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Model inputs, targets and series of one file, encoded exactly as a factory
-        encodes them."""
+        encodes them (with ``norm``; default: the pooled statistics)."""
         types = {c.name: c.arrow_type for c in self.contract.columns}
         source = open_source(path, csv_types=types)
         table = pa.Table.from_batches(list(source.batches(self.plan.columns, 1 << 16)))
         window = self.model.window if self.model.kind == "tcnn" else None
-        return model_arrays(table, self.plan, self.norm, window)
+        return model_arrays(table, self.plan, norm or self.norm, window)
 
-    def train_arrays(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    def train_arrays(self, factory: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows a factory trains on: FedPark's ClientApp keeps the most recent
         ``eval_fraction`` (of every series) for local evaluation, so the baselines leave them
         out too."""
-        x, y, series = self.arrays(path)
+        x, y, series = self.arrays(self.factories[factory], self.norm_of(factory))
         train, _ = recent_split(x, y, self.train.eval_fraction, series)
         return train
+
+    def test_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The held-out test set as the factories meet it: each its share (``test_split``)
+        with its own statistics, or the whole file with the pooled ones."""
+        if self.test_split is None:
+            if self.model.normalization == "factory":
+                raise ValueError("a factory-normalized model is scored on a test_split")
+            return self.arrays(self.test_file)[:2]
+        parts = [self.arrays(path, self.norm_of(f))[:2] for f, path in self.test_split.items()]
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
     def new_model(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
@@ -359,16 +388,16 @@ def run_arms(
     """Every arm for one seed: each factory alone, centralized (unless not ``baselines``),
     and FedPark per strategy (on Flower's simulation engine, or ``engine="deployment"``:
     SuperLink and SuperNodes)."""
-    test = study.arrays(study.test_file)[:2]
+    test = study.test_arrays()
     curves: dict[str, list[Metrics]] = {}
     arms = (len(study.factories) + 1 if baselines else 0) + len(strategies)
     task = progress.add_task(f"seed {seed}", total=rounds * arms)
-    for name, path in study.factories.items() if baselines else ():
-        x, y = study.train_arrays(path)
+    for name in study.factories if baselines else ():
+        x, y = study.train_arrays(name)
         curves[f"local {name}"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
         progress.advance(task, rounds)
     if baselines:
-        pooled = [study.train_arrays(path) for path in study.factories.values()]
+        pooled = [study.train_arrays(name) for name in study.factories]
         x = np.concatenate([p[0] for p in pooled])
         y = np.concatenate([p[1] for p in pooled])
         curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)

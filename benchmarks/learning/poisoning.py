@@ -82,7 +82,7 @@ def write_data(folder: Path, hours: float, seed: int) -> Study:
 def run(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
     work = scratch("fedpark-poisoning-")
     study = write_data(work / "data", args.hours, args.seed)
-    test = study.arrays(study.test_file)[:2]
+    test = study.test_arrays()
     curves: dict[str, list[dict[str, float]]] = {}
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("runs", total=2 * len(STRATEGIES) * args.rounds)

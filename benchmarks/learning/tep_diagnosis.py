@@ -93,6 +93,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hidden", default="32,32,32", help="channels (tcnn) or widths (mlp)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument(
+        "--normalization",
+        choices=("pooled", "factory"),
+        default="pooled",
+        help="standardize with statistics pooled over the plants, or each plant's own "
+        "(then each plant is scored on the test runs of its own operating mode)",
+    )
+    parser.add_argument(
         "--strategy",
         action="append",
         dest="strategies",
@@ -131,6 +138,24 @@ def _data(args: argparse.Namespace) -> Path:
             progress=lambda n: progress.advance(task, n),
         )
     return folder
+
+
+def _test_split(data: Path) -> dict[str, Path]:
+    """Each plant's share of the test set: the test runs of its own operating mode (a plant
+    standardizing with its own statistics meets faults at its own operating point)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder = scratch("fedpark-tep-test-")
+    test = pq.read_table(data / "test" / "tep.parquet")
+    split = {}
+    for plant in json.loads((data / "plants.json").read_text()):
+        rows = test.filter(pc.equal(test["operating_mode"], plant["mode"]))
+        if not rows.num_rows:
+            raise SystemExit(f"the test set has no runs in {plant['mode']} ({plant['name']})")
+        split[plant["name"]] = folder / f"{plant['name']}.parquet"
+        pq.write_table(rows, split[plant["name"]])
+    return split
 
 
 def print_table(table: dict[str, Metrics], spreads: dict[str, tuple[float, float]]) -> None:
@@ -223,10 +248,18 @@ def main(argv: list[str] | None = None) -> int:
         data / "contract.json",
         {name: data / name / "tep.parquet" for name in plants},
         data / "test" / "tep.parquet",
-        ModelSettings(kind=args.model, hidden=hidden, window=args.window, series="run"),
+        ModelSettings(
+            kind=args.model,
+            hidden=hidden,
+            window=args.window,
+            series="run",
+            normalization=args.normalization,
+        ),
         TrainSettings(epochs=args.local_epochs, batch_size=64, learning_rate=args.lr),
     )
     study.per_class = True
+    if args.normalization == "factory":
+        study.test_split = _test_split(data)
     runs = run_repeats(
         study,
         rounds=args.rounds,
@@ -249,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("--quick is a smoke run (tiny runs and model): its figures mean nothing")
     if args.out:
         name = f"tep_{args.setting}" + ("_deployment" if args.engine == "deployment" else "")
+        name += "_factory" if args.normalization == "factory" else ""
         path = save_results(args.out, name, args, table, runs)
         result = json.loads(path.read_text())
         result["faults"] = faults

@@ -72,6 +72,14 @@ def launch(
         str | None,
         typer.Option(help="An id column (engine, run): no window spans two of its series."),
     ] = None,
+    normalization: Annotated[
+        str,
+        typer.Option(
+            help="pooled: readings standardized with statistics pooled over all factories; "
+            "factory: each factory with its own (plants at different operating points; the "
+            "model then runs with `model predict --reference`)."
+        ),
+    ] = "pooled",
     strategy: Annotated[
         str,
         typer.Option(
@@ -141,7 +149,14 @@ def launch(
         contract_id=ref.id,
         contract_version=ref.version,
         participants=[p.strip() for p in participants.split(",") if p.strip()],
-        model={"kind": model, "task": task, "hidden": widths, "window": window, "series": series},
+        model={
+            "kind": model,
+            "task": task,
+            "hidden": widths,
+            "window": window,
+            "series": series,
+            "normalization": normalization,
+        },
         train={"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate},
         strategy=strategy,
         strategy_params=_params(param or []),

@@ -27,6 +27,13 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 ModelDir = Annotated[Path, typer.Argument(help="A model folder (from `fedpark model download`).")]
+ReferenceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="For a model trained with normalization 'factory': a file of this plant's "
+        "history (the file it trained on) whose statistics standardize the readings."
+    ),
+]
 KeyOpt = Annotated[
     Path | None,
     typer.Option("--key", help="The hub's public key to trust (default: the folder's pinned one)."),
@@ -220,12 +227,14 @@ def predict(
         str | None,
         typer.Option(help="The class that raises no alarm (default: normal, ok, 0, ...)."),
     ] = None,
+    reference: ReferenceOpt = None,
     key: KeyOpt = None,
 ) -> None:
     """Predict every row of DATA: checked against the model's contract, written with its
     row number, ids and time; a summary per series and the alarms follow."""
     from fedpark.experiments.serving.outputs import output_format
     from fedpark.experiments.serving.predict import PredictionError, PredictOptions, predict_file
+    from fedpark.experiments.serving.reference import with_reference
     from fedpark.experiments.serving.summary import UnknownClassError
 
     try:
@@ -239,6 +248,9 @@ def predict(
         raise _fail(f"cannot write {output}: {output.parent} is not a folder", 2)
     model = open_folder(folder, key)
     try:
+        if reference is not None:
+            _data_file(reference)
+            model = with_reference(model, reference)
         options = PredictOptions(skip_invalid=skip_invalid, normal=normal)
         with _RowProgress(data) as advance:
             summary = predict_file(model, data, output, options, advance)
@@ -353,6 +365,7 @@ def export_onnx(
     output: Annotated[Path, typer.Option("-o", "--output", help="The .onnx file.")] = Path(
         "model.onnx"
     ),
+    reference: ReferenceOpt = None,
     key: KeyOpt = None,
 ) -> None:
     """Export to ONNX: one input per contract feature (numbers in their unit, categories as
@@ -361,8 +374,21 @@ def export_onnx(
     import warnings
 
     from fedpark.experiments.serving.onnx_export import export_onnx as export
+    from fedpark.experiments.serving.predict import NEEDS_REFERENCE, PredictionError
+    from fedpark.experiments.serving.reference import with_reference
 
     model = open_folder(folder, key)
+    try:
+        if reference is not None:
+            _data_file(reference)
+            model = with_reference(model, reference)
+        if model.package.needs_reference:
+            raise PredictionError(NEEDS_REFERENCE)
+    except PredictionError as exc:
+        if exc.report is not None:
+            _print_refusal(exc.report)
+            raise _fail(str(exc), 1) from None
+        raise _fail(str(exc), 2) from None
     logging.getLogger("torch").setLevel(logging.ERROR)  # the exporter's progress chatter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -68,9 +68,11 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
     ]
     gains = gain_rows(manifest.gains, task)
     limits = _limits(manifest)
+    # A factory-normalized model runs with the plant's own statistics (a file of its history).
+    ref = " --reference HISTORY" if package.architecture.normalization == "factory" else ""
     usage = [
-        f"fedpark model predict {folder} DATA -o predictions.parquet",
-        f"fedpark model export-onnx {folder} -o model.onnx",
+        f"fedpark model predict {folder} DATA{ref} -o predictions.parquet",
+        f"fedpark model export-onnx {folder}{ref} -o model.onnx",
         f"fedpark model finetune {folder} DATA -o local-model/",
     ]
     return ModelCard(
@@ -125,6 +127,12 @@ def _limits(manifest: ModelManifest) -> list[str]:
         limits.append(
             f"no contributing factory declared at least k rows of {package.features.label} "
             f"{names}: the model has not learned to recognize them"
+        )
+    if package.architecture.normalization == "factory":
+        limits.append(
+            "trained on each factory's readings standardized with its own statistics: run it "
+            "with the running plant's (--reference: a file of its history, e.g. the one it "
+            "trained on); a fine-tuned copy keeps them"
         )
     if package.window:
         limits.append(

@@ -41,13 +41,23 @@ class FeatureSpec(Wire):
 
     Numeric columns (booleans as 0/1) are standardized with ``normalization`` (the pooled
     statistics of the factories that trained it); a missing or non-finite value becomes 0,
-    the pooled mean. Categorical columns follow, one-hot. ``time`` orders rows and ``series``
-    keeps each series' rows together for windows; neither is an input.
+    the mean. A model trained with each factory's own statistics (its architecture's
+    ``normalization`` is ``factory``) needs the running plant's: ``reference`` then names the
+    file of that plant's history they were computed from, and until it is set the pooled
+    statistics here are not the ones to run it with. Categorical columns follow, one-hot.
+    ``time`` orders rows and ``series`` keeps each series' rows together for windows; neither
+    is an input.
     """
 
     numeric: list[str] = Field(max_length=10_000)
     categorical: list[CategoricalFeature] = Field(default_factory=list, max_length=10_000)
     normalization: Normalization
+    reference: str | None = Field(
+        default=None,
+        max_length=500,
+        description="A factory-normalized model: the plant's data file (its name) whose "
+        "statistics ``normalization`` holds",
+    )
     label: str = Field(max_length=200)
     label_unit: str | None = Field(default=None, max_length=100)
     classes: list[LabelValue] | None = Field(
@@ -89,6 +99,11 @@ class ModelPackage(Wire):
     def window(self) -> int | None:
         """Rows per prediction: the window of a temporal model, None for one row."""
         return self.architecture.window if self.architecture.kind == "tcnn" else None
+
+    @property
+    def needs_reference(self) -> bool:
+        """Trained on each factory's own statistics, and not yet given this plant's."""
+        return self.architecture.normalization == "factory" and self.features.reference is None
 
     @property
     def n_outputs(self) -> int:

@@ -70,6 +70,17 @@ def check_strategy_params(name: StrategyName, params: dict[str, float]) -> None:
 PublishRule = Literal["last", "best"]
 
 
+# How each factory standardizes its numeric readings before the model sees them:
+# "pooled": with the mean and spread pooled over every factory's declared profile (the hub
+# computes them; every factory feeds the model the same scale); "factory": each with its own
+# data's mean and spread, which it never sends. Plants that run at different operating points
+# (another product grade, another rate) then all feed the model deviations from their own
+# level, so a fault learned at one plant's operating point is recognized at another's; the
+# model then needs the plant's own statistics wherever it runs (`fedpark model predict
+# --reference`).
+NormalizationScope = Literal["pooled", "factory"]
+
+
 class ModelSettings(Wire):
     kind: Literal["mlp", "tcnn"] = "mlp"
     task: Literal["classification", "regression"] = "classification"
@@ -82,6 +93,12 @@ class ModelSettings(Wire):
         max_length=200,
         description="An id column of the contract (an engine, a production run): windows "
         "never span two of its series; its values never reach the model",
+    )
+    normalization: NormalizationScope = Field(
+        default="pooled",
+        description="Standardize readings with statistics pooled over all factories "
+        "(pooled) or with each factory's own (factory: for plants at different operating "
+        "points; the model then needs the plant's statistics where it runs)",
     )
 
     @model_validator(mode="after")

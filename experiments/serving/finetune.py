@@ -32,6 +32,7 @@ from fedpark.experiments.serving.folder import (
 )
 from fedpark.experiments.serving.network import load_network
 from fedpark.experiments.serving.predict import PredictionError
+from fedpark.experiments.serving.reference import with_reference
 from fedpark.experiments.training import TrainConfig, evaluate, train
 from fedpark.experiments.weights import to_safetensors
 
@@ -53,6 +54,8 @@ def finetune(
     """
     if output.exists() and any(output.iterdir()):
         raise PredictionError(f"{output} already holds files: choose a new folder")
+    if model.package.needs_reference:  # the plant's own statistics: from the data it tunes on
+        model = with_reference(model, data, csv)
     package = model.package
     contract = model.contract
     try:

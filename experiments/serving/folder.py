@@ -140,12 +140,26 @@ def _open_local(folder: Path, raw: bytes, pinned: bytes) -> ModelFolder:
     parent, key_id = _verified(parent_bytes, _read(folder / PARENT / SIGNATURE), pinned, None)
     if hashlib.sha256(parent_bytes).hexdigest() != local.parent.manifest_sha256:
         raise ModelFolderError("the parent's manifest is not the one this model names")
-    if local.package != parent.package:
+    if local.package != parent.package and not _localized(local.package, parent.package):
         raise ModelFolderError("the model's package differs from its parent's signed one")
     weights = _read(folder / WEIGHTS)
     if hashlib.sha256(weights).hexdigest() != local.weights.sha256:
         raise ModelFolderError(f"{WEIGHTS} differs from the one its manifest names (sha256)")
-    return ModelFolder(folder, parent.package, weights, parent, key_id, local)
+    return ModelFolder(folder, local.package, weights, parent, key_id, local)
+
+
+def _localized(local: ModelPackage, parent: ModelPackage) -> bool:
+    """``local`` is the signed ``parent`` with one plant's own statistics, the only change
+    fine-tuning may make to a package (for a model trained with ``normalization: factory``)."""
+    if parent.architecture.normalization != "factory" or local.features.reference is None:
+        return False
+    features = local.features.model_copy(
+        update={
+            "normalization": parent.features.normalization,
+            "reference": parent.features.reference,
+        }
+    )
+    return local.model_copy(update={"features": features}) == parent
 
 
 def _verified(

@@ -27,6 +27,7 @@ from torch import nn
 
 from fedpark.experiments.serving.folder import ModelFolder
 from fedpark.experiments.serving.network import load_network
+from fedpark.experiments.serving.predict import NEEDS_REFERENCE, PredictionError
 
 OPSET = 20  # string Equal needs 19
 NUMERIC, ONEHOT = "fedpark__numeric", "fedpark__onehot"
@@ -73,6 +74,8 @@ def build_onnx(model: ModelFolder) -> Any:
     import onnx
 
     package, features = model.package, model.package.features
+    if package.needs_reference:
+        raise PredictionError(NEEDS_REFERENCE)
     norm = features.normalization
     mean = np.array([norm.mean[c] for c in features.numeric], np.float32)
     std = np.array([norm.std[c] or 1.0 for c in features.numeric], np.float32)

@@ -31,6 +31,13 @@ from fedpark.experiments.serving.outputs import OutputTable, open_writer
 from fedpark.experiments.serving.summary import Summary
 from fedpark.experiments.serving.windows import OutOfOrderError, SeriesWindows
 
+# A model trained with each factory's own statistics, run without the running plant's.
+NEEDS_REFERENCE = (
+    "this model standardizes each plant's readings with that plant's own statistics "
+    "(it was trained with normalization 'factory'): give --reference with a file of this "
+    "plant's history (the file it trained on, or a stretch of ordinary operation)"
+)
+
 # Values per batch read: a temporal model's windows multiply a batch by its window length.
 VALUES_PER_BATCH = 1 << 22
 
@@ -77,6 +84,8 @@ def predict_file(
     the contract (unless ``skip_invalid`` and only per-row rules broke), or is out of order.
     """
     options = options or PredictOptions()
+    if model.package.needs_reference:
+        raise PredictionError(NEEDS_REFERENCE)
     contract = model.contract
     types = {c.name: c.arrow_type for c in contract.columns}
     try:

@@ -84,6 +84,15 @@ def test_clear_errors(park: Park, tmp_path: Path) -> None:
         park.hub, park.operator.token, "user", "create", "u1", "--org", "acme", "--role", "king"
     )
     assert bad_choice.returncode == 2 and "role must be one of" in bad_choice.stderr
+    scope = fedpark(
+        park.hub,
+        park.members["acme-researcher"].token,
+        *("experiment", "launch", "--contract", "press-sensors@1.0.0", "--participants", "acme"),
+        *("--normalization", "global"),
+    )
+    assert scope.returncode == 2
+    said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", scope.stderr).split())  # the usage box, unwrapped
+    assert "model.normalization: must be one of: pooled, factory" in said
     token = "fpk_" + "x" * 43  # well-formed, but nobody listens
 
     def unreachable(token: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelfolders import model_folder
+from modelfolders import line_table, model_folder
 
 from fedpark.experiments.protocol.card import gain_rows, model_card
 from fedpark.experiments.protocol.manifest import FactoryGain
@@ -35,6 +35,17 @@ def test_the_card_shows_gains_and_limits(tmp_path: Path) -> None:
     limits = " ".join(card.limits)
     assert "fault 3" in limits and "did better for bravo" in limits
     assert card.usage[0] == "fedpark model predict m/ DATA -o predictions.parquet"
+
+
+def test_a_factory_normalized_model_card_says_to_give_the_plants_history(tmp_path: Path) -> None:
+    plants = [line_table(200, seed=1), line_table(200, seed=2, shift=20.0)]
+    manifest = open_model(model_folder(tmp_path / "m", epochs=1, plants=plants)).manifest
+    card = model_card(manifest, "m/")
+    assert (
+        card.usage[0] == "fedpark model predict m/ DATA --reference HISTORY -o predictions.parquet"
+    )
+    assert "--reference HISTORY" in card.usage[1]
+    assert any("standardized with its own statistics" in limit for limit in card.limits)
 
 
 def test_a_lower_error_is_a_gain_for_regression() -> None:

@@ -208,3 +208,42 @@ def test_a_control_that_does_not_fit_the_model_is_a_named_failure(
     problem = FactoryProblem.model_validate_json(reply.error.reason)
     assert problem.kind is ProblemKind.FACTORY_ERROR and problem.error == "ControlMismatchError"
     assert OWN_CONTROL not in context.state
+
+
+def _with(context: Context, **model: object) -> Context:
+    """The factory's context for a run whose spec's model settings and pooled statistics
+    are changed (``shift``: the pooled means moved by that many spreads)."""
+    spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
+    shift = float(model.pop("shift", 0.0))  # type: ignore[arg-type]
+    norm = spec.normalization
+    moved = norm.model_copy(
+        update={"mean": {k: v + shift * norm.std[k] for k, v in norm.mean.items()}}
+    )
+    spec = spec.model_copy(
+        update={"model": spec.model.model_copy(update=model), "normalization": moved}
+    )
+    return Context(
+        run_id=context.run_id,
+        node_id=context.node_id,
+        node_config=context.node_config,
+        state=RecordDict(),
+        run_config={SPEC_KEY: spec.model_dump_json()},
+    )
+
+
+def test_a_factory_normalized_run_standardizes_with_the_factorys_own_statistics(
+    factory: tuple[Context, ArrayRecord],
+) -> None:
+    """The pooled statistics play no part; the factory's own profile does (the fixture's
+    pooled statistics are this one factory's, so both give the same inputs)."""
+    context, arrays = factory
+
+    def loss(**model: object) -> float:
+        return float(
+            _send(_with(context, **model), MessageType.EVALUATE, arrays)["metrics"]["loss"]
+        )  # type: ignore[index]
+
+    own = loss(normalization="factory")
+    assert loss(normalization="factory", shift=5.0) == own
+    assert own == pytest.approx(loss(normalization="pooled"), rel=1e-3)
+    assert loss(normalization="pooled", shift=5.0) != pytest.approx(own, rel=1e-2)  # control

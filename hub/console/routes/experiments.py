@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "model.kernel_size": 5,
     "model.dropout": 0.1,
     "model.series": "",
+    "model.normalization": "pooled",
     "train.epochs": 1,
     "train.batch_size": 64,
     "train.learning_rate": 0.001,

@@ -228,4 +228,13 @@ def test_the_launch_form_offers_which_model_to_publish(park: Park) -> None:
     )
     assert refused.status_code == 422  # checked by the launch schema, the API's own
     assert 'id="publish" name="publish" aria-invalid="true"' in refused.text
+    # and how the factories standardize their readings: pooled unless asked
+    assert '<option value="pooled" selected>pooled over all factories' in form.text
+    odd = client.post(
+        "/console/experiments/new",
+        data={**fields, "participants": "acme", "model.normalization": "global"},
+        headers={"Origin": park.hub.url},
+    )
+    assert odd.status_code == 422
+    assert 'name="model.normalization" aria-invalid="true"' in odd.text
     client.close()

@@ -1,0 +1,70 @@
+"""A plant's own statistics for a model trained with ``normalization: factory``.
+
+Such a model was trained on each factory's readings standardized with that factory's own mean
+and spread (plants at different operating points then all show it deviations from their own
+level). Wherever it runs it needs the running plant's statistics: here they are computed from
+a file of that plant's history (the file it trained on, or any stretch of ordinary operation)
+in one streaming pass of the contract's validator, the same profile the factory's ClientApp
+standardized with during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fedpark.contracts import validate_file
+from fedpark.contracts.dialect import CsvOptions
+from fedpark.contracts.errors import DataError
+from fedpark.contracts.reader import CsvValueError, open_source
+from fedpark.experiments.features import FeaturePlan, normalization_for
+from fedpark.experiments.serving.folder import ModelFolder
+from fedpark.experiments.serving.predict import PredictionError, prediction_contract
+
+
+def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None) -> ModelFolder:
+    """``model`` set to standardize with the statistics of ``data``, a file of the running
+    plant's history that meets the model's contract (the label may be absent).
+
+    Raises :class:`PredictionError` (FedPark's words) when the model uses pooled statistics,
+    or the file cannot be read, breaks the contract, or has no readings of a numeric input.
+    """
+    package = model.package
+    if package.architecture.normalization != "factory":
+        raise PredictionError(
+            "this model standardizes with the statistics pooled over the factories that "
+            "trained it; --reference is only for models trained with normalization 'factory'"
+        )
+    contract = model.contract
+    types = {c.name: c.arrow_type for c in contract.columns}
+    try:
+        names = set(open_source(data, csv_types=types, csv_options=csv).schema.names)
+    except CsvValueError:
+        names = set(types)
+    except DataError as exc:
+        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
+    view = prediction_contract(contract, with_label=package.features.label in names)
+    try:
+        result = validate_file(view, data, csv_options=csv)
+    except DataError as exc:
+        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
+    if not result.report.passed:
+        counts = ", ".join(f"{r}={n}" for r, n in sorted(result.report.rule_counts().items()))
+        raise PredictionError(
+            f"the reference {data.name} breaks the model's contract: {counts or 'schema'}",
+            result.report,
+        )
+    plan = FeaturePlan.of(package.features)
+    empty = [
+        c.name
+        for c in result.profile.columns
+        if c.name in plan.numeric and (c.numeric is None or not c.numeric.count)
+    ]
+    if empty or not result.profile.rows:
+        raise PredictionError(
+            f"the reference {data.name} has no readings of "
+            f"{', '.join(empty[:5]) or 'any input'}: its statistics cannot be computed"
+        )
+    own = normalization_for("factory", package.features.normalization, result.profile, plan)
+    features = package.features.model_copy(update={"normalization": own, "reference": data.name})
+    return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
