@@ -159,7 +159,7 @@ def show_model(folder: ModelDir, key: KeyOpt = None) -> None:
     from fedpark.experiments.protocol.card import model_card
 
     model = open_folder(folder, key)
-    card = model_card(model.manifest, str(folder))
+    card = model_card(model.manifest, str(folder), model.package)
     suffix = " — fine-tuned locally" if model.local else ""
     out.print(f"[bold]{literal(card.title)}[/bold]{suffix}")
     for heading, lines in (("Intended use", card.intended_use), ("Data", card.data)):
@@ -251,6 +251,7 @@ def predict(
         if reference is not None:
             _data_file(reference)
             model = with_reference(model, reference)
+            _said_reference(model.package.features.reference)
         options = PredictOptions(skip_invalid=skip_invalid, normal=normal)
         with _RowProgress(data) as advance:
             summary = predict_file(model, data, output, options, advance)
@@ -264,6 +265,10 @@ def predict(
     except OSError:
         raise _fail(f"cannot write {output}", 2) from None
     print_summary(summary, output)
+
+
+def _said_reference(reference: str | None) -> None:
+    out.print(f"standardizing with this plant's statistics from {reference}", highlight=False)
 
 
 def _print_refusal(report: Any) -> None:
@@ -382,6 +387,7 @@ def export_onnx(
         if reference is not None:
             _data_file(reference)
             model = with_reference(model, reference)
+            _said_reference(model.package.features.reference)
         if model.package.needs_reference:
             raise PredictionError(NEEDS_REFERENCE)
     except PredictionError as exc:
@@ -422,7 +428,8 @@ def finetune(
     key: KeyOpt = None,
 ) -> None:
     """Fine-tune on this factory's rows only: a new model folder that names its parent and
-    reports before/after on the most recent rows (held out). It stays here."""
+    reports before/after on the most recent rows (held out). It stays here. A model trained
+    with normalization 'factory' takes this plant's statistics from DATA and keeps them."""
     from fedpark.experiments.serving.finetune import finetune as tune
     from fedpark.experiments.serving.predict import PredictionError
 

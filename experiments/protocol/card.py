@@ -13,6 +13,7 @@ from fedpark.experiments.protocol.manifest import (
     ModelManifest,
     PublishedRound,
 )
+from fedpark.experiments.protocol.package import ModelPackage
 
 
 @dataclass
@@ -27,8 +28,12 @@ class ModelCard:
     usage: list[str] = field(default_factory=list)
 
 
-def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
-    package = manifest.package
+def model_card(
+    manifest: ModelManifest, folder: str = "MODEL_DIR", package: ModelPackage | None = None
+) -> ModelCard:
+    """The card of the model ``manifest`` seals; ``package``: the one the folder runs with,
+    when it is not the manifest's (a fine-tuned folder keeps its plant's statistics)."""
+    package = package or manifest.package
     contract = package.contract
     features = package.features
     policy = contract.get("policy") or {}
@@ -67,9 +72,9 @@ def model_card(manifest: ModelManifest, folder: str = "MODEL_DIR") -> ModelCard:
         (g.org, g.examples, _pick(g.federated, GAIN_METRICS[task])) for g in manifest.gains
     ]
     gains = gain_rows(manifest.gains, task)
-    limits = _limits(manifest)
+    limits = _limits(manifest, package)
     # A factory-normalized model runs with the plant's own statistics (a file of its history).
-    ref = " --reference HISTORY" if package.architecture.normalization == "factory" else ""
+    ref = " --reference HISTORY" if package.needs_reference else ""
     usage = [
         f"fedpark model predict {folder} DATA{ref} -o predictions.parquet",
         f"fedpark model export-onnx {folder}{ref} -o model.onnx",
@@ -116,8 +121,7 @@ def _pick(metrics: dict[str, float], names: tuple[str, ...]) -> dict[str, float]
     return {n: metrics[n] for n in names if n in metrics}
 
 
-def _limits(manifest: ModelManifest) -> list[str]:
-    package = manifest.package
+def _limits(manifest: ModelManifest, package: ModelPackage) -> list[str]:
     limits = []
     warning = manifest.published.warning() if manifest.published else None
     if warning:
@@ -128,11 +132,16 @@ def _limits(manifest: ModelManifest) -> list[str]:
             f"no contributing factory declared at least k rows of {package.features.label} "
             f"{names}: the model has not learned to recognize them"
         )
-    if package.architecture.normalization == "factory":
+    if package.needs_reference:
         limits.append(
             "trained on each factory's readings standardized with its own statistics: run it "
             "with the running plant's (--reference: a file of its history, e.g. the one it "
             "trained on); a fine-tuned copy keeps them"
+        )
+    elif package.features.reference:
+        limits.append(
+            "standardizes readings with one plant's statistics (from "
+            f"{package.features.reference}): it is that plant's model"
         )
     if package.window:
         limits.append(

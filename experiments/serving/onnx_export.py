@@ -193,6 +193,9 @@ def _metadata(proto: Any, model: ModelFolder) -> None:
         "fedpark.labels": json.dumps(features.classes),
         "fedpark.inputs": json.dumps(features.inputs),
         "fedpark.window": str(package.window or 1),
+        # a factory-normalized model's standardization is one plant's: which file it came from
+        "fedpark.normalization": package.architecture.normalization,
+        "fedpark.reference": features.reference or "",
     }
     helper.set_model_props(proto, facts)
     proto.producer_name = "fedpark"

@@ -11,6 +11,7 @@ standardized with during training.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 from fedpark.contracts import validate_file
@@ -20,6 +21,9 @@ from fedpark.contracts.reader import CsvValueError, open_source
 from fedpark.experiments.features import FeaturePlan, normalization_for
 from fedpark.experiments.serving.folder import ModelFolder
 from fedpark.experiments.serving.predict import PredictionError, prediction_contract
+
+# Fewer rows than this describe a moment, not a plant: their mean and spread would mislead.
+MIN_REFERENCE_ROWS = 100
 
 
 def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None) -> ModelFolder:
@@ -34,6 +38,11 @@ def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None
         raise PredictionError(
             "this model standardizes with the statistics pooled over the factories that "
             "trained it; --reference is only for models trained with normalization 'factory'"
+        )
+    if package.features.reference is not None:
+        raise PredictionError(
+            "this model already standardizes with its plant's statistics (from "
+            f"{package.features.reference}): run it without --reference"
         )
     contract = model.contract
     types = {c.name: c.arrow_type for c in contract.columns}
@@ -65,6 +74,21 @@ def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None
             f"the reference {data.name} has no readings of "
             f"{', '.join(empty[:5]) or 'any input'}: its statistics cannot be computed"
         )
+    rows = result.profile.rows
+    if rows < MIN_REFERENCE_ROWS:
+        raise PredictionError(
+            f"the reference {data.name} has {rows} rows: a plant's statistics need at least "
+            f"{MIN_REFERENCE_ROWS} (a longer stretch of its history)"
+        )
     own = normalization_for("factory", package.features.normalization, result.profile, plan)
-    features = package.features.model_copy(update={"normalization": own, "reference": data.name})
+    named = f"{data.name} ({rows} rows, sha256 {_sha256(data)[:12]})"
+    features = package.features.model_copy(update={"normalization": own, "reference": named})
     return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

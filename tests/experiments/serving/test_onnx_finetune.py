@@ -32,6 +32,7 @@ def test_onnx_gives_torchs_outputs_from_raw_columns(kind: str, tmp_path: Path) -
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["fedpark.labels"]) == [0, 1, 2, 3]
     assert meta["fedpark.contract"] == "line-sensors@1.0.0"
+    assert meta["fedpark.normalization"] == "pooled" and meta["fedpark.reference"] == ""
     window = model.package.window
     order = [("line", "ascending")] if window else []  # the rows in the order model_arrays takes
     table = line_table(400, seed=9).sort_by([*order, ("ts", "ascending")])

@@ -51,7 +51,8 @@ def test_the_plants_own_statistics_make_the_model_work_where_pooled_ones_would_n
 ) -> None:
     history, today = _plant(tmp_path, "history", 7), _plant(tmp_path, "today", 8)
     own = with_reference(factory_model, history)
-    assert own.package.features.reference == "history.parquet"
+    reference = own.package.features.reference or ""
+    assert reference.startswith("history.parquet (2000 rows, sha256 "), reference
     temps = pq.read_table(history)["temp"]
     assert own.package.features.normalization.mean["temp"] == pytest.approx(pc.mean(temps).as_py())
     accuracy = _accuracy(own, today, tmp_path / "own.parquet")
@@ -106,6 +107,10 @@ def test_a_reference_that_breaks_the_contract_or_has_no_readings_is_refused(
     pq.write_table(table.set_column(table.schema.get_field_index("temp"), "temp", nulls), empty)
     with pytest.raises(PredictionError, match="no readings of temp"):
         with_reference(factory_model, empty)
+    few = tmp_path / "few.parquet"
+    pq.write_table(line_table(99, seed=4, shift=LEVELS[1]), few)
+    with pytest.raises(PredictionError, match="has 99 rows: a plant's statistics need at least"):
+        with_reference(factory_model, few)
     truncated = tmp_path / "truncated.parquet"
     truncated.write_bytes(bad.read_bytes()[:200])
     with pytest.raises(PredictionError, match=r"^reference truncated\.parquet"):
@@ -115,6 +120,17 @@ def test_a_reference_that_breaks_the_contract_or_has_no_readings_is_refused(
         ["model", "predict", str(factory_model.path), str(bad), "--reference", str(bad)],
     )
     assert cli.exit_code == 1 and "min" in cli.output, cli.output
+
+
+def test_the_commands_say_which_statistics_they_standardized_with(
+    factory_model: ModelFolder, tmp_path: Path
+) -> None:
+    history, today = _plant(tmp_path, "history", 7), _plant(tmp_path, "today", 8)
+    out = tmp_path / "p.parquet"
+    argv = ["model", "predict", str(factory_model.path), str(today), "-o", str(out)]
+    cli = CliRunner().invoke(app, [*argv, "--reference", str(history)])
+    said = " ".join(cli.output.split())
+    assert cli.exit_code == 0 and "statistics from history.parquet (2000 rows" in said, said
 
 
 def test_a_reference_for_a_pooled_model_is_refused(tmp_path: Path) -> None:
@@ -129,15 +145,25 @@ def test_a_fine_tuned_folder_keeps_the_plants_statistics_and_runs_without_a_refe
 ) -> None:
     history, today = _plant(tmp_path, "history", 7), _plant(tmp_path, "today", 8)
     local = finetune(factory_model, history, tmp_path / "local", epochs=1)
-    assert local.package.features.reference == "history.parquet"
+    assert (local.package.features.reference or "").startswith("history.parquet (2000 rows")
     tuned = open_model(tmp_path / "local")
     assert not tuned.package.needs_reference
     assert _accuracy(tuned, today, tmp_path / "tuned.parquet") > 0.9
+    folder = str(tmp_path / "local")
     cli = CliRunner().invoke(
-        app,
-        ["model", "predict", str(tmp_path / "local"), str(today), "-o", str(tmp_path / "c.csv")],
+        app, ["model", "predict", folder, str(today), "-o", str(tmp_path / "c.csv")]
     )
     assert cli.exit_code == 0, cli.output
+    # Its card says how it runs now: no --reference, and that it is this plant's model.
+    card = CliRunner().invoke(app, ["model", "show", folder])
+    assert card.exit_code == 0 and "--reference" not in card.output, card.output
+    assert "one plant's statistics (from history.parquet" in " ".join(card.output.split())
+    # Another plant's statistics would replace this plant's silently: refused.
+    other = CliRunner().invoke(
+        app,
+        ["model", "predict", folder, str(today), "--reference", str(history), "-o", "x.csv"],
+    )
+    assert other.exit_code == 2 and "run it without --reference" in other.output, other.output
     # Only the plant's statistics may differ from the signed package: anything else is refused.
     manifest = tmp_path / "local" / "manifest.json"
     text = manifest.read_text()
@@ -145,3 +171,32 @@ def test_a_fine_tuned_folder_keeps_the_plants_statistics_and_runs_without_a_refe
     manifest.write_text(text.replace('"dropout": 0.0', '"dropout": 0.5'))
     with pytest.raises(ModelFolderError, match="differs from its parent's signed one"):
         open_model(tmp_path / "local")
+
+
+@pytest.mark.integration  # torch.export traces the model: seconds
+def test_onnx_standardizes_with_the_reference_and_says_whose_statistics(
+    factory_model: ModelFolder, tmp_path: Path
+) -> None:
+    import numpy as np
+    import onnxruntime
+
+    from fedpark.experiments.serving.onnx_export import export_onnx
+
+    history, today = _plant(tmp_path, "history", 7), _plant(tmp_path, "today", 8)
+    own = with_reference(factory_model, history)
+    export_onnx(own, tmp_path / "model.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["fedpark.normalization"] == "factory"
+    assert meta["fedpark.reference"].startswith("history.parquet (2000 rows")
+    rows = pq.read_table(today)
+    feeds = {
+        "temp": rows["temp"].to_numpy().astype(np.float32),
+        "pressure": rows["pressure"].to_numpy().astype(np.float32),
+        "machine": np.array(rows["machine"].to_pylist(), dtype=object),
+    }
+    (labels,) = session.run(["label"], feeds)
+    summary = predict_file(own, today, tmp_path / "p.parquet")
+    assert summary.predicted == len(labels)
+    torch_labels = pq.read_table(tmp_path / "p.parquet")["predicted_fault"].to_numpy()
+    assert (labels == torch_labels).mean() > 0.999
