@@ -97,13 +97,19 @@ def model_folder(
     epochs: int = 20,
     key: Ed25519PrivateKey | None = None,
     plants: list[pa.Table] | None = None,
+    flag: bool = False,
 ) -> Path:
     """A signed model folder trained on ``table`` (default: ``line_table()``).
 
     With ``plants``, a model trained with ``normalization: factory``: on every plant's table
     standardized with that plant's own statistics; its package holds the pooled ones.
+    ``flag``: the tables carry a boolean feature, ``running`` (see :func:`with_flag`).
     """
     document = line_contract(task)
+    if flag:
+        document["columns"].insert(5, {"name": "running", "type": "bool", "nullable": False})
+        table = with_flag(table or line_table())
+        plants = [with_flag(t) for t in plants] if plants else None
     if task == "classification":
         document["columns"] = [c for c in document["columns"] if c["name"] != "wear"]
     contract = Contract.model_validate(document)
@@ -138,6 +144,14 @@ def model_folder(
     )
     write_folder(folder, weights, package, key or Ed25519PrivateKey.generate())
     return folder
+
+
+def with_flag(table: pa.Table) -> pa.Table:
+    """``table`` with a boolean feature (whether the machine ran), as some contracts have."""
+    if "running" in table.column_names:
+        return table
+    running = np.random.default_rng(len(table)).random(len(table)) > 0.1
+    return table.append_column("running", pa.array(running))
 
 
 def own_normalization(table: pa.Table, columns: list[str]) -> Normalization:

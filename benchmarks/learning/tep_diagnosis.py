@@ -148,8 +148,14 @@ def _test_split(data: Path) -> dict[str, Path]:
 
     folder = scratch("fedpark-tep-test-")
     test = pq.read_table(data / "test" / "tep.parquet")
+    plants = json.loads((data / "plants.json").read_text())
+    modes = [plant["mode"] for plant in plants]
+    tested = set(test["operating_mode"].unique().to_pylist())
+    if len(set(modes)) != len(modes) or set(modes) != tested:
+        # each test row must be scored once, as the plant running its mode meets it
+        raise SystemExit(f"--normalization factory needs one plant per tested mode: {modes}")
     split = {}
-    for plant in json.loads((data / "plants.json").read_text()):
+    for plant in plants:
         rows = test.filter(pc.equal(test["operating_mode"], plant["mode"]))
         if not rows.num_rows:
             raise SystemExit(f"the test set has no runs in {plant['mode']} ({plant['name']})")

@@ -74,6 +74,8 @@ def compare_on_unseen(
     (:func:`unseen_runs`)."""
     package = model.package
     plan = FeaturePlan.of(package.features)
+    if package.needs_reference:  # the demo trains with pooled statistics; say so if not
+        raise ValueError("a factory-normalized model needs its plant's statistics")
     norm = package.features.normalization
     faults = [int(c) for c in package.features.classes or () if int(c)]
     federated = load_network(model)

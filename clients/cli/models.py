@@ -268,7 +268,11 @@ def predict(
 
 
 def _said_reference(reference: str | None) -> None:
-    out.print(f"standardizing with this plant's statistics from {reference}", highlight=False)
+    out.print(
+        f"standardizing with this plant's statistics from {reference}",
+        highlight=False,
+        markup=False,
+    )
 
 
 def _print_refusal(report: Any) -> None:

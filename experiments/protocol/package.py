@@ -54,6 +54,7 @@ class FeatureSpec(Wire):
     normalization: Normalization
     reference: str | None = Field(
         default=None,
+        exclude_if=lambda reference: reference is None,  # packages as before when unset
         max_length=500,
         description="A factory-normalized model: the plant's data file (its name) whose "
         "statistics ``normalization`` holds",

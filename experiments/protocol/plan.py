@@ -94,8 +94,11 @@ class ModelSettings(Wire):
         description="An id column of the contract (an engine, a production run): windows "
         "never span two of its series; its values never reach the model",
     )
+    # Left out of the JSON when pooled: specs and packages read as before by FedPark
+    # versions that predate the choice (their models forbid unknown fields).
     normalization: NormalizationScope = Field(
         default="pooled",
+        exclude_if=lambda scope: scope == "pooled",
         description="Standardize readings with statistics pooled over all factories "
         "(pooled) or with each factory's own (factory: for plants at different operating "
         "points; the model then needs the plant's statistics where it runs)",
@@ -105,6 +108,10 @@ class ModelSettings(Wire):
     def _widths(self) -> Self:
         if any(not 1 <= h <= 4096 for h in self.hidden):
             raise ValueError("hidden widths must be between 1 and 4096")
+        if self.normalization == "factory" and self.task == "regression":
+            # The inputs would lose each plant's level while the target keeps the park's
+            # scale: a label whose level follows the operating point would be biased.
+            raise ValueError("normalization 'factory' is for classification")
         return self
 
 

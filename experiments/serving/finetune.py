@@ -54,8 +54,10 @@ def finetune(
     """
     if output.exists() and any(output.iterdir()):
         raise PredictionError(f"{output} already holds files: choose a new folder")
-    if model.package.needs_reference:  # the plant's own statistics: from the data it tunes on
-        model = with_reference(model, data, csv)
+    if model.package.architecture.normalization == "factory":
+        # the plant's own statistics, from the data it tunes on (a fine-tuned folder's too:
+        # it is this plant's data now)
+        model = with_reference(model, data, csv, what="data", replace=True)
     package = model.package
     contract = model.contract
     try:

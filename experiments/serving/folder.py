@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -153,6 +154,11 @@ def _localized(local: ModelPackage, parent: ModelPackage) -> bool:
     fine-tuning may make to a package (for a model trained with ``normalization: factory``)."""
     if parent.architecture.normalization != "factory" or local.features.reference is None:
         return False
+    norm, numeric = local.features.normalization, set(local.features.numeric)
+    if set(norm.mean) != numeric or set(norm.std) != numeric:
+        return False
+    if not all(math.isfinite(norm.mean[c]) and norm.std[c] > 0 for c in numeric):
+        return False  # a spread of 0 or a non-finite statistic is no plant's
     features = local.features.model_copy(
         update={
             "normalization": parent.features.normalization,

@@ -18,6 +18,8 @@ from fedpark.contracts import validate_file
 from fedpark.contracts.dialect import CsvOptions
 from fedpark.contracts.errors import DataError
 from fedpark.contracts.reader import CsvValueError, open_source
+from fedpark.contracts.report import DataProfile
+from fedpark.contracts.types import is_numeric
 from fedpark.experiments.features import FeaturePlan, normalization_for
 from fedpark.experiments.serving.folder import ModelFolder
 from fedpark.experiments.serving.predict import PredictionError, prediction_contract
@@ -26,12 +28,22 @@ from fedpark.experiments.serving.predict import PredictionError, prediction_cont
 MIN_REFERENCE_ROWS = 100
 
 
-def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None) -> ModelFolder:
+def with_reference(
+    model: ModelFolder,
+    data: Path,
+    csv: CsvOptions | None = None,
+    *,
+    what: str = "reference",
+    replace: bool = False,
+) -> ModelFolder:
     """``model`` set to standardize with the statistics of ``data``, a file of the running
     plant's history that meets the model's contract (the label may be absent).
 
+    ``what`` names the file in messages; ``replace`` lets a model that already carries a
+    plant's statistics take new ones (fine-tuning: the data it tunes on is the plant's).
     Raises :class:`PredictionError` (FedPark's words) when the model uses pooled statistics,
-    or the file cannot be read, breaks the contract, or has no readings of a numeric input.
+    or the file cannot be read, breaks the contract, is too short, or has no readings of a
+    numeric input.
     """
     package = model.package
     if package.architecture.normalization != "factory":
@@ -39,51 +51,67 @@ def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None
             "this model standardizes with the statistics pooled over the factories that "
             "trained it; --reference is only for models trained with normalization 'factory'"
         )
-    if package.features.reference is not None:
+    if package.features.reference is not None and not replace:
         raise PredictionError(
             "this model already standardizes with its plant's statistics (from "
             f"{package.features.reference}): run it without --reference"
         )
+    profile = _profile(model, data, csv, what)
+    plan = FeaturePlan.of(package.features)
+    own = normalization_for("factory", package.features.normalization, profile, plan)
+    try:
+        named = f"{data.name} ({profile.rows} rows, sha256 {_sha256(data)[:12]})"
+    except OSError:
+        raise PredictionError(f"cannot read the {what} {data.name}") from None
+    features = package.features.model_copy(update={"normalization": own, "reference": named})
+    return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
+
+
+def _profile(model: ModelFolder, data: Path, csv: CsvOptions | None, what: str) -> DataProfile:
+    """The profile of ``data`` under the model's contract, checked to describe a plant."""
     contract = model.contract
     types = {c.name: c.arrow_type for c in contract.columns}
     try:
         names = set(open_source(data, csv_types=types, csv_options=csv).schema.names)
-    except CsvValueError:
+    except CsvValueError:  # a cell of another type: the validator's report names its row
         names = set(types)
     except DataError as exc:
-        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
-    view = prediction_contract(contract, with_label=package.features.label in names)
+        raise PredictionError(f"{what} {data.name} {exc.failure.describe()}") from None
+    except OSError:
+        raise PredictionError(f"cannot read the {what} {data.name}") from None
+    view = prediction_contract(contract, with_label=model.package.features.label in names)
     try:
         result = validate_file(view, data, csv_options=csv)
     except DataError as exc:
-        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
+        raise PredictionError(f"{what} {data.name} {exc.failure.describe()}") from None
+    except OSError:
+        raise PredictionError(f"cannot read the {what} {data.name}") from None
     if not result.report.passed:
         counts = ", ".join(f"{r}={n}" for r, n in sorted(result.report.rule_counts().items()))
         raise PredictionError(
-            f"the reference {data.name} breaks the model's contract: {counts or 'schema'}",
+            f"the {what} {data.name} breaks the model's contract: {counts or 'schema'}",
             result.report,
         )
-    plan = FeaturePlan.of(package.features)
+    profile = result.profile
+    # Measured columns without a reading (flags have no moments: they stay 0/1 as trained).
+    measured = {c.name for c in contract.columns if is_numeric(c.arrow_type)}
+    inputs = set(model.package.features.numeric) & measured
     empty = [
         c.name
-        for c in result.profile.columns
-        if c.name in plan.numeric and (c.numeric is None or not c.numeric.count)
+        for c in profile.columns
+        if c.name in inputs and (c.numeric is None or not c.numeric.count)
     ]
-    if empty or not result.profile.rows:
+    if empty or not profile.rows:
         raise PredictionError(
-            f"the reference {data.name} has no readings of "
+            f"the {what} {data.name} has no readings of "
             f"{', '.join(empty[:5]) or 'any input'}: its statistics cannot be computed"
         )
-    rows = result.profile.rows
-    if rows < MIN_REFERENCE_ROWS:
+    if profile.rows < MIN_REFERENCE_ROWS:
         raise PredictionError(
-            f"the reference {data.name} has {rows} rows: a plant's statistics need at least "
-            f"{MIN_REFERENCE_ROWS} (a longer stretch of its history)"
+            f"the {what} {data.name} has {profile.rows} rows: a plant's statistics need at "
+            f"least {MIN_REFERENCE_ROWS} (a longer stretch of its history)"
         )
-    own = normalization_for("factory", package.features.normalization, result.profile, plan)
-    named = f"{data.name} ({rows} rows, sha256 {_sha256(data)[:12]})"
-    features = package.features.model_copy(update={"normalization": own, "reference": named})
-    return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
+    return profile
 
 
 def _sha256(path: Path) -> str:

@@ -72,6 +72,8 @@ def _spec(**plan: Any) -> dict[str, Any]:
         {"model": {"hidden": []}},
         {"model": {"hidden": [5000]}},
         {"model": {"window": 1}},
+        {"model": {"normalization": "global"}},
+        {"model": {"normalization": "factory", "task": "regression"}},
         {"round_timeout": 5},
         {"strategy": "fedsgd"},
         {"strategy": "fedprox", "strategy_params": {"beta": 0.1}},
@@ -106,6 +108,17 @@ def test_a_launch_becomes_a_run_spec_without_retyping_the_plan() -> None:
     assert RunSpec.model_validate_json(config[SPEC_KEY]) == spec
     kept = json.dumps(spec.without_secrets())
     assert "fprun_secret" not in kept and "output" not in json.loads(kept)
+
+
+def test_the_pooled_default_is_left_out_of_what_crosses() -> None:
+    """FedPark versions from before the choice forbid unknown fields: a pooled plan reads
+    there as before; a factory plan travels and reads back."""
+    pooled = ExperimentCreate.model_validate(_launch()).plan()
+    assert "normalization" not in json.loads(pooled.model_dump_json())["model"]
+    own = ExperimentCreate.model_validate(_launch(model={"normalization": "factory"})).plan()
+    sent = own.model_dump_json()
+    assert json.loads(sent)["model"]["normalization"] == "factory"
+    assert TrainingPlan.model_validate_json(sent).model.normalization == "factory"
 
 
 def test_every_strategy_in_the_table_has_flowers_class() -> None:

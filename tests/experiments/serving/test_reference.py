@@ -5,13 +5,14 @@ carried by a fine-tuned folder so that it runs on its own."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from modelfolders import line_table, model_folder
+from modelfolders import line_table, model_folder, with_flag
 from typer.testing import CliRunner
 
 from fedpark.clients.cli.main import app
@@ -200,3 +201,42 @@ def test_onnx_standardizes_with_the_reference_and_says_whose_statistics(
     assert summary.predicted == len(labels)
     torch_labels = pq.read_table(tmp_path / "p.parquet")["predicted_fault"].to_numpy()
     assert (labels == torch_labels).mean() > 0.999
+
+
+def test_a_flag_among_the_inputs_is_no_missing_reading(tmp_path: Path) -> None:
+    """Booleans have no moments in a profile: they stay 0/1 as in training."""
+    plants = [line_table(300, seed=i, shift=level) for i, level in enumerate(LEVELS)]
+    model = open_model(model_folder(tmp_path / "m", epochs=1, plants=plants, flag=True))
+    assert "running" in model.package.features.numeric
+    history = tmp_path / "history.parquet"
+    pq.write_table(with_flag(line_table(300, seed=7, shift=LEVELS[1])), history)
+    own = with_reference(model, history)
+    assert own.package.features.normalization.mean["running"] == 0.0
+    assert own.package.features.normalization.std["running"] == 1.0
+    assert predict_file(own, history, tmp_path / "p.parquet").predicted == 300
+
+
+def test_fine_tuning_again_takes_the_new_datas_statistics(
+    factory_model: ModelFolder, tmp_path: Path
+) -> None:
+    history, later = _plant(tmp_path, "history", 7), _plant(tmp_path, "later", 9)
+    finetune(factory_model, history, tmp_path / "first", epochs=1)
+    again = finetune(open_model(tmp_path / "first"), later, tmp_path / "second", epochs=1)
+    assert (again.package.features.reference or "").startswith("later.parquet (2000 rows")
+    short = tmp_path / "short.parquet"
+    pq.write_table(line_table(50, seed=3, shift=LEVELS[1]), short)
+    with pytest.raises(PredictionError, match=r"^the data short\.parquet has 50 rows"):
+        finetune(factory_model, short, tmp_path / "third", epochs=1)
+
+
+def test_a_local_folder_with_statistics_no_plant_has_is_refused(
+    factory_model: ModelFolder, tmp_path: Path
+) -> None:
+    history = _plant(tmp_path, "history", 7)
+    finetune(factory_model, history, tmp_path / "local", epochs=1)
+    manifest = tmp_path / "local" / "manifest.json"
+    document = json.loads(manifest.read_text())
+    document["package"]["features"]["normalization"]["std"]["temp"] = 0.0
+    manifest.write_text(json.dumps(document))
+    with pytest.raises(ModelFolderError, match="differs from its parent's signed one"):
+        open_model(tmp_path / "local")
