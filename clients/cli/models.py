@@ -20,6 +20,7 @@ from fedpark.clients.cli.common import HubOpt, TokenOpt, cannot_read, client, fa
 
 if TYPE_CHECKING:
     from fedpark.experiments.serving.folder import ModelFolder
+    from fedpark.experiments.serving.predict import PredictionError
     from fedpark.experiments.serving.summary import Summary
 
 model_app = typer.Typer(
@@ -256,15 +257,21 @@ def predict(
         with _RowProgress(data) as advance:
             summary = predict_file(model, data, output, options, advance)
     except PredictionError as exc:
-        if exc.report is not None:
-            _print_refusal(exc.report)
-            raise _fail(str(exc), 1) from None
-        raise _fail(str(exc), 2) from None
+        raise _refused(exc) from None
     except UnknownClassError as exc:  # FedPark's words (the contract's class names)
         raise _fail(str(exc), 2) from None
     except OSError:
         raise _fail(f"cannot write {output}", 2) from None
     print_summary(summary, output)
+
+
+def _refused(exc: PredictionError) -> typer.Exit:
+    """A PredictionError as the CLI ends on it (its message is FedPark's own words): exit 1
+    with the validator's report when the data broke the contract, else exit 2."""
+    if exc.report is not None:
+        _print_refusal(exc.report)
+        return _fail(str(exc), 1)
+    return _fail(str(exc), 2)
 
 
 def _said_reference(reference: str | None) -> None:
@@ -395,10 +402,7 @@ def export_onnx(
         if model.package.needs_reference:
             raise PredictionError(NEEDS_REFERENCE)
     except PredictionError as exc:
-        if exc.report is not None:
-            _print_refusal(exc.report)
-            raise _fail(str(exc), 1) from None
-        raise _fail(str(exc), 2) from None
+        raise _refused(exc) from None
     logging.getLogger("torch").setLevel(logging.ERROR)  # the exporter's progress chatter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -443,10 +447,7 @@ def finetune(
         with out.status("fine-tuning"):
             local = tune(model, data, output, epochs=epochs, learning_rate=learning_rate)
     except PredictionError as exc:
-        if exc.report is not None:
-            _print_refusal(exc.report)
-            raise _fail(str(exc), 1) from None
-        raise _fail(str(exc), 2) from None
+        raise _refused(exc) from None
     out.print(
         f"[green]fine-tuned[/green] → {output}: held-out {local.data.held_out_rows} rows, "
         f"before {_metrics(local.before)}; after {_metrics(local.after)}",

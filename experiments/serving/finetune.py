@@ -32,7 +32,7 @@ from fedpark.experiments.serving.folder import (
 )
 from fedpark.experiments.serving.network import load_network
 from fedpark.experiments.serving.predict import PredictionError
-from fedpark.experiments.serving.reference import with_reference
+from fedpark.experiments.serving.reference import localized
 from fedpark.experiments.training import TrainConfig, evaluate, train
 from fedpark.experiments.weights import to_safetensors
 
@@ -54,19 +54,20 @@ def finetune(
     """
     if output.exists() and any(output.iterdir()):
         raise PredictionError(f"{output} already holds files: choose a new folder")
-    if model.package.architecture.normalization == "factory":
-        # the plant's own statistics, from the data it tunes on (a fine-tuned folder's too:
-        # it is this plant's data now)
-        model = with_reference(model, data, csv, what="data", replace=True)
-    package = model.package
     contract = model.contract
     try:
-        report = validate_file(contract, data, csv_options=csv).report
+        result = validate_file(contract, data, csv_options=csv)
     except DataError as exc:
         raise PredictionError(f"{data.name} {exc.failure.describe()}") from None
+    report = result.report
     if not report.passed:
         counts = ", ".join(f"{rule}={n}" for rule, n in sorted(report.rule_counts().items()))
         raise PredictionError(f"the data breaks the model's contract: {counts}", report)
+    if model.package.architecture.normalization == "factory":
+        # the plant's own statistics, from the data it tunes on (a fine-tuned folder's too:
+        # it is this plant's data now)
+        model = localized(model, result.profile, data, "data")
+    package = model.package
     plan = FeaturePlan.of(package.features)
     types = {c.name: c.arrow_type for c in contract.columns}
     source = open_source(data, csv_types=types, csv_options=csv)

@@ -28,22 +28,13 @@ from fedpark.experiments.serving.predict import PredictionError, prediction_cont
 MIN_REFERENCE_ROWS = 100
 
 
-def with_reference(
-    model: ModelFolder,
-    data: Path,
-    csv: CsvOptions | None = None,
-    *,
-    what: str = "reference",
-    replace: bool = False,
-) -> ModelFolder:
+def with_reference(model: ModelFolder, data: Path, csv: CsvOptions | None = None) -> ModelFolder:
     """``model`` set to standardize with the statistics of ``data``, a file of the running
     plant's history that meets the model's contract (the label may be absent).
 
-    ``what`` names the file in messages; ``replace`` lets a model that already carries a
-    plant's statistics take new ones (fine-tuning: the data it tunes on is the plant's).
-    Raises :class:`PredictionError` (FedPark's words) when the model uses pooled statistics,
-    or the file cannot be read, breaks the contract, is too short, or has no readings of a
-    numeric input.
+    Raises :class:`PredictionError` (FedPark's words) when the model uses pooled statistics
+    or already carries a plant's, or the file cannot be read, breaks the contract, is too
+    short, or has no readings of a numeric input.
     """
     package = model.package
     if package.architecture.normalization != "factory":
@@ -51,51 +42,22 @@ def with_reference(
             "this model standardizes with the statistics pooled over the factories that "
             "trained it; --reference is only for models trained with normalization 'factory'"
         )
-    if package.features.reference is not None and not replace:
+    if package.features.reference is not None:
         raise PredictionError(
             "this model already standardizes with its plant's statistics (from "
             f"{package.features.reference}): run it without --reference"
         )
-    profile = _profile(model, data, csv, what)
-    plan = FeaturePlan.of(package.features)
-    own = normalization_for("factory", package.features.normalization, profile, plan)
-    try:
-        named = f"{data.name} ({profile.rows} rows, sha256 {_sha256(data)[:12]})"
-    except OSError:
-        raise PredictionError(f"cannot read the {what} {data.name}") from None
-    features = package.features.model_copy(update={"normalization": own, "reference": named})
-    return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
+    return localized(model, _profile(model, data, csv), data, "reference")
 
 
-def _profile(model: ModelFolder, data: Path, csv: CsvOptions | None, what: str) -> DataProfile:
-    """The profile of ``data`` under the model's contract, checked to describe a plant."""
-    contract = model.contract
-    types = {c.name: c.arrow_type for c in contract.columns}
-    try:
-        names = set(open_source(data, csv_types=types, csv_options=csv).schema.names)
-    except CsvValueError:  # a cell of another type: the validator's report names its row
-        names = set(types)
-    except DataError as exc:
-        raise PredictionError(f"{what} {data.name} {exc.failure.describe()}") from None
-    except OSError:
-        raise PredictionError(f"cannot read the {what} {data.name}") from None
-    view = prediction_contract(contract, with_label=model.package.features.label in names)
-    try:
-        result = validate_file(view, data, csv_options=csv)
-    except DataError as exc:
-        raise PredictionError(f"{what} {data.name} {exc.failure.describe()}") from None
-    except OSError:
-        raise PredictionError(f"cannot read the {what} {data.name}") from None
-    if not result.report.passed:
-        counts = ", ".join(f"{r}={n}" for r, n in sorted(result.report.rule_counts().items()))
-        raise PredictionError(
-            f"the {what} {data.name} breaks the model's contract: {counts or 'schema'}",
-            result.report,
-        )
-    profile = result.profile
+def localized(model: ModelFolder, profile: DataProfile, data: Path, what: str) -> ModelFolder:
+    """``model`` standardizing with the statistics of ``profile``, the validated profile of
+    the plant's file ``data`` (``what`` names it in messages), once it is shown to describe
+    a plant: readings of every measured input, at least :data:`MIN_REFERENCE_ROWS` rows."""
+    package = model.package
     # Measured columns without a reading (flags have no moments: they stay 0/1 as trained).
-    measured = {c.name for c in contract.columns if is_numeric(c.arrow_type)}
-    inputs = set(model.package.features.numeric) & measured
+    measured = {c.name for c in model.contract.columns if is_numeric(c.arrow_type)}
+    inputs = set(package.features.numeric) & measured
     empty = [
         c.name
         for c in profile.columns
@@ -111,12 +73,41 @@ def _profile(model: ModelFolder, data: Path, csv: CsvOptions | None, what: str) 
             f"the {what} {data.name} has {profile.rows} rows: a plant's statistics need at "
             f"least {MIN_REFERENCE_ROWS} (a longer stretch of its history)"
         )
-    return profile
+    plan = FeaturePlan.of(package.features)
+    own = normalization_for("factory", package.features.normalization, profile, plan)
+    try:
+        with data.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        raise PredictionError(f"cannot read the {what} {data.name}") from None
+    named = f"{data.name} ({profile.rows} rows, sha256 {digest[:12]})"
+    features = package.features.model_copy(update={"normalization": own, "reference": named})
+    return dataclasses.replace(model, package=package.model_copy(update={"features": features}))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _profile(model: ModelFolder, data: Path, csv: CsvOptions | None) -> DataProfile:
+    """The profile of the reference ``data`` under the model's contract (label optional)."""
+    contract = model.contract
+    types = {c.name: c.arrow_type for c in contract.columns}
+    try:
+        names = set(open_source(data, csv_types=types, csv_options=csv).schema.names)
+    except CsvValueError:  # a cell of another type: the validator's report names its row
+        names = set(types)
+    except DataError as exc:
+        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
+    except OSError:
+        raise PredictionError(f"cannot read the reference {data.name}") from None
+    view = prediction_contract(contract, with_label=model.package.features.label in names)
+    try:
+        result = validate_file(view, data, csv_options=csv)
+    except DataError as exc:
+        raise PredictionError(f"reference {data.name} {exc.failure.describe()}") from None
+    except OSError:
+        raise PredictionError(f"cannot read the reference {data.name}") from None
+    if not result.report.passed:
+        counts = ", ".join(f"{r}={n}" for r, n in sorted(result.report.rule_counts().items()))
+        raise PredictionError(
+            f"the reference {data.name} breaks the model's contract: {counts or 'schema'}",
+            result.report,
+        )
+    return result.profile

@@ -225,8 +225,14 @@ def test_fine_tuning_again_takes_the_new_datas_statistics(
     assert (again.package.features.reference or "").startswith("later.parquet (2000 rows")
     short = tmp_path / "short.parquet"
     pq.write_table(line_table(50, seed=3, shift=LEVELS[1]), short)
-    with pytest.raises(PredictionError, match=r"^the data short\.parquet has 50 rows"):
-        finetune(factory_model, short, tmp_path / "third", epochs=1)
+    with pytest.raises(PredictionError, match=r"^the data breaks the model's contract: min_rows"):
+        finetune(factory_model, short, tmp_path / "third", epochs=1)  # 50 rows: too short
+    blind = tmp_path / "blind.parquet"
+    table = line_table(500, seed=3, shift=LEVELS[1])
+    nulls = pa.nulls(len(table), pa.float64())
+    pq.write_table(table.set_column(table.schema.get_field_index("temp"), "temp", nulls), blind)
+    with pytest.raises(PredictionError, match=r"^the data blind\.parquet has no readings of temp"):
+        finetune(factory_model, blind, tmp_path / "fourth", epochs=1)
 
 
 def test_a_local_folder_with_statistics_no_plant_has_is_refused(
