@@ -19,10 +19,11 @@ import logging
 import os
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -380,7 +381,7 @@ def run_arms(
     *,
     rounds: int,
     seed: int,
-    strategies: dict[str, dict[str, float]],
+    strategies: dict[str, Arm],
     progress: Any,
     engine: str = "simulation",
     baselines: bool = True,
@@ -402,7 +403,7 @@ def run_arms(
         y = np.concatenate([p[1] for p in pooled])
         curves["centralized"] = train_alone(study, x, y, test, blocks=rounds, seed=seed)
         progress.advance(task, rounds)
-    for strategy, params in strategies.items():
+    for label, (strategy, params) in strategies.items():
         federate = run_fedpark
         if engine == "deployment":
             from deployment import run_deployed as federate
@@ -415,7 +416,7 @@ def run_arms(
             work=scratch(f"fedpark-{strategy}-"),
             on_round=lambda _: progress.advance(task),
         )
-        curves[f"FedPark {strategy}"] = score_checkpoints(study, checkpoints, test)
+        curves[f"FedPark {label}"] = score_checkpoints(study, checkpoints, test)
     progress.remove_task(task)
     return curves
 
@@ -486,7 +487,7 @@ def run_repeats(
     *,
     rounds: int,
     repeats: int,
-    strategies: dict[str, dict[str, float]],
+    strategies: dict[str, Arm],
     console: Any,
     engine: str = "simulation",
     baselines: bool = True,
@@ -521,14 +522,31 @@ def save_results(
     return path
 
 
-def parse_strategies(specs: Sequence[str]) -> dict[str, dict[str, float]]:
-    """``["fedavg", "fedprox:proximal_mu=0.1"]`` → ``{"fedavg": {}, "fedprox": {...}}``."""
-    strategies: dict[str, dict[str, float]] = {}
+class Arm(NamedTuple):
+    """A FedPark arm: a strategy and its parameters."""
+
+    strategy: str
+    params: dict[str, float]
+
+
+def parse_strategies(specs: Sequence[str]) -> dict[str, Arm]:
+    """``["fedavg", "fedprox:proximal_mu=0.1"]`` → arms by label: the strategy's name, or
+    the whole spec where one strategy is given twice (``fedprox:proximal_mu=0.1``)."""
+    parsed: list[tuple[str, Arm]] = []
     for spec in specs:
         name, _, rest = spec.partition(":")
         params = {}
         for pair in filter(None, rest.split(",")):
             key, _, value = pair.partition("=")
             params[key.strip()] = float(value)
-        strategies[name.strip()] = params
+        name = name.strip()
+        values = ",".join(f"{key}={value:g}" for key, value in params.items())
+        parsed.append((f"{name}:{values}" if values else name, Arm(name, params)))
+    names = Counter(arm.strategy for _, arm in parsed)
+    strategies: dict[str, Arm] = {}
+    for label, arm in parsed:
+        label = label if names[arm.strategy] > 1 else arm.strategy
+        if label in strategies:
+            raise SystemExit(f"--strategy {label} is given twice")
+        strategies[label] = arm
     return strategies

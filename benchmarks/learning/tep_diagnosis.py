@@ -164,6 +164,34 @@ def _test_split(data: Path) -> dict[str, Path]:
     return split
 
 
+def open_study(
+    data: Path,
+    plants: list[str],
+    normalization: str,
+    *,
+    model: str = "tcnn",
+    hidden: tuple[int, ...] = (32, 32, 32),
+    window: int = 32,
+    local_epochs: int = 1,
+    lr: float = 3e-3,
+) -> Study:
+    """The plants' files in ``data`` as this benchmark trains and scores them (its other
+    scripts, ``tep_pairs.py`` and ``tep_gap.py``, take the same study)."""
+    study = Study.open(
+        data / "contract.json",
+        {name: data / name / "tep.parquet" for name in plants},
+        data / "test" / "tep.parquet",
+        ModelSettings(
+            kind=model, hidden=hidden, window=window, series="run", normalization=normalization
+        ),
+        TrainSettings(epochs=local_epochs, batch_size=64, learning_rate=lr),
+    )
+    study.per_class = True
+    if normalization == "factory":
+        study.test_split = _test_split(data)
+    return study
+
+
 def print_table(table: dict[str, Metrics], spreads: dict[str, tuple[float, float]]) -> None:
     out = Table("arm", "macro-F1 (median)", "seeds min-max", "accuracy", "false alarms")
     for arm, v in table.items():
@@ -249,23 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     plants = sorted(
         p.name for p in data.iterdir() if (p / "tep.parquet").exists() and p.name != "test"
     )
-    hidden = tuple(int(h) for h in args.hidden.split(","))
-    study = Study.open(
-        data / "contract.json",
-        {name: data / name / "tep.parquet" for name in plants},
-        data / "test" / "tep.parquet",
-        ModelSettings(
-            kind=args.model,
-            hidden=hidden,
-            window=args.window,
-            series="run",
-            normalization=args.normalization,
-        ),
-        TrainSettings(epochs=args.local_epochs, batch_size=64, learning_rate=args.lr),
+    study = open_study(
+        data,
+        plants,
+        args.normalization,
+        model=args.model,
+        hidden=tuple(int(h) for h in args.hidden.split(",")),
+        window=args.window,
+        local_epochs=args.local_epochs,
+        lr=args.lr,
     )
-    study.per_class = True
-    if args.normalization == "factory":
-        study.test_split = _test_split(data)
     runs = run_repeats(
         study,
         rounds=args.rounds,

@@ -21,10 +21,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
-from harness import Study
+from tep_diagnosis import open_study
 
 from fedpark.experiments.features import model_arrays
-from fedpark.experiments.protocol import ModelSettings, TrainSettings
 from fedpark.experiments.training import TrainConfig, train
 
 
@@ -35,24 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10, help="as tep_diagnosis' 10 rounds")
     args = parser.parse_args(argv)
     plants = json.loads((args.data / "plants.json").read_text())
-    study = Study.open(
-        args.data / "contract.json",
-        {p["name"]: args.data / p["name"] / "tep.parquet" for p in plants},
-        args.data / "test" / "tep.parquet",
-        ModelSettings(
-            kind="tcnn",
-            hidden=(32, 32, 32),
-            window=32,
-            series="run",
-            normalization=args.normalization,
-        ),
-        TrainSettings(epochs=1, batch_size=64, learning_rate=3e-3),
-    )
+    study = open_study(args.data, [p["name"] for p in plants], args.normalization)
     parts = [study.train_arrays(p["name"]) for p in plants]
     x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
     model = study.new_model(0)
     for epoch in range(args.epochs):  # the centralized arm's blocks, seeded the same way
-        config = TrainConfig(epochs=1, batch_size=64, learning_rate=3e-3, seed=epoch)
+        config = TrainConfig(
+            epochs=1,
+            batch_size=study.train.batch_size,
+            learning_rate=study.train.learning_rate,
+            seed=epoch,
+        )
         train(model, x, y, "classification", config)
     model.eval()
     test = pq.read_table(args.data / "test" / "tep.parquet")
