@@ -92,7 +92,7 @@ def launch(
         list[str] | None,
         typer.Option(
             help="Strategy parameter NAME=VALUE "
-            "(repeatable; noise_multiplier and "
+            "(repeatable; fedprox needs proximal_mu, e.g. 0.1; noise_multiplier and "
             "clipping_norm turn on DP, not with scaffold)."
         ),
     ] = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile
-from fedpark.experiments.protocol import HubOutput, RunSpec
+from fedpark.experiments.protocol import HubOutput, RunSpec, StrategyName
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.experiments.protocol.spec import pooled_normalization, standardized_columns
 from fedpark.hub.domain import Page, Principal, Role
@@ -101,6 +101,15 @@ class ExperimentService:
             raise InvalidInputError(
                 f"series must name an id column of the contract, not {series!r}",
                 field="model.series",
+            )
+        if body.strategy is StrategyName.FEDPROX and "proximal_mu" not in body.strategy_params:
+            # Flower's FedProx defaults to mu = 0, which is FedAvg: a launch that names
+            # FedProx and says no mu would run another strategy than it records.
+            raise InvalidInputError(
+                "fedprox needs proximal_mu (without it, it is FedAvg): 0.1 did best of "
+                "0.001, 0.01, 0.1 and 1 on TEP plants in five operating modes "
+                "(docs/results.md)",
+                field="strategy_params",
             )
         profiles = self._participant_profiles(caller, body)
         if self.flower is None:

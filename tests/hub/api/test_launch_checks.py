@@ -1,8 +1,9 @@
 """What the hub checks before it starts a run, each refusal on its own: the contract must be
 approved, its policy must allow federated training by the caller's organization and not have
-expired, k and the series must fit the contract, and every participant must have declared
-compliant data. A launch that passes them all reaches Flower (here: none configured, 503), so
-no refusal above is Flower's. Nothing is written by any of them."""
+expired, k and the series must fit the contract, FedProx must say its mu (Flower's default
+of 0 is FedAvg), and every participant must have declared compliant data. A launch that
+passes them all reaches Flower (here: none configured, 503), so no refusal above is Flower's.
+Nothing is written by any of them."""
 
 from __future__ import annotations
 
@@ -63,8 +64,10 @@ def _launch(park: Park, data: dict[str, Any], **changes: Any) -> Any:
         ("policy expired", 409, "policy expired on 2020-01-01"),
         ("k below the contract's", 422, "at least the contract's k = 2"),
         ("series not an id column", 422, "series must name an id column"),
+        ("fedprox without its mu", 422, "fedprox needs proximal_mu"),
         ("a participant without compliant data", 422, "no compliant dataset declared by: bravo"),
         ("everything right", 503, "no Flower SuperLink, so experiments are off"),
+        ("fedprox with its mu", 503, "no Flower SuperLink, so experiments are off"),
     ],
 )
 def test_each_launch_check_refuses_on_its_own(
@@ -83,6 +86,8 @@ def test_each_launch_check_refuses_on_its_own(
     changes: dict[str, Any] = {
         "k below the contract's": {"min_factories": 1},
         "series not an id column": {"model": {"kind": "tcnn", "series": "temp"}},
+        "fedprox without its mu": {"strategy": "fedprox"},
+        "fedprox with its mu": {"strategy": "fedprox", "strategy_params": {"proximal_mu": 0.0}},
     }.get(case, {})
     answer = _launch(park, data, **changes)
     assert answer.status_code == status, (case, answer.text)
