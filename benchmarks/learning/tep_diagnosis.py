@@ -54,6 +54,7 @@ from fedpark.datasets import tep
 from fedpark.experiments.protocol import ModelSettings, TrainSettings
 
 console = Console()
+DEFAULT_ROUNDS = 10  # other round counts write tep_<setting>_<n>rounds.*
 SETTINGS = {
     # plants, modes, test-run hours, FedPark strategies compared
     "literature": (4, ("mode1",), 48.0, ["fedavg", "scaffold"]),
@@ -86,7 +87,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default="simulation",
         help="FedPark arms on Flower's simulation engine or on a SuperLink and SuperNodes",
     )
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--local-epochs", type=int, default=1)
     parser.add_argument("--model", choices=("tcnn", "mlp"), default="tcnn")
     parser.add_argument("--window", type=int, default=32, help="rows per window (tcnn)")
@@ -310,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         name = f"tep_{args.setting}" + ("_deployment" if args.engine == "deployment" else "")
         name += "_factory" if args.normalization == "factory" else ""
+        name += f"_{args.rounds}rounds" if args.rounds != DEFAULT_ROUNDS else ""
         path = save_results(args.out, name, args, table, runs)
         result = json.loads(path.read_text())
         result["faults"] = faults
