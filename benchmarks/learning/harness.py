@@ -540,7 +540,7 @@ def parse_strategies(specs: Sequence[str]) -> dict[str, Arm]:
             key, _, value = pair.partition("=")
             params[key.strip()] = float(value)
         name = name.strip()
-        values = ",".join(f"{key}={value:g}" for key, value in params.items())
+        values = ",".join(f"{key}={params[key]!r}" for key in sorted(params))
         parsed.append((f"{name}:{values}" if values else name, Arm(name, params)))
     names = Counter(arm.strategy for _, arm in parsed)
     strategies: dict[str, Arm] = {}

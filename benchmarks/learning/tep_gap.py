@@ -43,7 +43,8 @@ Shards = list[tuple[np.ndarray, np.ndarray]]
 def _epoch(
     model: nn.Module, x: np.ndarray, y: np.ndarray, optimizer: torch.optim.Optimizer, seed: int
 ) -> None:
-    """One epoch, as FedPark's ``training.train`` runs it (shuffled, batch 64)."""
+    """One epoch like FedPark's ``training.train`` (shuffled, batch 64; dropout draws from
+    torch's global generator, seeded once per arm)."""
     inputs, targets = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)
     order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
     criterion = nn.CrossEntropyLoss()
@@ -80,8 +81,11 @@ def fedavg(
                 optimizers[i] = make_optimizer(model, config)
             _epoch(model, x, y, optimizers[i], seed + 1000 * rnd + i)
             states.append(model.state_dict())
-        averaged = {
-            key: sum(w * s[key] for w, s in zip(weights, states, strict=True)) for key in states[0]
+        averaged = {  # weighted by rows; a counter buffer (not in this model) is kept as is
+            key: sum(w * s[key] for w, s in zip(weights, states, strict=True))
+            if states[0][key].is_floating_point()
+            else states[0][key]
+            for key in states[0]
         }
         global_model.load_state_dict(averaged)
         history.append(score(global_model))
@@ -93,7 +97,8 @@ def save(curves: dict[str, list[float]], args: argparse.Namespace, out: Path) ->
     out.mkdir(parents=True, exist_ok=True)
     settings = {key: str(value) for key, value in vars(args).items()}
     path = out / "tep_park_gap.json"
-    path.write_text(json.dumps({"args": settings, "curves": curves}, indent=1))
+    record = {"args": settings, "unit": "macro-F1 in percent", "curves": curves}
+    path.write_text(json.dumps(record, indent=1))
     runs = [{arm: [{"macro_f1": value} for value in curve] for arm, curve in curves.items()}]
     plot_curves(
         runs,

@@ -49,8 +49,8 @@ RESEARCH_ORG, PARTNER_ORG = "tu-lab", "carmaker"
 DEMO_MODEL = ModelSettings(
     kind="tcnn", task="classification", hidden=(32, 32, 32), window=32, series="run"
 )
-# Batch 64: the last round's model is as good and steadier than with 32 (in-process, seeds
-# 0-3: 0.76-0.83 macro-F1 against 0.71-0.85 for seeds 0-2), and an epoch takes fewer steps.
+# Batch 64: a steadier last round than 32 (in-process, seeds 0-3: 0.76-0.83 macro-F1 against
+# 0.71-0.85 for seeds 0-2; the demo's own seed is 0), and an epoch takes fewer steps.
 DEMO_TRAINING = TrainSettings(epochs=2, batch_size=64, learning_rate=0.003)
 # SCAFFOLD: every plant holds different faults, and its drift correction reaches a good
 # model in fewer rounds than FedAvg (docs/results.md).

@@ -102,15 +102,8 @@ class ExperimentService:
                 f"series must name an id column of the contract, not {series!r}",
                 field="model.series",
             )
-        if body.strategy is StrategyName.FEDPROX and "proximal_mu" not in body.strategy_params:
-            # Flower's FedProx defaults to mu = 0, which is FedAvg: a launch that names
-            # FedProx and says no mu would run another strategy than it records.
-            raise InvalidInputError(
-                "fedprox needs proximal_mu (without it, it is FedAvg): 0.1 did best of "
-                "0.001, 0.01, 0.1 and 1 on TEP plants in five operating modes "
-                "(docs/results.md)",
-                field="strategy_params",
-            )
+        if body.strategy is StrategyName.FEDPROX:
+            self._check_proximal_mu(body.strategy_params)
         profiles = self._participant_profiles(caller, body)
         if self.flower is None:
             raise FlowerUnavailableError.not_configured()
@@ -133,6 +126,22 @@ class ExperimentService:
         except Exception:
             self.flower.stop(run_id)  # never leave a run the hub does not know about
             raise
+
+    @staticmethod
+    def _check_proximal_mu(params: dict[str, float]) -> None:
+        """FedProx must say its mu: Flower's default of 0 is FedAvg, so a launch that names
+        FedProx and says nothing would record one strategy and train another. (Checked at
+        launch only: experiments stored before the rule still read.)"""
+        mu = params.get("proximal_mu")
+        if mu is None:
+            raise InvalidInputError(
+                "fedprox needs proximal_mu (without it, it is FedAvg), e.g. 0.1",
+                field="strategy_params",
+            )
+        if mu < 0:
+            raise InvalidInputError(
+                f"proximal_mu must be 0 or more, not {mu}", field="strategy_params"
+            )
 
     def _record_launch(
         self,

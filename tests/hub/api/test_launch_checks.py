@@ -65,6 +65,7 @@ def _launch(park: Park, data: dict[str, Any], **changes: Any) -> Any:
         ("k below the contract's", 422, "at least the contract's k = 2"),
         ("series not an id column", 422, "series must name an id column"),
         ("fedprox without its mu", 422, "fedprox needs proximal_mu"),
+        ("fedprox with a negative mu", 422, "proximal_mu must be 0 or more"),
         ("a participant without compliant data", 422, "no compliant dataset declared by: bravo"),
         ("everything right", 503, "no Flower SuperLink, so experiments are off"),
         ("fedprox with its mu", 503, "no Flower SuperLink, so experiments are off"),
@@ -87,7 +88,11 @@ def test_each_launch_check_refuses_on_its_own(
         "k below the contract's": {"min_factories": 1},
         "series not an id column": {"model": {"kind": "tcnn", "series": "temp"}},
         "fedprox without its mu": {"strategy": "fedprox"},
-        "fedprox with its mu": {"strategy": "fedprox", "strategy_params": {"proximal_mu": 0.0}},
+        "fedprox with a negative mu": {
+            "strategy": "fedprox",
+            "strategy_params": {"proximal_mu": -0.1},
+        },
+        "fedprox with its mu": {"strategy": "fedprox", "strategy_params": {"proximal_mu": 0.1}},
     }.get(case, {})
     answer = _launch(park, data, **changes)
     assert answer.status_code == status, (case, answer.text)
