@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"tep_{args.setting}" + ("_deployment" if args.engine == "deployment" else "")
         name += "_factory" if args.normalization == "factory" else ""
         name += f"_{args.rounds}rounds" if args.rounds != DEFAULT_ROUNDS else ""
+        # FedPark arms alone (a deployment run always is): never over a file with baselines
+        name += "_federated" if args.federated_only and args.engine == "simulation" else ""
         path = save_results(args.out, name, args, table, runs)
         result = json.loads(path.read_text())
         result["faults"] = faults
