@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[bool, list[float]] = {True: [], False: []}
     for plant in plants:
         rows = test.filter(pc.equal(test["operating_mode"], plant["mode"]))
-        norm = study.norm_of(plant["name"]) if args.normalization == "factory" else study.norm
-        tx, ty, _ = model_arrays(rows, study.plan, norm, 32)
+        # the statistics the plant's ClientApp takes (the pooled ones unless 'factory')
+        norm = study.norm_of(plant["name"])
+        tx, ty, _ = model_arrays(rows, study.plan, norm, study.model.window)
         with torch.no_grad():
             predicted = model(torch.from_numpy(tx)).argmax(1).numpy()
         for index, fault in enumerate(classes):
