@@ -300,7 +300,7 @@ def _draft(
     try:
         contract = Contract.model_validate(data)
     except ValidationError as exc:
-        raise ContractInvalidError.from_pydantic(exc, "the draft") from None
+        raise ContractInvalidError.from_pydantic(exc, "the draft", data) from None
     return Draft(contract, files, notes, ranges)
 
 

@@ -218,6 +218,9 @@ def bound_scalar(value: Scalar, dtype: pa.DataType, where: str) -> pa.Scalar:
             return pa.scalar(decimal.Decimal(str(value)), type=dtype)
         if pa.types.is_floating(dtype) and isinstance(value, int):
             value = float(value)  # a whole bound ≥ 2^53 is a float bound, not an int cast
+        if pa.types.is_integer(dtype) and isinstance(value, int):
+            # Straight to the column's type: via int64 first, a uint64 bound past 2^63 overflows.
+            return pa.scalar(value, type=dtype)
         return pa.scalar(value).cast(dtype)
     except (TypeError, pa.ArrowException, OverflowError, decimal.InvalidOperation):
         raise ValueError(f"{where}: {value!r} is not a valid {format_type(dtype)} value") from None

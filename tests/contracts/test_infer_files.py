@@ -179,6 +179,9 @@ def test_a_folder_without_data_is_named(tmp_path: Path) -> None:
         (pa.int8(), [100, 127], (97, 127)),
         (pa.uint8(), [0, 250], (0, 255)),
         (pa.int64(), [2**62, 2**63 - 1], (4.15e18, 2**63 - 1)),
+        # Past int64: a bound built through int64 first overflowed and the draft was refused.
+        (pa.uint64(), [0, 2**63 - 2, 5], (0, 1.02e19)),
+        (pa.uint64(), [2**63, 2**64 - 1], (8.3e18, 2**64 - 1)),
         (pa.float32(), [-3.0e38, 3.0e38], (-3.4028234663852886e38, 3.4028234663852886e38)),
     ],
 )

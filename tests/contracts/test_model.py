@@ -76,3 +76,31 @@ def test_model_columns_exclude_id_and_pii(contract: Contract) -> None:
     names = {c.name for c in contract.model_columns}
     assert "serial" not in names and "operator" not in names
     assert {"ts", "temp", "fault"} <= names
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high", "accepted"),
+    [
+        ("uint64", 0, 2**64 - 1, True),
+        ("uint64", 0, 2**64, False),
+        ("uint64", -1, 5, False),
+        ("int64", -(2**63), 2**63 - 1, True),
+        ("int64", 0, 2**63, False),
+        ("uint8", 0, 256, False),
+    ],
+)
+def test_integer_bounds_are_checked_against_the_columns_own_type(
+    dtype: str, low: int, high: int, accepted: bool
+) -> None:
+    """A uint64 bound past 2^63 was refused: it was read as an int64 before the cast."""
+    data = copy.deepcopy(contract_data())
+    data["columns"].append(
+        {"name": "counter", "type": dtype, "role": "feature", "rules": {"min": low, "max": high}}
+    )
+    if accepted:
+        rules = contract_from_data(data).column("counter").rules
+        assert (rules.min, rules.max) == (low, high)
+    else:
+        with pytest.raises(ContractInvalidError) as err:
+            contract_from_data(data)
+        assert f"is not a valid {dtype} value" in str(err.value)
