@@ -294,6 +294,7 @@ def running_experiment(
     *,
     name: str = "running",
     publish: PublishRule = "last",
+    min_factories: int = 1,
 ) -> tuple[str, str]:
     """An experiment of ``org``'s researcher as a launch leaves it (running, a run token),
     written to the catalog without Flower: for tests of what the hub does after a launch.
@@ -305,7 +306,7 @@ def running_experiment(
         contract_id=contract["id"],
         contract_version=contract["version"],
         participants=participants,
-        min_factories=1,
+        min_factories=min_factories,
         publish=publish,
     )
     with catalog.unit_of_work() as uow:

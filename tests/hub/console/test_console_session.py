@@ -5,6 +5,7 @@ The browser tests drive the pages; these pin the security properties a browser h
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -238,3 +239,45 @@ def test_the_launch_form_offers_which_model_to_publish(park: Park) -> None:
     assert odd.status_code == 422
     assert 'name="model.normalization" aria-invalid="true"' in odd.text
     client.close()
+
+
+def test_model_pages_count_the_factories_that_contributed_not_those_invited(park: Park) -> None:
+    """Two factories invited, one contributed (k = 1): the list says 1, the page names it
+    and the invitees apart."""
+    from harness import finish_body, running_experiment
+    from samples import contract_data
+
+    from fedpark.experiments.protocol import FactoryResult, RoundReport
+    from fedpark.hub.storage import Catalog
+
+    policy = contract_data()["policy"] | {"experiment_orgs": ["acme"], "min_factories": 1}
+    contract = contract_in_state(park, "approved", policy=policy)
+    catalog = Catalog(park.hub.database_url)
+    try:
+        experiment_id, token = running_experiment(catalog, contract, "acme", ["acme", "bravo"])
+    finally:
+        catalog.dispose()
+    report = RoundReport(
+        round=1,
+        contributors=["acme"],
+        min_factories=1,
+        train_factories=[FactoryResult(org="acme", node_id=1, examples=100, metrics={})],
+    )
+    octets = {"Content-Type": "application/octet-stream"}
+    base = f"{park.hub.url}/api/v1/runs/{experiment_id}"
+    with park.hub.client(token) as run:
+        assert run.post(f"{base}/rounds", json=report.model_dump(mode="json")).is_success
+        assert run.put(f"{base}/model", content=b"weights", headers=octets).is_success
+        assert run.post(f"{base}/finish", json=finish_body(contract)).is_success
+    client, _ = sign_in(park.hub.url, park.members["acme-researcher"].token)
+    try:
+        listing = client.get("/console/models")
+        page = client.get(f"/console/models/{experiment_id}")
+    finally:
+        client.close()
+    row = re.search(rf"{experiment_id}</a></td>.*?</tr>", listing.text, re.S)
+    assert row is not None, listing.text
+    cells = re.findall(r"<td>([^<]*)</td>", row.group(0))
+    assert cells[-2] == "1", cells  # contributing factories, before "Finished"
+    assert page.status_code == 200
+    assert "<dd>acme <span" in page.text and "(invited: acme, bravo)" in page.text
