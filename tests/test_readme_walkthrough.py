@@ -61,6 +61,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
+@pytest.mark.timeout(1200)  # the walk-through bounds itself (900 s); pytest's default is 300
 def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     busy = [f"{what} port {port}" for what, port in PORTS.items() if not _port_free(port)]
     assert not busy, f"the walk-through needs {', '.join(busy)} free on this machine"

@@ -278,7 +278,7 @@ def export_odcs(
     from fedpark.contracts.odcs import dump_odcs
 
     output.write_text(dump_odcs(_load(contract)))
-    out.print(f"wrote {output}")
+    out.print(f"wrote {output}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("import-odcs")
@@ -550,7 +550,9 @@ def download(
             (output / name).write_bytes(api.contract_part(ref, part))
         (output / "hub-key.pem").write_bytes(api.hub_key())
         files["hub-key.pem"] = "key"
-    out.print(f"wrote {', '.join(files)} to {output}")
+    out.print(
+        f"wrote {', '.join(files)} to {output}", markup=False, highlight=False, soft_wrap=True
+    )
     if "signature.json" in files:
         out.print(
             f"verify: fedpark contract verify {output / 'contract.json'} "

@@ -169,7 +169,11 @@ def fashion_mnist(
     manifest = {"source": "fashion-mnist", **settings, "parts": summary}
     (out_dir / "partition.json").write_text(json.dumps(manifest, indent=2))
     _show(summary, f"Fashion-MNIST, {scheme.value} split, seed {seed}")
-    out.print(f"wrote {len(parts)} clients, test.parquet and contract.json to {out_dir}")
+    out.print(
+        f"wrote {len(parts)} clients, test.parquet and contract.json to {out_dir}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("partition")
@@ -245,7 +249,7 @@ def partition_file(
     manifest = {"source": data.name, **settings, "parts": summary}
     (out_dir / "partition.json").write_text(json.dumps(manifest, indent=2))
     _show(summary, f"{data.name}, {scheme.value} split")
-    out.print(f"wrote {len(named)} parts to {out_dir}")
+    out.print(f"wrote {len(named)} parts to {out_dir}", markup=False, soft_wrap=True)
 
 
 def _scheme_settings(scheme: str, alpha: float, classes: int, min_size: int) -> dict[str, Any]:

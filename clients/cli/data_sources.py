@@ -109,7 +109,7 @@ def tep_plants(
         test_modes = ",".join(dict.fromkeys(p.mode for p in plant_list))
         table.add_row("test", test_modes, "all", _rows(result.test_file), str(result.test_file))
     out.print(table)
-    out.print(f"contract: {result.contract_file}")
+    out.print(f"contract: {result.contract_file}", markup=False, soft_wrap=True)
 
 
 def _rows(path: Path) -> str:
@@ -148,9 +148,17 @@ def cmapss(
     except (CmapssDataError, FileExistsError, ValueError) as exc:
         raise _fail(str(exc)) from None
     for path, engines, rows in zip(written.factories, written.engines, written.rows, strict=True):
-        out.print(f"{path.parent.name}: {len(engines)} engines, {rows} rows -> {path}")
-    out.print(f"test: 20 engines, {written.test_rows} rows -> {written.test}")
-    out.print(f"contract: {written.contract}")
+        out.print(
+            f"{path.parent.name}: {len(engines)} engines, {rows} rows -> {path}",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(
+        f"test: 20 engines, {written.test_rows} rows -> {written.test}",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(f"contract: {written.contract}", markup=False, soft_wrap=True)
 
 
 def register(group: typer.Typer) -> None:

@@ -136,7 +136,11 @@ class Park:
 
         online = wait_for_nodes(f"127.0.0.1:{self.link}", len(self.plants), timeout=180)
         if online < len(self.plants):
-            out.print(f"{online} of {len(self.plants)} factories online: see {self.dir / 'logs'}")
+            out.print(
+                f"{online} of {len(self.plants)} factories online: see {self.dir / 'logs'}",
+                markup=False,
+                soft_wrap=True,
+            )
 
     def api(self, who: str) -> HubClient:
         return HubClient(self.url, self.tokens[who])
@@ -303,7 +307,11 @@ def demo(
     data_dir = data_dir.resolve()
     _prepare(data_dir)
     park = Park(data_dir, factories)
-    out.print(f"Starting embedded S3, the hub and a Flower SuperLink in {data_dir} ...")
+    out.print(
+        f"Starting embedded S3, the hub and a Flower SuperLink in {data_dir} ...",
+        markup=False,
+        soft_wrap=True,
+    )
     try:
         park.start(port)
         park.populate()
@@ -330,7 +338,11 @@ def demo(
         out.print("\nStopping ...")
     finally:
         park.stop()
-        out.print(f"Everything the demo started is stopped. Results and logs: {data_dir}")
+        out.print(
+            f"Everything the demo started is stopped. Results and logs: {data_dir}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _held_out(park: Park, folder: Path) -> None:

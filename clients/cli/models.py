@@ -64,6 +64,7 @@ def open_folder(folder: Path, key: Path | None = None) -> ModelFolder:
     out.print(
         f"verified {model.name}: signed by hub key {model.key_id} (pinned in {pinned})",
         highlight=False,
+        markup=False,
         style="dim",
     )
     return model
@@ -339,7 +340,8 @@ def _rows(data: Path) -> int | None:
 
 def print_summary(summary: Summary, output: Path) -> None:
     out.print(
-        f"[green]predicted[/green] {summary.predicted} of {summary.rows} rows → {output}"
+        f"[green]predicted[/green] {summary.predicted} of {summary.rows} rows → "
+        f"{literal(str(output))}"
         + (f"; skipped {summary.skipped} rows that break the contract" if summary.skipped else "")
         + (f"; {summary.no_window} rows before a full window" if summary.no_window else ""),
         highlight=False,
@@ -365,6 +367,7 @@ def print_summary(summary: Summary, output: Path) -> None:
                 f"… {summary.alarm_count - 20} more: rows where predicted_{summary.label} "
                 "turns from normal in the output",
                 highlight=False,
+                markup=False,
             )
     metrics = summary.metrics()
     if metrics:
@@ -419,7 +422,9 @@ def export_onnx(
     if package.task == "classification":
         out.print("outputs: probabilities, class_index, label", highlight=False)
     else:
-        out.print(f"output: value in {package.features.label_unit or 'the label unit'}")
+        out.print(
+            f"output: value in {package.features.label_unit or 'the label unit'}", markup=False
+        )
 
 
 @model_app.command("finetune")
@@ -449,7 +454,8 @@ def finetune(
     except PredictionError as exc:
         raise _refused(exc) from None
     out.print(
-        f"[green]fine-tuned[/green] → {output}: held-out {local.data.held_out_rows} rows, "
+        f"[green]fine-tuned[/green] → {literal(str(output))}: "
+        f"held-out {local.data.held_out_rows} rows, "
         f"before {_metrics(local.before)}; after {_metrics(local.after)}",
         highlight=False,
     )

@@ -131,3 +131,17 @@ def test_schema_differences_print_bracketed_types_literally(tmp_path: Path) -> N
     assert "timestamp[us]" in said and "timestamp[us, tz=UTC]" in said
     assert "map<string, int32>" in said and "[extra]" in said
     assert "wrong type" in said and "[red]" not in said
+
+
+def test_paths_a_person_chose_are_printed_as_they_are(tmp_path: Path) -> None:
+    """A folder named with brackets (`[bold]`, `[2026]`) is where the file went: the message
+    says that path, not one with the brackets eaten as markup."""
+    contract = tmp_path / "c.yaml"
+    contract.write_text(CONTRACT.format(id="press-line", version="1.0.0").replace("tpye", "type"))
+    contract.write_text(contract.read_text().replace('"[a-z0-9]"', "code"))
+    folder = tmp_path / "o[bold]" / "[2026]"
+    folder.mkdir(parents=True)
+    output = folder / "x.yaml"
+    said = _run("contract", "export-odcs", str(contract), "-o", str(output))
+    assert output.exists(), said
+    assert said.strip() == f"wrote {output}"

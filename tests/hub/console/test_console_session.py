@@ -281,3 +281,28 @@ def test_model_pages_count_the_factories_that_contributed_not_those_invited(park
     assert cells[-2] == "1", cells  # contributing factories, before "Finished"
     assert page.status_code == 200
     assert "<dd>acme <span" in page.text and "(invited: acme, bravo)" in page.text
+
+
+def test_the_factory_page_gives_instructions_that_work(park: Park) -> None:
+    """FedPark is installed from the park's source (it is not on PyPI), and the long-running
+    join reads its token from a file, never from its command line; the options it names are
+    the CLI's own."""
+    from typer.main import get_command
+
+    from fedpark.clients.cli.main import app
+
+    client, _ = sign_in(park.hub.url, park.members["acme-factory"].token)
+    try:
+        page = client.get("/console/factory").text
+    finally:
+        client.close()
+    assert "pip install fedpark" not in page
+    assert ".venv/bin/pip install -e ." in page
+    join = re.search(r'<pre id="join-command">([^<]*)</pre>', page)
+    assert join is not None, page
+    words = join.group(1).split()
+    assert words[:3] == ["fedpark", "factory", "join"]
+    assert "--token" not in words and "--token-file" in words
+    factory = get_command(app).commands["factory"].commands["join"]  # type: ignore[attr-defined]
+    options = {name for param in factory.params for name in param.opts}
+    assert {w for w in words if w.startswith("--")} <= options
