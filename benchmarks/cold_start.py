@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 
 from fedpark.clients.processes import ChildProcess
-from fedpark.hub.storage.embedded import EmbeddedS3, free_ports
+from fedpark.experiments.protocol.processes import free_ports
+from fedpark.hub.storage.embedded import EmbeddedS3
 
 
 def time_storage_alone() -> float:

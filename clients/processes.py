@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import IO
 
+from fedpark.experiments.protocol.processes import die_with_parent, free_port, stop_group
 
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (for a child to bind)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tie_to_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child
-    # SIGKILL when the parent dies (PR_SET_PDEATHSIG): a parent that died cannot escalate a
-    # graceful stop that hangs. The signal comes when the *thread* that started the child
-    # ends: start children from a thread that outlives them (the main one, a supervisor's).
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:
-        os._exit(1)
+__all__ = ["ChildProcess", "free_port"]
 
 
 class ChildProcess:
@@ -55,7 +37,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-                preexec_fn=lambda: _tie_to_parent(parent),
+                preexec_fn=lambda: die_with_parent(parent),
             )
         return self
 
@@ -63,19 +45,9 @@ class ChildProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        process = self.process
-        if process is None:
+        if self.process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        return process.returncode
+        return stop_group(self.process, timeout)
 
     def log_tail(self, lines: int = 15) -> str:
         try:

@@ -49,6 +49,7 @@ PROTOCOL_THIRD_PARTY = {
     "collections",
     "contextlib",
     "cryptography",
+    "ctypes",  # processes: the kernel ties children to their parent
     "dataclasses",
     "datetime",
     "enum",
@@ -62,6 +63,10 @@ PROTOCOL_THIRD_PARTY = {
     "pyarrow",
     "pydantic",
     "re",
+    "signal",
+    "socket",
+    "subprocess",
+    "sys",
     "time",
     "types",
     "typing",

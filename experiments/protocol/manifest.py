@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import Field
 
 from fedpark.contracts.errors import SignatureError
+from fedpark.contracts.ref import ContractRef
 from fedpark.contracts.signing import canonical, sign_document, verify_document
 from fedpark.experiments.protocol.base import Wire
 from fedpark.experiments.protocol.package import LabelValue, ModelPackage
@@ -37,6 +38,10 @@ class ManifestContract(Wire):
     id: str
     version: str
     sha256: str
+
+    @property
+    def ref(self) -> ContractRef:
+        return ContractRef(self.id, self.version)
 
 
 class ManifestRound(Wire):

@@ -183,7 +183,7 @@ def _metadata(proto: Any, model: ModelFolder) -> None:
     features = package.features
     facts = {
         "fedpark.experiment": manifest.experiment.id,
-        "fedpark.contract": f"{manifest.contract.id}@{manifest.contract.version}",
+        "fedpark.contract": str(manifest.contract.ref),
         "fedpark.contract_sha256": manifest.contract.sha256,
         "fedpark.weights_sha256": model.weights_sha256,
         "fedpark.fine_tuned": "yes" if model.local else "no",
@@ -201,6 +201,6 @@ def _metadata(proto: Any, model: ModelFolder) -> None:
     proto.producer_name = "fedpark"
     proto.doc_string = (
         f"FedPark model of experiment {manifest.experiment.id} on contract "
-        f"{manifest.contract.id}@{manifest.contract.version}: inputs are the contract's "
+        f"{manifest.contract.ref}: inputs are the contract's "
         "feature columns by name (numbers as float32 in their unit, categories as strings)"
     )

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from fedpark.hub.domain import Principal, Role
+from fedpark.hub.lifecycle import ContractStatus, ExperimentStatus
 
 HERE = Path(__file__).parent
 
@@ -88,6 +89,9 @@ class Views:
         env = self.templates.env
         env.filters.update(when=when, iso=iso, short=short, number=number)
         env.globals["navigation"] = NAVIGATION
+        # templates compare states with the lifecycle's enums, never with copied strings
+        env.globals["ContractStatus"] = ContractStatus
+        env.globals["ExperimentStatus"] = ExperimentStatus
 
     def page(self, request: Request, name: str, http_status: int, **context: Any) -> Response:
         principal: Principal | None = getattr(request.state, "principal", None)

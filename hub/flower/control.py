@@ -81,6 +81,11 @@ class RunStatus:
     details: str
 
 
+# FedPark's own status for a run the SuperLink does not know (Flower's are in
+# flwr.common.constant.Status): a SuperLink restarted without its state has lost it.
+RUN_UNKNOWN = "unknown"
+
+
 def build_fab() -> tuple[bytes, str]:
     """The FAB's bytes and sha256 (Flower identifies FABs by it)."""
     data, _ = build_fab_from_files({"pyproject.toml": PYPROJECT.encode()})
@@ -175,7 +180,7 @@ class FlowerControl:
         response = self._call("report the run", list_run)
         run = response.run_dict.get(run_id) if response is not None else None
         if run is None:
-            return RunStatus("unknown", "", f"the SuperLink has no run {run_id}")
+            return RunStatus(RUN_UNKNOWN, "", f"the SuperLink has no run {run_id}")
         return RunStatus(run.status.status, run.status.sub_status, run.status.details)
 
     def stop(self, run_id: int) -> None:

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from fedpark.experiments.protocol.processes import die_with_parent, stop_group
 from fedpark.hub.errors import ConfigurationError, FedparkError
-from fedpark.hub.processes import die_with_parent, stop_group
 
 DEFAULT_PORT = 9093
 

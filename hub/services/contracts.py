@@ -155,7 +155,7 @@ class ContractService:
             return row
 
     def _store(self, contract: Contract) -> dict[str, str | None]:
-        base = f"{contract.id}/{contract.version}"
+        base = ContractRef(contract.id, contract.version).object_prefix
         document = self.storage.objects.put_bytes(
             self.bucket, f"{base}/contract.json", canonical_json(contract), "application/json"
         )
@@ -274,7 +274,8 @@ class ContractService:
         document = sign_document(payload, self.key.private_key)
         stored = self.storage.objects.put_bytes(
             self.bucket,
-            f"{row.contract_id}/{row.version}/signature-{uuid.uuid4().hex}.json",
+            ContractRef(row.contract_id, row.version).object_prefix
+            + f"/signature-{uuid.uuid4().hex}.json",
             canonical(document),
             "application/json",
         )

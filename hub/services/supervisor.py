@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 
+from flwr.common.constant import Status, SubStatus
+
 from fedpark.experiments.protocol import HubOutput, RunSpec
 from fedpark.experiments.protocol.resources.experiments import Restart
 from fedpark.hub.errors import FlowerUnavailableError
-from fedpark.hub.flower.control import FlowerControl, RunStatus
+from fedpark.hub.flower.control import RUN_UNKNOWN, FlowerControl, RunStatus
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
 from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.tokens import hash_token, new_run_token
@@ -79,19 +81,19 @@ class RunSupervisor:
             self._follow(row, state)
 
     def _follow(self, row: Experiment, state: RunStatus) -> None:
-        if state.status == "unknown" or (
-            state.status == "finished" and state.sub_status == "failed"
+        if state.status == RUN_UNKNOWN or (
+            state.status == Status.FINISHED and state.sub_status == SubStatus.FAILED
         ):
             # The experiment is still open, so FedPark's ServerApp never reported a failure:
             # the run was lost with its SuperLink or its process, not ended by its own error.
             self._resume(row, state.details or "Flower reports the run failed")
             return
-        if state.status == "finished" and state.sub_status == "stopped":
+        if state.status == Status.FINISHED and state.sub_status == SubStatus.STOPPED:
             set_status(
                 self.storage, row.id, ExperimentStatus.STOPPED, state.details or "stopped in Flower"
             )
             return
-        if state.status == "running" and row.status == ExperimentStatus.PENDING:
+        if state.status == Status.RUNNING and row.status == ExperimentStatus.PENDING:
             set_status(self.storage, row.id, ExperimentStatus.RUNNING)
         self._check_stall(row)
 

@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -26,8 +25,8 @@ from types import TracebackType
 
 import urllib3
 
+from fedpark.experiments.protocol.processes import die_with_parent, free_ports, stop_group
 from fedpark.hub.errors import ConfigurationError, StorageUnavailableError
-from fedpark.hub.processes import die_with_parent, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +87,6 @@ def load_or_create_credentials(path: Path) -> S3Credentials:
     with os.fdopen(fd, "w") as fh:
         json.dump(config, fh)
     return creds
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports on loopback (held open together so none repeats)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class EmbeddedS3:

@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
@@ -47,7 +46,6 @@ SHA256_META = "x-amz-meta-sha256"
 _CHUNK = 1024 * 1024
 _PART_SIZE = 8 * 1024 * 1024  # S3 allows 5 MiB to 5 GiB; each part is held in memory once
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
-MAX_PRESIGN_EXPIRY = timedelta(hours=1)
 
 # S3 error codes that say "try again later" rather than "you asked for something wrong".
 _TRANSIENT_CODES = frozenset(
@@ -371,23 +369,6 @@ class ObjectStore:
             self._call(lambda: self._client.remove_object(bucket, key), attempts=1)
         except StorageError as exc:
             log.warning("could not remove the unreferenced %s/%s: %s", bucket, key, exc)
-
-    def presigned_get_url(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        expires: timedelta = timedelta(minutes=5),
-        version_id: str | None = None,
-    ) -> str:
-        """A download URL that works without credentials until ``expires`` (at most 1 h)."""
-        if expires <= timedelta(0) or expires > MAX_PRESIGN_EXPIRY:
-            raise ValueError(f"presigned URL expiry must be within (0, {MAX_PRESIGN_EXPIRY}]")
-        return self._call(
-            lambda: self._client.presigned_get_object(
-                bucket, key, expires=expires, version_id=version_id
-            )
-        )
 
     # -- internals ------------------------------------------------------------------------
 

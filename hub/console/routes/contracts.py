@@ -30,7 +30,7 @@ def review_queue(request: Request, runtime: RuntimeDep, caller: ConsolePrincipal
     rows = runtime.contracts.search(
         caller,
         Page(limit=500),
-        status="submitted",
+        status=ContractStatus.SUBMITTED,
         domain=None,
         owner=None,
         column=None,
@@ -45,7 +45,7 @@ def contracts(
     request: Request,
     runtime: RuntimeDep,
     caller: ConsolePrincipal,
-    status: Annotated[str | None, Query(max_length=16)] = "approved",
+    status: Annotated[str | None, Query(max_length=16)] = ContractStatus.APPROVED,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     status = status if status in STATUSES else None
@@ -78,7 +78,8 @@ def contract_page(
     declared_under = version
     try:
         declared = runtime.datasets.list(caller, contract_id, version, Page(limit=500))
-        if not declared and compatibility and row.status in ("draft", "submitted"):
+        under_review = row.status in (ContractStatus.DRAFT, ContractStatus.SUBMITTED)
+        if not declared and compatibility and under_review:
             declared_under = compatibility["previous_version"]
             declared = runtime.datasets.list(caller, contract_id, declared_under, Page(limit=500))
     except PermissionDeniedError:
@@ -101,7 +102,7 @@ def contract_page(
         datasets_hidden=declared is None,
         declared_under=declared_under,
         compatibility=compatibility,
-        done=done if done in ("approved", "rejected") else None,
+        done=done if done in (ContractStatus.APPROVED, ContractStatus.REJECTED) else None,
         error=None,
     )
 

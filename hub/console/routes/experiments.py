@@ -24,7 +24,7 @@ from fedpark.hub.console.session import ConsolePrincipal, CsrfChecked, require
 from fedpark.hub.console.views import render
 from fedpark.hub.domain import Page, Principal, Role
 from fedpark.hub.errors import DomainError, InvalidInputError, NotFoundError
-from fedpark.hub.lifecycle import ACTIVE
+from fedpark.hub.lifecycle import ACTIVE, ContractStatus
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.storage.models import Experiment, ExperimentRound
 
@@ -120,7 +120,13 @@ def _launch_context(
 ) -> dict[str, Any]:
     """The contracts a researcher may pick, and the factories and id columns of the chosen one."""
     approved = runtime.contracts.search(
-        caller, Page(limit=500), status="approved", domain=None, owner=None, column=None, text=None
+        caller,
+        Page(limit=500),
+        status=ContractStatus.APPROVED,
+        domain=None,
+        owner=None,
+        column=None,
+        text=None,
     )
     first = ContractRef(approved[0].contract_id, approved[0].version) if approved else None
     choice = contract or (str(first) if first else "")
