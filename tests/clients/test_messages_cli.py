@@ -145,3 +145,18 @@ def test_paths_a_person_chose_are_printed_as_they_are(tmp_path: Path) -> None:
     said = _run("contract", "export-odcs", str(contract), "-o", str(output))
     assert output.exists(), said
     assert said.strip() == f"wrote {output}"
+
+
+@pytest.mark.parametrize("command", ["validate", "export-odcs"])
+def test_a_contract_nested_500_deep_is_exit_2_in_one_line(tmp_path: Path, command: str) -> None:
+    """The document parser's RecursionError was a traceback and exit 1 ("data breaks the
+    contract"); it is a file that is not a contract: exit 2, one line."""
+    contract = tmp_path / "deep.yaml"
+    contract.write_text("id: " + "[" * 500 + "]" * 500 + "\n")
+    (tmp_path / "d.csv").write_text("a\n1\n")
+    rest = [str(tmp_path / "d.csv")] if command == "validate" else ["-o", str(tmp_path / "o.yaml")]
+    result = CliRunner().invoke(app, ["contract", command, str(contract), *rest])
+    assert result.exit_code == 2, result.output
+    said = result.output.strip()
+    assert said == f"error: {contract} nests more than 64 levels deep: not a contract"
+    assert not (tmp_path / "o.yaml").exists()

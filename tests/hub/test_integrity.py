@@ -54,12 +54,17 @@ def test_missing_and_damaged_objects_are_reported_not_retried(
         with hub.client(author.token) as client:
             gone = client.get(f"/contracts/{lost['id']}/versions/1.0.0/document")
             fine = client.get(f"/contracts/{kept['id']}/versions/1.0.0/document")
+            damaged = client.get(f"/contracts/{rotten['id']}/versions/1.0.0/schema")
         assert fine.status_code == 200
-        assert gone.status_code == 500, gone.text
-        assert gone.json()["type"] == "urn:fedpark:problem:stored-data-damaged"
-        assert "retry-after" not in gone.headers
+        for answer in (gone, damaged):
+            assert answer.status_code == 500, answer.text
+            assert answer.json()["type"] == "urn:fedpark:problem:stored-data-damaged"
+            assert "retry-after" not in answer.headers
         log = hub.log.read_text()
         assert "ALERT stored data missing or damaged" in log and key in log
+        # the damaged one: its key and both hashes (the recorded one is all zeros)
+        alert = next(line for line in log.splitlines() if rotten["id"] in line and "ALERT" in line)
+        assert "does not match the recorded 0000000000000000" in alert, alert
         assert "transient storage error" not in log  # not retried as if it were an outage
     finally:
         hub.stop()

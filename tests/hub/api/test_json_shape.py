@@ -1,0 +1,113 @@
+"""The body check that runs before any JSON is parsed: what a body would cost once parsed is
+read off its bytes (objects, arrays, values, depth), so an abusive body is refused for the
+price of scanning it, and the largest real documents FedPark takes still pass."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from typing import Any
+
+import pytest
+from harness import Park
+
+from fedpark.experiments.protocol import FactoryResult, RoundReport
+from fedpark.experiments.protocol.reports import MAX_FACTORIES
+from fedpark.hub.api.limits import json_shape_problem
+
+# Each about 7-8 MiB, under the byte limit; parsed and validated, each costs far more.
+ABUSIVE = {
+    "empty objects": (b"[" + b",".join([b"{}"] * 2_600_000) + b"]", "objects and arrays"),
+    "floats": (b"[" + b",".join([b"0.5"] * 2_000_000) + b"]", "JSON values"),
+    "short strings": (b'{"a":[' + b",".join([b'"x"'] * 1_900_000) + b"]}", "JSON values"),
+    "members": (
+        b"{" + b",".join(b'"%d":1' % i for i in range(700_000)) + b"}",
+        "JSON values",
+    ),
+    "depth": (b"[" * 33 + b"]" * 33, "nests more than 32 levels"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(ABUSIVE))
+def test_an_abusive_body_is_refused_for_the_price_of_scanning_it(shape: str) -> None:
+    body, reason = ABUSIVE[shape]
+    tracemalloc.start()
+    try:
+        problem = json_shape_problem(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert problem is not None and reason in problem
+    # the check's own cost, whatever the shape: a few times the body, never its parse
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB to check {len(body) / 2**20:.1f} MiB"
+
+
+def _largest_round_report() -> bytes:
+    metrics = {f"metric_{i}": 0.5 for i in range(64)}
+    factories = [
+        FactoryResult(org=f"plant-{i}", node_id=i + 1, examples=4000, metrics=metrics)
+        for i in range(MAX_FACTORIES)
+    ]
+    report = RoundReport(
+        round=1,
+        contributors=[f.org for f in factories],
+        train_factories=factories,
+        evaluate_factories=factories,
+    )
+    return report.model_dump_json().encode()
+
+
+def _wide_contract() -> bytes:
+    columns: list[dict[str, Any]] = [
+        {"name": f"sensor_{i}", "type": "float64", "rules": {"min": 0, "max": 1}}
+        for i in range(1000)
+    ]
+    columns.append(
+        {
+            "name": "code",
+            "type": "string",
+            "rules": {"allowed_values": [str(i) for i in range(10_000)]},
+        }
+    )
+    return json.dumps({"id": "wide", "version": "1.0.0", "columns": columns}).encode()
+
+
+@pytest.mark.parametrize("document", [_largest_round_report, _wide_contract])
+def test_the_largest_real_documents_pass(document: Any) -> None:
+    assert json_shape_problem(document()) is None
+
+
+@pytest.fixture(scope="module")
+def park(rules_park: Park) -> Park:
+    """The hub's rules, in process (see ``rules_park``)."""
+    return rules_park
+
+
+def test_the_hub_answers_422_saying_why(park: Park) -> None:
+    body, reason = ABUSIVE["floats"]
+    with park.client("acme-factory") as factory:
+        answer = factory.post(
+            "/contracts", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert answer.status_code == 422
+    assert reason in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        # brackets, commas and escaped quotes inside text are text, not structure
+        (json.dumps({"t": "[{" * 100 + '\\"' + "," * 600_000}).encode(), None),
+        # a string ending in an escaped backslash is closed by the quote after it
+        (b'{"a": "x\\\\", "b": ' + b"[" * 33 + b"]" * 33 + b"}", "nests more than 32"),
+        (b'{"a": "x\\"", "b": ' + b"[" * 33 + b"]" * 33 + b"}", "nests more than 32"),
+        (b'{"a": "\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', None),
+        (b'{"smile": "\\ud83d\\ude00"}', None),
+        (b'{"smile": "\\ud83d"}', "lone UTF-16 surrogates"),
+        (b'{"smile": "\\ude00 x"}', "lone UTF-16 surrogates"),
+        (b'{"smile": "\\\\ud83d"}', None),  # an escaped backslash, then text
+    ],
+)
+def test_text_is_told_from_structure(body: bytes, problem: str | None) -> None:
+    found = json_shape_problem(body)
+    assert (found is None) if problem is None else (found is not None and problem in found)
