@@ -163,8 +163,15 @@ def _quality(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, An
         if not isinstance(check, dict):
             continue
         rule, unit = check.get("rule"), check.get("unit", "rows")
-        if rule == "validValues" and isinstance(check.get("validValues"), list):
-            rules["allowed_values"] = check["validValues"]
+        arguments = check.get("arguments") if isinstance(check.get("arguments"), dict) else {}
+        valid = check.get("validValues", arguments.get("validValues"))
+        # v3.1 names library checks by `metric` (nullValues, invalidValues) where v3.0 had
+        # `rule` (nullCheck, validValues); the same checks under either name.
+        metric = check.get("metric")
+        if isinstance(metric, str):
+            rule = {"nullValues": "nullCheck", "invalidValues": "validValues"}.get(metric, metric)
+        if rule == "validValues" and isinstance(valid, list):
+            rules["allowed_values"] = valid
         elif rule == "nullCheck" and unit == "percent" and "mustBeLessOrEqualTo" in check:
             rules["max_null_fraction"] = float(check["mustBeLessOrEqualTo"]) / 100
         elif rule == "nullCheck" and 0 in (check.get("mustBe"), check.get("mustBeLessOrEqualTo")):

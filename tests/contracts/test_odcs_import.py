@@ -514,3 +514,13 @@ def test_a_decimal_without_precision_falls_back_to_the_logical_type() -> None:
         'schema object "t", property "a": physicalType \'NUMBER\' has no precision: typed '
         "from logicalType integer",
     )
+
+
+def test_v3_1_library_checks_by_metric_are_the_same_checks() -> None:
+    """`metric: invalidValues` with `arguments.validValues` and `metric: nullValues` are v3.1's
+    names for v3.0's `rule: validValues` and `rule: nullCheck`: imported, not dropped."""
+    (imported,) = _import("quality-v3.1.yaml")
+    mode = imported.contract.column("mode").rules
+    assert mode.allowed_values == ["idle", "press", "eject"]
+    assert mode.max_null_fraction == pytest.approx(0.05)
+    assert any("'duplicateValues' is not checked" in n for n in imported.notes), imported.notes
