@@ -30,10 +30,37 @@ ROLES = ("admin", "steward", "researcher", "factory", "partner")
 CALLERS = ("operator", *(f"acme-{role}" for role in ROLES))
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Ports for the children the tests start (hubs, SuperLinks, SuperNodes, gates, PostgreSQL),
+# handed out once each per session from below the kernel's ephemeral range. A port found by
+# binding to 0 and released is one the kernel may give the next connection or bind of any
+# process, and a later restart could be handed the same one: from here neither happens.
+_PORT_FLOOR = 10_000
+_PORTS = iter(
+    range(
+        _PORT_FLOOR + (os.getpid() * 97) % max(1, _ephemeral_floor() - _PORT_FLOOR - 4000),
+        _ephemeral_floor(),
+    )
+)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port no other child of this test session was given, and nothing listens on
+    now (checked by binding it), below the ephemeral range."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range for this test session")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -23,7 +23,9 @@ from harness import clean_env, free_port
 from fedpark.clients.processes import ChildProcess
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# A park's start and then a run waited for up to 300 s (federation.run_experiment): its
+# own bound must be reached before pytest's 300 s default cuts the test off.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def test_factories_reach_only_the_fleet_api_and_only_registered_nodes_join(

@@ -26,7 +26,9 @@ from federation import (
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# A test here waits for its first round (240 s), then for its end (400 s): past pytest's
+# 300 s default. A slow machine must reach these waits and fail with their message.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 ROUNDS = 4
 

@@ -26,7 +26,9 @@ from fedpark.contracts.signing import load_public_key, verify_document
 from fedpark.experiments.weights import from_safetensors
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# The park's start, then the run waited for up to 300 s: past pytest's 300 s default. A
+# slow machine must reach these waits and fail with their message.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def test_researcher_trains_partner_downloads_signed_model(

@@ -22,7 +22,9 @@ from samples import contract_data
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# Two experiments, each waited for up to 300 s: past pytest's 300 s default. A slow
+# machine must reach these waits and fail with their message.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 ROWS = 300
 SENTINEL = "SENTINEL-ERRPATH-v9Kq"

@@ -25,7 +25,9 @@ from federation import Hosts, run_experiment, start_park, supernode_pid
 from harness import clean_env, fedpark_argv, free_port
 from netns import Namespaces, NetnsUnavailableError
 
-pytestmark = pytest.mark.integration
+# A park's start and then a run waited for up to 300 s (federation.run_experiment): its
+# own bound must be reached before pytest's 300 s default cuts the test off.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REQUIRED_ENV = "FEDPARK_REQUIRE_NETNS"
 FACTORIES = ("acme", "bravo")

@@ -29,7 +29,9 @@ from fedpark.experiments.features import model_arrays, plan_from_contract
 from fedpark.experiments.protocol import pooled_normalization
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# The park's start, then the run waited for up to 300 s: past pytest's 300 s default. A
+# slow machine must reach these waits and fail with their message.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROWS = 600
 ID_BASE = {"acme": 7_301_000_000_000, "bravo": 7_302_000_000_000, "carol": 7_303_000_000_000}
@@ -141,6 +143,7 @@ def test_no_sentinel_and_no_raw_row_leaves_a_factory(s3_server: EmbeddedS3, tmp_
             rounds = alice.get(f"/experiments/{created.json()['id']}/rounds").json()
         assert state["status"] == "finished", state
         # The proven run met a refusal on the way: carol's data broke the contract.
+        assert len(rounds) == state["rounds_completed"] == body["rounds"]  # `all` of none passes
         assert all([r["org"] for r in x["report"]["refused"]] == ["carol"] for x in rounds)
     finally:
         park.stop()

@@ -154,7 +154,15 @@ def test_transient_errors_are_retried_with_backoff(monkeypatch: pytest.MonkeyPat
     exponentially up to their cap, with jitter below the envelope."""
     slept: list[float] = []
     monkeypatch.setattr("fedpark.hub.storage.objects.time.sleep", slept.append)
-    store = ObjectStore("127.0.0.1:9", "k", "s", retry=RetryPolicy(attempts=4, base_delay=0.01))
+
+    class Envelope(RetryPolicy):
+        """The jitter's upper edge, so the store's waits are known exactly (a store that
+        never slept, or slept a constant, would not give them)."""
+
+        def delay(self, attempt: int) -> float:
+            return min(self.max_delay, self.base_delay * 2**attempt)
+
+    store = ObjectStore("127.0.0.1:9", "k", "s", retry=Envelope(attempts=4, base_delay=0.01))
     calls: list[float] = []
 
     def flaky() -> str:
@@ -165,13 +173,15 @@ def test_transient_errors_are_retried_with_backoff(monkeypatch: pytest.MonkeyPat
 
     assert store._call(flaky) == "ok"
     assert len(calls) == 3 and len(slept) == 2  # two waits between three attempts
-    assert 0 <= slept[0] <= 0.01 and 0 <= slept[1] <= 0.02
+    assert slept == [0.01, 0.02]
 
     def always_down() -> str:
         raise ProtocolError("connection reset by peer")
 
+    slept.clear()
     with pytest.raises(StorageUnavailableError):
         store._call(always_down)
+    assert slept == [0.01, 0.02, 0.04]  # four attempts, three waits, then the clear error
 
 
 def test_the_retry_delay_grows_exponentially_to_its_cap() -> None:
