@@ -163,8 +163,10 @@ def _quality(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, An
         if not isinstance(check, dict):
             continue
         rule, unit = check.get("rule"), check.get("unit", "rows")
-        arguments = check.get("arguments") if isinstance(check.get("arguments"), dict) else {}
-        valid = check.get("validValues", arguments.get("validValues"))
+        arguments = check.get("arguments")
+        valid = check.get("validValues")
+        if valid is None and isinstance(arguments, dict):
+            valid = arguments.get("validValues")
         # v3.1 names library checks by `metric` (nullValues, invalidValues) where v3.0 had
         # `rule` (nullCheck, validValues); the same checks under either name.
         metric = check.get("metric")

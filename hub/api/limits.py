@@ -127,7 +127,8 @@ def _outside_strings(raw: np.ndarray) -> np.ndarray:
     inside |= quotes.view(np.uint8)  # the closing quote too
     np.equal(inside, 0, out=quotes)
     del inside
-    return raw[quotes]
+    outside: np.ndarray = raw[quotes]
+    return outside
 
 
 def _lone_surrogate(body: bytes) -> bool:

@@ -27,9 +27,10 @@ PROBE_WORKER = textwrap.dedent(
     """
     import json, os, random, sys, time
     import numpy
+    import torch
     import fedpark.clients.warm as warm
 
-    warm.PRELOAD = ("numpy",)
+    warm.PRELOAD = ("numpy", "torch")
     STATE = {"runs": 0}
 
     def probe(argv):
@@ -39,7 +40,8 @@ PROBE_WORKER = textwrap.dedent(
         print(json.dumps({
             "argv": argv, "cwd": os.getcwd(), "env": os.environ.get("PROBE"),
             "runs": STATE["runs"], "random": random.random(),
-            "numpy": float(numpy.random.random()), "pid": os.getpid(),
+            "numpy": float(numpy.random.random()), "torch": float(torch.rand(1)),
+            "pid": os.getpid(),
         }), flush=True)
         print("to stderr", file=sys.stderr, flush=True)
         return int(argv[-1]) if argv and argv[-1].isdigit() else 0
@@ -99,8 +101,10 @@ def test_each_task_is_a_fresh_fork_sharing_no_state(apps: WarmClientApps) -> Non
     first, second = _seen(_launch(apps, "0")), _seen(_launch(apps, "0"))
     assert first["runs"] == second["runs"] == 1  # nothing a task changed reaches the next
     assert first["pid"] != second["pid"]
-    # Python's and numpy's generators reseeded as in a new process, not the worker's copy.
+    # Python's, numpy's and torch's generators reseeded as in a new process, not the
+    # worker's copy (which every fork would otherwise share: the same "random" init).
     assert first["random"] != second["random"] and first["numpy"] != second["numpy"]
+    assert first["torch"] != second["torch"]
 
 
 @pytest.mark.integration  # a worker process and launchers
