@@ -63,8 +63,17 @@ class HubRuntime:
     metrics: HubMetrics
 
     @classmethod
-    def build(cls, settings: Settings) -> HubRuntime:
-        """Wire the parts together; opens no connection yet."""
+    def build(cls, settings: Settings, flower: FlowerControl | None = None) -> HubRuntime:
+        """Wire the parts together; opens no connection yet.
+
+        Parameters
+        ----------
+        settings
+            The hub's configuration.
+        flower
+            The SuperLink's Control API to use instead of the one ``settings.superlink``
+            names (tests give a fake of it); None: built from the settings, as in production.
+        """
         storage = build_storage(settings)
         metrics = HubMetrics()  # this hub's own registry (see fedpark.hub.metrics)
         storage.objects.on_error = storage.catalog.on_error = metrics.on_error
@@ -78,8 +87,9 @@ class HubRuntime:
         audit = AuditService(storage.catalog, audit_key, metrics)
         storage.catalog.on_write = audit.record_with_change  # each change with its record
         contracts = ContractService(storage, key, settings.base_url)
-        ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
-        flower = FlowerControl(settings.superlink, ca) if settings.superlink else None
+        if flower is None and settings.superlink:
+            ca = settings.flower_ca_file.read_bytes() if settings.flower_ca_file else None
+            flower = FlowerControl(settings.superlink, ca)
         if flower is not None:
             flower.on_error = metrics.on_error
         return cls(

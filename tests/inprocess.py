@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fedpark.hub.app import create_app
+from fedpark.hub.flower.control import FlowerControl
 from fedpark.hub.runtime import HubRuntime
 from fedpark.hub.settings import Settings
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -52,9 +53,12 @@ class InProcessHub:
 
 
 @contextmanager
-def in_process_hub(s3: EmbeddedS3, data_dir: Path, **settings: Any) -> Iterator[InProcessHub]:
+def in_process_hub(
+    s3: EmbeddedS3, data_dir: Path, flower: FlowerControl | None = None, **settings: Any
+) -> Iterator[InProcessHub]:
     """A hub of the test's own: its catalog in ``data_dir``, buckets of its own prefix; its
-    startup and shutdown run once, as a server's would."""
+    startup and shutdown run once, as a server's would. ``flower``: the Control API the hub
+    drives (a fake, tests/fakeflower.py), else none unless ``settings`` names a SuperLink."""
     config = Settings(
         data_dir=data_dir,
         s3_endpoint=s3.endpoint,
@@ -64,7 +68,7 @@ def in_process_hub(s3: EmbeddedS3, data_dir: Path, **settings: Any) -> Iterator[
         audit_key=secrets.token_hex(32),
         **settings,
     )
-    runtime = HubRuntime.build(config)
+    runtime = HubRuntime.build(config, flower=flower)
     token = runtime.start()
     assert token is not None, "a fresh catalog bootstraps its admin"
     app = create_app(config, runtime)

@@ -86,6 +86,12 @@ class RunStatus:
 RUN_UNKNOWN = "unknown"
 
 
+def _error_code(exc: httpx.HTTPStatusError) -> int | None:
+    """Flower's code for a refusal (its ``ApiErrorCode``), or None if it gave none."""
+    error = FlowerError.from_json(exc.response.text)
+    return error.code if error is not None else None
+
+
 def build_fab() -> tuple[bytes, str]:
     """The FAB's bytes and sha256 (Flower identifies FABs by it)."""
     data, _ = build_fab_from_files({"pyproject.toml": PYPROJECT.encode()})
@@ -184,7 +190,25 @@ class FlowerControl:
         return RunStatus(run.status.status, run.status.sub_status, run.status.details)
 
     def stop(self, run_id: int) -> None:
-        self._call("stop the run", lambda c: c.StopRun(StopRunRequest(run_id=run_id)))
+        """Stop a run.
+
+        Raises
+        ------
+        ConflictError
+            Flower has finished the run already (stopped by a concurrent stop, or ended).
+        FlowerUnavailableError
+            The SuperLink does not stop it (unreachable, or it does not know the run).
+        """
+
+        def stop_run(client: ControlHttpClient) -> Any:
+            try:
+                return client.StopRun(StopRunRequest(run_id=run_id))
+            except httpx.HTTPStatusError as exc:
+                if _error_code(exc) == ApiErrorCode.RUN_ALREADY_FINISHED:
+                    raise ConflictError(f"Flower has finished run {run_id} already") from None
+                raise
+
+        self._call("stop the run", stop_run)
 
     def register_node(self, public_key_pem: bytes, name: str) -> int:
         """Let a SuperNode's key in (SuperLinks with ``--enable-supernode-auth``).
@@ -202,8 +226,7 @@ class FlowerControl:
             try:
                 return client.RegisterNode(request)
             except httpx.HTTPStatusError as exc:
-                error = FlowerError.from_json(exc.response.text)
-                code = error.code if error is not None else None
+                code = _error_code(exc)
                 if code == ApiErrorCode.PUBLIC_KEY_ALREADY_IN_USE:
                     raise ConflictError("this node key is already registered") from None
                 if code == ApiErrorCode.PUBLIC_KEY_NOT_VALID:

@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flwr.common.constant import SubStatus
+
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile
 from fedpark.experiments.protocol import HubOutput, RunSpec, StrategyName
@@ -237,12 +239,27 @@ class ExperimentService:
         if row.status not in ACTIVE:
             raise ConflictError(f"experiment {experiment_id} is already {row.status}")
         if self.flower is not None and row.flower_run_id is not None:
-            self.flower.stop(int(row.flower_run_id))
-        stopped = set_status(
-            self.storage, experiment_id, ExperimentStatus.STOPPED, "stopped by " + caller.username
-        )
-        if stopped.status != ExperimentStatus.STOPPED:
-            raise ConflictError(f"experiment {experiment_id} {stopped.status} meanwhile")
+            run_id = int(row.flower_run_id)
+            try:
+                self.flower.stop(run_id)
+            except ConflictError:  # Flower has finished the run: a concurrent stop, or its end
+                if self.flower.status(run_id).sub_status != SubStatus.STOPPED:
+                    raise ConflictError(
+                        f"experiment {experiment_id}'s run has ended in Flower: its result is "
+                        "being recorded"
+                    ) from None
+        # Of concurrent stops (and finishes, failures), the catalog's conditional move picks one.
+        with self.storage.unit_of_work() as uow:
+            won = uow.experiments.move(
+                experiment_id,
+                ExperimentStatus.STOPPED,
+                ended_at=utcnow(),
+                error="stopped by " + caller.username,
+            )
+            stopped = uow.experiments.get(experiment_id)
+            assert stopped is not None
+        if not won:
+            raise ConflictError(f"experiment {experiment_id} is already {stopped.status}")
         return stopped
 
     # -- models for partners --------------------------------------------------------------
