@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from fedpark.experiments.protocol import RoundReport
+    from fedpark.experiments.protocol.manifest import ModelManifest
 
 MARKER = ".fedpark-demo"
 RESEARCH_ORG, PARTNER_ORG = "tu-lab", "carmaker"
@@ -381,14 +382,26 @@ def _held_out(park: Park, folder: Path) -> None:
     metrics = summary.metrics() or {}
     runs_alarmed = len({alarm.series for alarm in summary.alarms})
     count = len(next((u.faults for u in unseen if u.plant == plant.name), ()))
+    claimed, number = _manifest_accuracy(model.manifest)
     out.print(
         f"{plant.name} ran the downloaded model on its line (`fedpark model predict`, no hub) "
         f"over its runs of the {count} faults it never saw: {summary.rows} rows, "
         f"{summary.predicted} predicted (a run's first {(model.package.window or 1) - 1} rows "
         f"fill the model's window), {metrics.get('accuracy', float('nan')):.0%} of them named "
-        f"right; an alarm in {runs_alarmed} of the {count} runs",
+        f"right, against {claimed:.0%} in the signed manifest (round {number}, the plants' "
+        f"held-out rows of the faults they trained on); an alarm in {runs_alarmed} of the "
+        f"{count} runs",
         highlight=False,
     )
+
+
+def _manifest_accuracy(manifest: ModelManifest) -> tuple[float, int]:
+    """The accuracy the manifest claims for the published weights (their round's federated
+    evaluation), and that round's number."""
+    aggregated = [r for r in manifest.rounds if r.aggregated]
+    number = manifest.published.round if manifest.published else aggregated[-1].round
+    evaluated = next(r for r in aggregated if r.round == number)
+    return evaluated.evaluate.get("accuracy", float("nan")), number
 
 
 def _results(park: Park, experiment: str, rounds: list[RoundReport], took: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -35,6 +36,8 @@ def test_demo_trains_and_verifies_a_model_then_stops_everything(tmp_path: Path) 
     assert "What each plant gained by federating" in said
     assert said.count("→") >= 3 and "never saw" in said  # the title, then one per plant
     assert (folder / "predictions.parquet").exists()
+    # the plant's own figure on runs it never trained on, beside the one the manifest signs
+    assert re.search(r"\d+% of them named right, against \d+% in the signed manifest", said)
     manifest = json.loads((folder / "model" / "manifest.json").read_text())
     assert len(manifest["rounds"]) == 2 and manifest["participants"] == ["plant-1", "plant-2"]
     assert (folder / "metrics.png").read_bytes().startswith(b"\x89PNG")
