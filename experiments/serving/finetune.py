@@ -90,7 +90,7 @@ def finetune(
         parent=LocalParent(
             experiment_id=model.manifest.experiment.id,
             weights_sha256=model.weights_sha256,
-            manifest_sha256=hashlib.sha256((_signed(model) / MANIFEST).read_bytes()).hexdigest(),
+            manifest_sha256=model.manifest_sha256,
         ),
         weights=ManifestWeights(sha256=hashlib.sha256(weights).hexdigest()),
         package=package,
@@ -111,7 +111,7 @@ def _write(model: ModelFolder, output: Path, weights: bytes, local: LocalManifes
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        signed = _signed(model)
+        signed = model.signed_dir
         (staging / PARENT).mkdir()
         for name in (MANIFEST, SIGNATURE):
             shutil.copyfile(signed / name, staging / PARENT / name)
@@ -123,11 +123,6 @@ def _write(model: ModelFolder, output: Path, weights: bytes, local: LocalManifes
         staging.replace(output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _signed(model: ModelFolder) -> Path:
-    """The folder holding the hub-signed manifest: the model's, or its parent's."""
-    return model.path / PARENT if model.local else model.path
 
 
 def _version() -> str:

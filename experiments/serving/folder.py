@@ -99,6 +99,17 @@ class ModelFolder:
         return hashlib.sha256(self.weights).hexdigest()
 
     @property
+    def signed_dir(self) -> Path:
+        """The folder holding the hub-signed manifest: the model's, or its parent's copy for
+        a fine-tuned one."""
+        return self.path / PARENT if self.local else self.path
+
+    @property
+    def manifest_sha256(self) -> str:
+        """The sha256 of the hub-signed manifest file, as ``sha256sum`` gives it."""
+        return hashlib.sha256((self.signed_dir / MANIFEST).read_bytes()).hexdigest()
+
+    @property
     def name(self) -> str:
         base = self.manifest.experiment.id
         return f"{base} (fine-tuned)" if self.local else base

@@ -185,6 +185,7 @@ def _metadata(proto: Any, model: ModelFolder) -> None:
         "fedpark.experiment": manifest.experiment.id,
         "fedpark.contract": str(manifest.contract.ref),
         "fedpark.contract_sha256": manifest.contract.sha256,
+        "fedpark.manifest_sha256": model.manifest_sha256,  # the hub-signed manifest file
         "fedpark.weights_sha256": model.weights_sha256,
         "fedpark.fine_tuned": "yes" if model.local else "no",
         "fedpark.task": package.task,

@@ -122,6 +122,9 @@ def test_the_last_evaluation_adds_a_model_trained_on_the_factorys_rows_alone(
     plain = dict(_send(context, MessageType.EVALUATE, arrays)["metrics"])
     last = dict(_send(context, MessageType.EVALUATE, arrays, **{LOCAL_BASELINE: True})["metrics"])
     assert {k: v for k, v in last.items() if not k.startswith(ALONE_PREFIX)} == plain
+    # switched off (`--no-local-baseline`: the server sends False), nothing is trained alone
+    off = dict(_send(context, MessageType.EVALUATE, arrays, **{LOCAL_BASELINE: False})["metrics"])
+    assert off == plain and not any(k.startswith(ALONE_PREFIX) for k in off)
     spec = RunSpec.model_validate_json(str(context.run_config[SPEC_KEY]))
     assert last[f"{ALONE_PREFIX}epochs"] == spec.rounds * spec.train.epochs  # 3 x 2
     assert {f"{ALONE_PREFIX}{m}" for m in ("loss", "accuracy", "macro_f1")} <= set(last)

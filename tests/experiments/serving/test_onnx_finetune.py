@@ -3,6 +3,7 @@ folder of its own that improves where the federated model is off, and that predi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -32,6 +33,8 @@ def test_onnx_gives_torchs_outputs_from_raw_columns(kind: str, tmp_path: Path) -
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["fedpark.labels"]) == [0, 1, 2, 3]
     assert meta["fedpark.contract"] == "line-sensors@1.0.0"
+    signed = hashlib.sha256((tmp_path / kind / "manifest.json").read_bytes()).hexdigest()
+    assert meta["fedpark.manifest_sha256"] == signed  # `sha256sum manifest.json` matches
     assert meta["fedpark.normalization"] == "pooled" and meta["fedpark.reference"] == ""
     window = model.package.window
     order = [("line", "ascending")] if window else []  # the rows in the order model_arrays takes
@@ -120,3 +123,19 @@ def test_the_cli_exits_1_on_refusal_and_2_on_unusable_input(tmp_path: Path) -> N
     assert lost.exit_code == 2 and "cannot write" in lost.output and "Traceback" not in lost.output
     gone = runner.invoke(app, ["model", "show", str(tmp_path / "nothing")])
     assert gone.exit_code == 2 and "does not exist" in gone.output
+
+
+def test_finetune_that_cannot_write_its_folder_says_so(tmp_path: Path) -> None:
+    """An output under a file (or a full disk, a read-only mount): exit 2 in one line, no
+    traceback, nothing half-written beside it."""
+    folder = model_folder(tmp_path / "model", epochs=1)
+    data = tmp_path / "d.parquet"
+    pq.write_table(line_table(300), data)
+    (tmp_path / "a-file").write_text("not a folder")
+    output = tmp_path / "a-file" / "local"
+    shown = CliRunner().invoke(
+        app, ["model", "finetune", str(folder), str(data), "-o", str(output), "--epochs", "1"]
+    )
+    assert shown.exit_code == 2, shown.output
+    assert shown.output.strip().splitlines()[-1] == f"error: cannot write {output}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "d.parquet", "model"]
