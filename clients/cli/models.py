@@ -236,7 +236,6 @@ def predict(
     row number, ids and time; a summary per series and the alarms follow."""
     from fedpark.experiments.serving.outputs import output_format
     from fedpark.experiments.serving.predict import PredictionError, PredictOptions, predict_file
-    from fedpark.experiments.serving.reference import with_reference
     from fedpark.experiments.serving.summary import UnknownClassError
 
     try:
@@ -250,10 +249,7 @@ def predict(
         raise _fail(f"cannot write {output}: {output.parent} is not a folder", 2)
     model = open_folder(folder, key)
     try:
-        if reference is not None:
-            _data_file(reference)
-            model = with_reference(model, reference)
-            _said_reference(model.package.features.reference)
+        model = _with_reference(model, reference)
         options = PredictOptions(skip_invalid=skip_invalid, normal=normal)
         with _RowProgress(data) as advance:
             summary = predict_file(model, data, output, options, advance)
@@ -281,6 +277,24 @@ def _said_reference(reference: str | None) -> None:
         highlight=False,
         markup=False,
     )
+
+
+def _with_reference(model: ModelFolder, reference: Path | None) -> ModelFolder:
+    """The model with a plant's statistics from ``reference`` (its history), when given.
+
+    Raises
+    ------
+    PredictionError
+        The reference cannot give the statistics (FedPark's words).
+    """
+    if reference is None:
+        return model
+    from fedpark.experiments.serving.reference import with_reference
+
+    _data_file(reference)
+    tuned = with_reference(model, reference)
+    _said_reference(tuned.package.features.reference)
+    return tuned
 
 
 def _print_refusal(report: Any) -> None:
@@ -394,14 +408,10 @@ def export_onnx(
 
     from fedpark.experiments.serving.onnx_export import export_onnx as export
     from fedpark.experiments.serving.predict import NEEDS_REFERENCE, PredictionError
-    from fedpark.experiments.serving.reference import with_reference
 
     model = open_folder(folder, key)
     try:
-        if reference is not None:
-            _data_file(reference)
-            model = with_reference(model, reference)
-            _said_reference(model.package.features.reference)
+        model = _with_reference(model, reference)
         if model.package.needs_reference:
             raise PredictionError(NEEDS_REFERENCE)
     except PredictionError as exc:
