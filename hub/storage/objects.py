@@ -57,6 +57,15 @@ _AUTH_CODES = frozenset(
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NoSuchObject"})
 
 
+class _ServerFaultError(StorageError):
+    """The storage server answered with an internal error (retried as transient, except on
+    a read of an object it still lists: see ``ObjectStore._read``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """Where an object was written and what its bytes hash to; record it in the catalog."""
@@ -295,7 +304,7 @@ class ObjectStore:
                 response.close()
                 response.release_conn()
 
-        data, recorded = self._call(read)
+        data, recorded = self._read(bucket, key, version_id, read)
         self._verify(bucket, key, hashlib.sha256(data).hexdigest(), sha256 or recorded)
         return data
 
@@ -313,8 +322,8 @@ class ObjectStore:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".part-", delete=False) as tmp:
             tmp_path = Path(tmp.name)
         try:
-            info = self._call(
-                lambda: self._download(bucket, key, tmp_path, version_id),
+            info = self._read(
+                bucket, key, version_id, lambda: self._download(bucket, key, tmp_path, version_id)
             )
             expected = sha256 or self._recorded_sha(bucket, key, version_id)
             self._verify(bucket, key, info.sha256, expected)
@@ -407,6 +416,31 @@ class ObjectStore:
         except IntegrityError as exc:
             raise self._reported(exc) from None
 
+    def _read(self, bucket: str, key: str, version_id: str | None, fn: Callable[[], T]) -> T:
+        """A read, retried as any call, except when the server fails on an object it still
+        lists: its bytes are damaged (a corrupted volume answers InternalError after its own
+        retries, ~13 s each here; five more of them were 67 s of "retry later")."""
+        try:
+            return self._attempt(fn, 1)
+        except _ServerFaultError as fault:
+            try:
+                self._attempt(
+                    lambda: self._client.stat_object(bucket, key, version_id=version_id), 1
+                )
+            except StorageError:
+                pass  # not even listed now: an outage, retried below
+            else:
+                damaged = IntegrityError(
+                    f"{bucket}/{key} is listed but the storage server cannot read its bytes "
+                    f"back ({fault.code})"
+                )
+                raise self._reported(damaged) from None
+        except (ObjectNotFoundError, StorageAuthError) as exc:
+            raise self._reported(exc) from None
+        except StorageError:
+            pass  # transient: the usual retries below
+        return self._call(fn)
+
     def _call(self, fn: Callable[[], T], attempts: int | None = None) -> T:
         """Run one storage operation, retrying transient failures with backoff."""
         try:
@@ -430,9 +464,10 @@ class ObjectStore:
                         f"{exc.bucket_name or ''}/{exc.object_name or ''}: {exc.code}"
                     ) from None
                 if exc.code not in _TRANSIENT_CODES or attempt == attempts - 1:
-                    raise StorageError(
-                        f"object storage at {self.url}: {exc.code}: {exc.message}"
-                    ) from None
+                    said = f"object storage at {self.url}: {exc.code}: {exc.message}"
+                    if exc.code == "InternalError":
+                        raise _ServerFaultError(said, exc.code) from None
+                    raise StorageError(said) from None
             except (ServerError, InvalidResponseError) as exc:
                 if attempt == attempts - 1:
                     raise StorageError(f"object storage at {self.url} failed: {exc}") from None

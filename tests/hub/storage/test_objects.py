@@ -191,3 +191,30 @@ def test_the_retry_delay_grows_exponentially_to_its_cap() -> None:
         samples = [policy.delay(attempt) for _ in range(200)]
         assert all(0 <= d <= envelope for d in samples)
         assert max(samples) > 0.9 * envelope  # full jitter: P(not) = 0.9**200, never
+
+
+def test_a_damaged_volume_is_damage_not_an_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes changed on the storage server's disk: SeaweedFS answers InternalError for the
+    object (after its own retries) while it still lists it (a storage server of its own,
+    whose volume this test damages). That is said as damage at once,
+    not retried five times as an outage (68 s of "retry later" before)."""
+    with EmbeddedS3(tmp_path / "s3") as s3:
+        bucket = "damaged-volume"
+        store = ObjectStore(
+            s3.endpoint, s3.credentials.access_key, s3.credentials.secret_key, buckets=(bucket,)
+        )
+        store.ensure_buckets()
+        body = b"FEDPARK-DAMAGE-MARK" + os.urandom(60_000)  # random: stored uncompressed
+        ref = store.put_bytes(bucket, "document.json", body)
+        (volume,) = [p for p in (tmp_path / "s3").rglob(f"{bucket}_*.dat")]
+        data = bytearray(volume.read_bytes())
+        at = data.find(b"FEDPARK-DAMAGE-MARK")
+        assert at >= 0, "the object's bytes are not in its volume file"
+        data[at + 100 : at + 200] = bytes(b ^ 0xFF for b in data[at + 100 : at + 200])
+        volume.write_bytes(bytes(data))
+        with caplog.at_level("WARNING"), pytest.raises(IntegrityError) as damaged:
+            store.get_bytes(bucket, "document.json", sha256=ref.sha256)
+    assert "is listed but the storage server cannot read its bytes back" in str(damaged.value)
+    assert "transient storage error" not in caplog.text  # not retried as an outage
