@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from fedpark.clients.processes import ChildProcess
-from fedpark.contracts import Contract, contract_sha256
+from fedpark.contracts import Contract, contract_sha256, validate_table
 from fedpark.experiments.protocol.plan import PublishRule
 from fedpark.experiments.protocol.resources.experiments import ExperimentCreate
 from fedpark.hub.services.tokens import hash_token
@@ -311,6 +311,24 @@ def _sha256(contract: dict[str, Any]) -> str:
     if "columns" not in contract:
         return hashlib.sha256(b"doc").hexdigest()
     return contract_sha256(Contract.model_validate(contract))
+
+
+def declare_sample(park: Park, data: dict[str, Any], org: str, *, compliant: bool = True) -> None:
+    """``org``'s factory declares a sample line's data under contract version ``data``, as
+    ``fedpark contract declare`` sends it: compliant (200 rows), or not (20 < min_rows)."""
+    from samples import sensor_table
+
+    table = sensor_table(rows=200 if compliant else 20, seed=len(org))
+    result = validate_table(Contract.model_validate(data), table)
+    assert result.report.passed == compliant
+    body = {
+        "name": "line",
+        "report": result.report.model_dump(mode="json"),
+        "profile": result.profile.model_dump(mode="json"),
+    }
+    path = f"/contracts/{data['id']}/versions/{data['version']}/datasets"
+    with park.client(f"{org}-factory") as factory:
+        assert factory.post(path, json=body).status_code == 201
 
 
 def running_experiment(

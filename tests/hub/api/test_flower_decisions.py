@@ -12,18 +12,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fakeflower import FakeFlowerControl
-from harness import Park, add_member, build_park, contract_in_state
+from harness import Park, add_member, build_park, contract_in_state, declare_sample
 from inprocess import InProcessHub, in_process_hub
-from samples import contract_data, sensor_table
+from samples import contract_data
 
-from fedpark.contracts import Contract, validate_table
 from fedpark.experiments.protocol import HubOutput
 from fedpark.hub.services.tokens import hash_token
 from fedpark.hub.storage.embedded import EmbeddedS3
@@ -53,25 +51,12 @@ def park(hub: InProcessHub) -> Park:
     return park
 
 
-def _declare(park: Park, data: dict[str, Any], org: str) -> None:
-    table = sensor_table(rows=200, seed=len(org))
-    result = validate_table(Contract.model_validate(data), table)
-    body = {
-        "name": "line",
-        "report": result.report.model_dump(mode="json"),
-        "profile": result.profile.model_dump(mode="json"),
-    }
-    path = f"/contracts/{data['id']}/versions/{data['version']}/datasets"
-    with park.client(f"{org}-factory") as factory:
-        assert factory.post(path, json=body).status_code == 201
-
-
 def _launch(park: Park) -> httpx.Response:
     """A launch that passes every check of the hub's: what happens next is Flower's."""
     policy = contract_data()["policy"] | {"experiment_orgs": ["acme"], "min_factories": 2}
     data = contract_in_state(park, "approved", policy=policy)
-    _declare(park, data, "acme")
-    _declare(park, data, "bravo")
+    declare_sample(park, data, "acme")
+    declare_sample(park, data, "bravo")
     body = {
         "name": "faked",
         "contract_id": data["id"],

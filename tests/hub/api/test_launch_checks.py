@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness import Park, contract_in_state
-from samples import contract_data, sensor_table
-
-from fedpark.contracts import Contract, validate_table
+from harness import Park, contract_in_state, declare_sample
+from samples import contract_data
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +22,6 @@ def park(rules_park: Park) -> Park:
 
 def _policy(**changes: Any) -> dict[str, Any]:
     return contract_data()["policy"] | {"experiment_orgs": ["acme"], "min_factories": 2} | changes
-
-
-def _declare(park: Park, data: dict[str, Any], org: str, *, compliant: bool = True) -> None:
-    table = sensor_table(rows=200 if compliant else 20, seed=len(org))  # 20 < min_rows
-    result = validate_table(Contract.model_validate(data), table)
-    assert result.report.passed == compliant
-    body = {
-        "name": "line",
-        "report": result.report.model_dump(mode="json"),
-        "profile": result.profile.model_dump(mode="json"),
-    }
-    path = f"/contracts/{data['id']}/versions/{data['version']}/datasets"
-    with park.client(f"{org}-factory") as factory:
-        assert factory.post(path, json=body).status_code == 201
 
 
 def _launch(park: Park, data: dict[str, Any], **changes: Any) -> Any:
@@ -82,8 +66,10 @@ def test_each_launch_check_refuses_on_its_own(
         park, "submitted" if case == "not approved" else "approved", policy=policy
     )
     if case != "not approved":
-        _declare(park, data, "acme")
-        _declare(park, data, "bravo", compliant=case != "a participant without compliant data")
+        declare_sample(park, data, "acme")
+        declare_sample(
+            park, data, "bravo", compliant=case != "a participant without compliant data"
+        )
     changes: dict[str, Any] = {
         "k below the contract's": {"min_factories": 1},
         "series not an id column": {"model": {"kind": "tcnn", "series": "temp"}},
