@@ -39,6 +39,9 @@ from fedpark.contracts.types import (
 
 MAX_COLUMNS = 2000
 MAX_ALLOWED_VALUES = 10_000
+# In all the contract's columns: a contract stays a document the hub parses cheaply (its
+# bodies are held under a million JSON values before parsing, hub/api/limits.py).
+MAX_TOTAL_ALLOWED_VALUES = 200_000
 
 Scalar = bool | int | float | str
 # Text kept exactly as written: a column's name is the data's identity, and values padded
@@ -289,6 +292,12 @@ class Contract(_Model):
                     f"and {index})"
                 )
             seen[column.name] = index
+        total = sum(len(c.rules.allowed_values or ()) for c in columns)
+        if total > MAX_TOTAL_ALLOWED_VALUES:
+            raise ValueError(
+                f"the columns list {total} allowed values in all; a contract holds at most "
+                f"{MAX_TOTAL_ALLOWED_VALUES}"
+            )
         return columns
 
     def column(self, name: str) -> Column:

@@ -172,16 +172,37 @@ def _quality(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, An
         metric = check.get("metric")
         if isinstance(metric, str):
             rule = {"nullValues": "nullCheck", "invalidValues": "validValues"}.get(metric, metric)
-        if rule == "validValues" and isinstance(valid, list):
+        written = metric if isinstance(metric, str) else rule  # as the document names it
+        if rule == "validValues" and isinstance(valid, list) and not _tolerant(check, unit):
             rules["allowed_values"] = valid
+        elif rule == "validValues" and isinstance(valid, list):
+            notes.append(
+                f"{where}: quality rule {written!r} lets some values be invalid; FedPark's "
+                "allowed values admit none, so it is not checked"
+            )
         elif rule == "nullCheck" and unit == "percent" and "mustBeLessOrEqualTo" in check:
             rules["max_null_fraction"] = float(check["mustBeLessOrEqualTo"]) / 100
         elif rule == "nullCheck" and 0 in (check.get("mustBe"), check.get("mustBeLessOrEqualTo")):
             rules["max_null_fraction"] = 0.0
         else:
-            kind = rule or check.get("type", "library")
+            kind = written or check.get("type", "library")
             notes.append(f"{where}: quality rule {kind!r} is not checked by FedPark")
     return rules
+
+
+def _tolerant(check: dict[str, Any], unit: object) -> bool:
+    """Whether a valid-values check lets some values be invalid (a threshold above none)."""
+    bounds = {
+        k: check[k] for k in ("mustBe", "mustBeLessOrEqualTo", "mustBeLessThan") if k in check
+    }
+    if not bounds:
+        return False  # v3.0's rule: validValues names the values, with no threshold
+    none_allowed = (
+        bounds.get("mustBe") == 0
+        or bounds.get("mustBeLessOrEqualTo") == 0
+        or bounds.get("mustBeLessThan") == (1 if unit != "percent" else 0)
+    )
+    return not none_allowed
 
 
 def _rules(prop: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import secrets
 import socket
 import ssl
@@ -41,10 +42,11 @@ def _ephemeral_floor() -> int:
 # handed out once each per session from below the kernel's ephemeral range. A port found by
 # binding to 0 and released is one the kernel may give the next connection or bind of any
 # process, and a later restart could be handed the same one: from here neither happens.
+# A random start: sessions running side by side (.ci/each-file -j 2) walk different stretches.
 _PORT_FLOOR = 10_000
 _PORTS = iter(
     range(
-        _PORT_FLOOR + (os.getpid() * 97) % max(1, _ephemeral_floor() - _PORT_FLOOR - 4000),
+        _PORT_FLOOR + random.SystemRandom().randrange(max(1, _ephemeral_floor() - 14_000)),
         _ephemeral_floor(),
     )
 )

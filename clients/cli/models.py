@@ -463,8 +463,6 @@ def finetune(
             local = tune(model, data, output, epochs=epochs, learning_rate=learning_rate)
     except PredictionError as exc:
         raise _refused(exc) from None
-    except OSError:  # the folder is written aside and moved into place: nothing half there
-        raise _fail(f"cannot write {output}", 2) from None
     out.print(
         f"[green]fine-tuned[/green] → {literal(str(output))}: "
         f"held-out {local.data.held_out_rows} rows, "

@@ -107,9 +107,18 @@ def finetune(
 
 
 def _write(model: ModelFolder, output: Path, weights: bytes, local: LocalManifest) -> None:
-    """Build the folder beside ``output`` and move it into place whole."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    """Build the folder beside ``output`` and move it into place whole.
+
+    Raises
+    ------
+    PredictionError
+        The folder cannot be written (no room, no permission, not a folder above it).
+    """
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    except OSError:
+        raise PredictionError(f"cannot write {output}") from None
     try:
         signed = model.signed_dir
         (staging / PARENT).mkdir()
@@ -121,6 +130,8 @@ def _write(model: ModelFolder, output: Path, weights: bytes, local: LocalManifes
         if output.exists():
             output.rmdir()  # empty (checked before training)
         staging.replace(output)
+    except OSError:
+        raise PredictionError(f"cannot write {output}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

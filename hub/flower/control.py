@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from flwr.cli.build import build_fab_from_files
+from flwr.common.constant import Status, SubStatus
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import (
     ListRunsRequest,
@@ -81,9 +82,11 @@ class RunStatus:
     details: str
 
 
-# FedPark's own status for a run the SuperLink does not know (Flower's are in
-# flwr.common.constant.Status): a SuperLink restarted without its state has lost it.
+# FedPark's own status for a run the SuperLink does not know (Flower's are `Status` and
+# `SubStatus`, re-exported here for the services): a SuperLink restarted without its state
+# has lost it.
 RUN_UNKNOWN = "unknown"
+__all__ = ["RUN_UNKNOWN", "FlowerControl", "RunStatus", "Status", "SubStatus", "build_fab"]
 
 
 def _error_code(exc: httpx.HTTPStatusError) -> int | None:
@@ -155,8 +158,7 @@ class FlowerControl:
             try:
                 client.ListRuns(ListRunsRequest(run_id=_NO_SUCH_RUN))
             except httpx.HTTPStatusError as exc:
-                error = FlowerError.from_json(exc.response.text)
-                if error is None or error.code != ApiErrorCode.RUN_ID_NOT_FOUND:
+                if _error_code(exc) != ApiErrorCode.RUN_ID_NOT_FOUND:
                     raise
 
         self._call("answer", ask, quiet=quiet)
@@ -178,8 +180,7 @@ class FlowerControl:
             try:
                 return client.ListRuns(ListRunsRequest(run_id=run_id))
             except httpx.HTTPStatusError as exc:
-                error = FlowerError.from_json(exc.response.text)
-                if error is not None and error.code == ApiErrorCode.RUN_ID_NOT_FOUND:
+                if _error_code(exc) == ApiErrorCode.RUN_ID_NOT_FOUND:
                     return None
                 raise
 

@@ -8,12 +8,11 @@ SuperLink through its Control API. What the run's ServerApp reports is recorded 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-
-from flwr.common.constant import SubStatus
 
 from fedpark.contracts.model import ColumnRole, Contract
 from fedpark.contracts.report import DataProfile
@@ -28,7 +27,7 @@ from fedpark.hub.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from fedpark.hub.flower.control import FlowerControl
+from fedpark.hub.flower.control import FlowerControl, SubStatus
 from fedpark.hub.lifecycle import ACTIVE, ContractStatus, ExperimentStatus
 from fedpark.hub.services.audit import describe
 from fedpark.hub.services.contracts import ContractService
@@ -238,29 +237,46 @@ class ExperimentService:
             raise PermissionDeniedError("only the launching organization's researchers stop it")
         if row.status not in ACTIVE:
             raise ConflictError(f"experiment {experiment_id} is already {row.status}")
+        stopped_in_flower = False  # by this request's own call
         if self.flower is not None and row.flower_run_id is not None:
             run_id = int(row.flower_run_id)
             try:
                 self.flower.stop(run_id)
-            except ConflictError:  # Flower has finished the run: a concurrent stop, or its end
-                if self.flower.status(run_id).sub_status != SubStatus.STOPPED:
-                    raise ConflictError(
-                        f"experiment {experiment_id}'s run has ended in Flower: its result is "
-                        "being recorded"
-                    ) from None
+                stopped_in_flower = True
+            except ConflictError:  # Flower has finished the run already
+                self._refuse_finished_run(experiment_id, self.flower.status(run_id).sub_status)
+        stopped_by = "stopped by " + caller.username
         # Of concurrent stops (and finishes, failures), the catalog's conditional move picks one.
         with self.storage.unit_of_work() as uow:
             won = uow.experiments.move(
-                experiment_id,
-                ExperimentStatus.STOPPED,
-                ended_at=utcnow(),
-                error="stopped by " + caller.username,
+                experiment_id, ExperimentStatus.STOPPED, ended_at=utcnow(), error=stopped_by
             )
             stopped = uow.experiments.get(experiment_id)
             assert stopped is not None
+            if not won and stopped.status == ExperimentStatus.STOPPED and stopped_in_flower:
+                # The run watcher saw this request's stop in Flower and recorded it first:
+                # it is still this request's stop, and the record says whose.
+                stopped.error, won = stopped_by, True
         if not won:
             raise ConflictError(f"experiment {experiment_id} is already {stopped.status}")
+        if self.flower is not None and stopped.flower_run_id not in (None, row.flower_run_id):
+            # The supervisor resumed a lost run meanwhile: its continuation stops too.
+            with contextlib.suppress(ConflictError, FlowerUnavailableError):
+                self.flower.stop(int(stopped.flower_run_id))
         return stopped
+
+    @staticmethod
+    def _refuse_finished_run(experiment_id: str, sub_status: str) -> None:
+        """Whether a stop goes on when Flower has finished the run: one stopped (by a
+        concurrent stop or in Flower) or completed is not this request's to stop; one that
+        failed was lost, and stopping the experiment keeps the supervisor from resuming it."""
+        if sub_status == SubStatus.STOPPED:
+            raise ConflictError(f"experiment {experiment_id} is already stopped")
+        if sub_status == SubStatus.COMPLETED:
+            raise ConflictError(
+                f"experiment {experiment_id}'s run has ended in Flower: its result is being "
+                "recorded"
+            )
 
     # -- models for partners --------------------------------------------------------------
 

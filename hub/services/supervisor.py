@@ -21,14 +21,13 @@ its spec, a new run token, and the last complete round's checkpoint as the start
 
 from __future__ import annotations
 
+import contextlib
 import logging
-
-from flwr.common.constant import Status, SubStatus
 
 from fedpark.experiments.protocol import HubOutput, RunSpec
 from fedpark.experiments.protocol.resources.experiments import Restart
-from fedpark.hub.errors import FlowerUnavailableError
-from fedpark.hub.flower.control import RUN_UNKNOWN, FlowerControl, RunStatus
+from fedpark.hub.errors import ConflictError, FlowerUnavailableError
+from fedpark.hub.flower.control import RUN_UNKNOWN, FlowerControl, RunStatus, Status, SubStatus
 from fedpark.hub.lifecycle import ACTIVE, ExperimentStatus
 from fedpark.hub.services.experiments import set_status
 from fedpark.hub.services.tokens import hash_token, new_run_token
@@ -79,6 +78,12 @@ class RunSupervisor:
                 log.warning("cannot watch %s: %s", row.id, exc)
                 continue
             self._follow(row, state)
+
+    def _stop(self, run_id: int) -> None:
+        """Stop a run; one Flower has finished already needs nothing more."""
+        assert self.flower is not None
+        with contextlib.suppress(ConflictError):
+            self.flower.stop(run_id)
 
     def _follow(self, row: Experiment, state: RunStatus) -> None:
         if state.status == RUN_UNKNOWN or (
@@ -139,7 +144,7 @@ class RunSupervisor:
                 current = uow.experiments.get(row.id)
                 assert current is not None
                 if current.status not in ACTIVE:  # stopped by its researcher meanwhile
-                    self.flower.stop(run_id)
+                    self._stop(run_id)
                     return
                 # The old token dies here: a ServerApp that somehow outlived its run can no
                 # longer report into the experiment its continuation now owns.
@@ -148,7 +153,7 @@ class RunSupervisor:
                 current.restarts = [*restarts, restart]
                 current.rounds_completed = done
         except Exception:
-            self.flower.stop(run_id)  # never leave a run the hub does not know about
+            self._stop(run_id)  # never leave a run the hub does not know about
             raise
         log.warning(
             "experiment %s lost its Flower run %s (%s): resumed from round %d as run %d",
@@ -197,7 +202,7 @@ class RunSupervisor:
             return
         if self.flower is not None and row.flower_run_id is not None:
             try:
-                self.flower.stop(int(row.flower_run_id))
+                self._stop(int(row.flower_run_id))
             except FlowerUnavailableError as exc:
                 log.warning("cannot stop stalled run %s: %s", row.id, exc)
         set_status(

@@ -27,6 +27,7 @@ from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.versioningconfig import VersioningConfig
+from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from fedpark.hub.errors import (
@@ -55,15 +56,6 @@ _AUTH_CODES = frozenset(
     {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken"}
 )
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NoSuchObject"})
-
-
-class _ServerFaultError(StorageError):
-    """The storage server answered with an internal error (retried as transient, except on
-    a read of an object it still lists: see ``ObjectStore._read``)."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -344,7 +336,11 @@ class ObjectStore:
 
         Consumers must not act on the data before the iterator is exhausted.
         """
-        response = self._call(lambda: self._client.get_object(bucket, key, version_id=version_id))
+
+        def get() -> BaseHTTPResponse:
+            return self._client.get_object(bucket, key, version_id=version_id)
+
+        response = self._read(bucket, key, version_id, get)
         expected = sha256 or response.headers.get(SHA256_META)
         hasher = hashlib.sha256()
         try:
@@ -417,29 +413,36 @@ class ObjectStore:
             raise self._reported(exc) from None
 
     def _read(self, bucket: str, key: str, version_id: str | None, fn: Callable[[], T]) -> T:
-        """A read, retried as any call, except when the server fails on an object it still
-        lists: its bytes are damaged (a corrupted volume answers InternalError after its own
-        retries, ~13 s each here; five more of them were 67 s of "retry later")."""
-        try:
-            return self._attempt(fn, 1)
-        except _ServerFaultError as fault:
+        """A read, retried as any call, except that a server failing twice on an object it
+        still lists has damaged bytes, not a passing fault: a corrupted SeaweedFS volume
+        answers InternalError after its own retries (~13 s each here), and five of them
+        were 68 s of "retry later". One InternalError alone is retried: AWS, MinIO and Ceph
+        send it for passing faults too."""
+        faults = 0
+
+        def guarded() -> T:
+            nonlocal faults
             try:
-                self._attempt(
-                    lambda: self._client.stat_object(bucket, key, version_id=version_id), 1
-                )
-            except StorageError:
-                pass  # not even listed now: an outage, retried below
-            else:
-                damaged = IntegrityError(
-                    f"{bucket}/{key} is listed but the storage server cannot read its bytes "
-                    f"back ({fault.code})"
-                )
-                raise self._reported(damaged) from None
-        except (ObjectNotFoundError, StorageAuthError) as exc:
-            raise self._reported(exc) from None
-        except StorageError:
-            pass  # transient: the usual retries below
-        return self._call(fn)
+                return fn()
+            except S3Error as exc:
+                if exc.code == "InternalError":
+                    faults += 1
+                    if faults >= 2 and self._listed(bucket, key, version_id):
+                        raise IntegrityError(
+                            f"{bucket}/{key} is listed but the storage server cannot read its "
+                            "bytes back (InternalError twice)"
+                        ) from None
+                raise
+
+        return self._call(guarded)
+
+    def _listed(self, bucket: str, key: str, version_id: str | None) -> bool:
+        """Whether the server still lists the object (its metadata answers)."""
+        try:
+            self._client.stat_object(bucket, key, version_id=version_id)
+        except (S3Error, ServerError, InvalidResponseError, Urllib3HTTPError, OSError):
+            return False
+        return True
 
     def _call(self, fn: Callable[[], T], attempts: int | None = None) -> T:
         """Run one storage operation, retrying transient failures with backoff."""
@@ -464,10 +467,9 @@ class ObjectStore:
                         f"{exc.bucket_name or ''}/{exc.object_name or ''}: {exc.code}"
                     ) from None
                 if exc.code not in _TRANSIENT_CODES or attempt == attempts - 1:
-                    said = f"object storage at {self.url}: {exc.code}: {exc.message}"
-                    if exc.code == "InternalError":
-                        raise _ServerFaultError(said, exc.code) from None
-                    raise StorageError(said) from None
+                    raise StorageError(
+                        f"object storage at {self.url}: {exc.code}: {exc.message}"
+                    ) from None
             except (ServerError, InvalidResponseError) as exc:
                 if attempt == attempts - 1:
                     raise StorageError(f"object storage at {self.url} failed: {exc}") from None

@@ -16,11 +16,11 @@ from typing import Any
 
 import flwr
 from flwr.supercore.superexec import run_superexec
+from harness import free_port
 
 from fedpark.clients import superexec
 from fedpark.experiments.prompt_pulls import fingerprints
 from tests.clients.clocks import FakeClock
-from tests.harness import free_port
 
 
 def test_the_code_it_slows_is_the_code_it_knows() -> None:

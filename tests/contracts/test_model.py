@@ -104,3 +104,19 @@ def test_integer_bounds_are_checked_against_the_columns_own_type(
         with pytest.raises(ContractInvalidError) as err:
             contract_from_data(data)
         assert f"is not a valid {dtype} value" in str(err.value)
+
+
+def test_a_contract_lists_at_most_200000_allowed_values_in_all() -> None:
+    """Each column may list 10 000; the whole contract 200 000, so that every valid contract
+    is a body the hub parses cheaply."""
+    data = copy.deepcopy(contract_data())
+    codes = [str(i) for i in range(10_000)]
+    data["columns"] += [
+        {"name": f"code_{i}", "type": "string", "rules": {"allowed_values": codes}}
+        for i in range(21)
+    ]
+    with pytest.raises(ContractInvalidError) as refused:
+        contract_from_data(data)
+    assert "allowed values in all; a contract holds at most 200000" in str(refused.value)
+    data["columns"] = data["columns"][:-2]  # the sample's own few, and 19 lists of 10 000
+    assert len(contract_from_data(data).columns) == len(contract_data()["columns"]) + 19

@@ -524,3 +524,14 @@ def test_v3_1_library_checks_by_metric_are_the_same_checks() -> None:
     assert mode.allowed_values == ["idle", "press", "eject"]
     assert mode.max_null_fraction == pytest.approx(0.05)
     assert any("'duplicateValues' is not checked" in n for n in imported.notes), imported.notes
+
+
+def test_a_valid_values_check_that_tolerates_some_invalid_ones_is_noted_not_made_strict() -> None:
+    """`mustBeLessOrEqualTo: 5` percent invalid: FedPark's allowed values admit none, so
+    importing it as a rule would refuse data the document accepts."""
+    text = (FIXTURES / "quality-v3.1.yaml").read_text()
+    tolerant = "            unit: percent\n            mustBeLessOrEqualTo: 5\n"
+    document = text.replace("            mustBe: 0\n", tolerant, 1)
+    (imported,) = load_odcs_all(document.encode(), owner="acme", schema=None)
+    assert imported.contract.column("mode").rules.allowed_values is None
+    assert any("'invalidValues' lets some values be invalid" in n for n in imported.notes)

@@ -198,3 +198,53 @@ def test_the_fake_is_the_runtime_s_only_flower(hub: InProcessHub) -> None:
     assert runtime.experiments.flower is runtime.supervisor.flower is runtime.federation.flower
     assert isinstance(runtime.federation.flower, FakeFlowerControl)
     assert runtime.federation.flower.on_error == runtime.metrics.on_error
+
+
+def test_a_stop_the_run_watcher_records_first_is_still_this_requests(
+    park: Park, hub: InProcessHub, flower: FakeFlowerControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's run watcher may see the stop in Flower and record it between this request's
+    call to Flower and its own record: the answer is still 200, and the record says who."""
+    experiment_id, _ = _launched(park)
+    stop = flower.stop
+
+    def stop_then_watch(run_id: int) -> None:
+        stop(run_id)
+        hub.runtime.supervisor.watch()  # a watcher's pass lands right here
+
+    monkeypatch.setattr(flower, "stop", stop_then_watch)
+    with park.client("acme-researcher") as researcher:
+        answer = researcher.post(f"/experiments/{experiment_id}/stop")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "stopped"
+    assert answer.json()["error"] == "stopped by acme-researcher"
+
+
+def test_a_lost_run_can_be_stopped_and_is_not_resumed(
+    park: Park, hub: InProcessHub, flower: FakeFlowerControl
+) -> None:
+    """Flower failed the run (lost with its process): stopping the experiment is still the
+    researcher's to do, and it keeps the supervisor from starting a continuation."""
+    experiment_id, run_id = _launched(park)
+    flower.finish(run_id, "failed", "the ServerApp process exited")
+    with park.client("acme-researcher") as researcher:
+        answer = researcher.post(f"/experiments/{experiment_id}/stop")
+    assert answer.status_code == 200, answer.text
+    started = len(flower.started)
+    hub.runtime.supervisor.watch()
+    assert len(flower.started) == started  # nothing resumed
+    with park.client("acme-researcher") as researcher:
+        assert researcher.get(f"/experiments/{experiment_id}").json()["status"] == "stopped"
+
+
+def test_a_completed_run_is_not_stopped_its_result_is_coming(
+    park: Park, flower: FakeFlowerControl
+) -> None:
+    experiment_id, run_id = _launched(park)
+    flower.finish(run_id, "completed")
+    with park.client("acme-researcher") as researcher:
+        answer = researcher.post(f"/experiments/{experiment_id}/stop")
+        assert answer.status_code == 409, answer.text
+        assert "its result is being recorded" in answer.json()["detail"]
+        status = researcher.get(f"/experiments/{experiment_id}").json()["status"]
+    assert status in ("pending", "running")

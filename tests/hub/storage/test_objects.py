@@ -217,4 +217,5 @@ def test_a_damaged_volume_is_damage_not_an_outage(
         with caplog.at_level("WARNING"), pytest.raises(IntegrityError) as damaged:
             store.get_bytes(bucket, "document.json", sha256=ref.sha256)
     assert "is listed but the storage server cannot read its bytes back" in str(damaged.value)
-    assert "transient storage error" not in caplog.text  # not retried as an outage
+    # retried once (one InternalError may be a passing fault), not five times as an outage
+    assert caplog.text.count("transient storage error") == 1, caplog.text
