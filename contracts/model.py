@@ -292,6 +292,11 @@ class Contract(_Model):
                     f"and {index})"
                 )
             seen[column.name] = index
+        return columns
+
+    @field_validator("columns")
+    @classmethod
+    def _allowed_values_in_all(cls, columns: list[Column]) -> list[Column]:
         total = sum(len(c.rules.allowed_values or ()) for c in columns)
         if total > MAX_TOTAL_ALLOWED_VALUES:
             raise ValueError(

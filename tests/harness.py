@@ -375,6 +375,18 @@ def running_experiment(
     return experiment_id, token
 
 
+def open_run(
+    park: Park, contract: dict[str, Any], org: str, participants: list[str], **options: Any
+) -> tuple[str, str]:
+    """``running_experiment`` on the park's own catalog: an experiment of ``org`` running on
+    ``contract`` as a launch leaves it; its id and run token."""
+    catalog = Catalog(park.hub.database_url)
+    try:
+        return running_experiment(catalog, contract, org, participants, **options)
+    finally:
+        catalog.dispose()
+
+
 def finish_body(contract: dict[str, Any], summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a run's ServerApp posts to finish: a summary and the package of a default model
     on ``contract``, as ``running_experiment`` launched it."""

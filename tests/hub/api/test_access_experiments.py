@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import ROLES, Park, contract_in_state, finish_body, running_experiment
+from harness import ROLES, Park, contract_in_state, finish_body, open_run
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
-from fedpark.hub.storage import Catalog
 
 # A sweep (every role over every experiment and model of two organizations, sealed through
 # the run endpoints): in process, but with the integration suite.
@@ -45,13 +44,7 @@ class Made:
 
 def _experiment(park: Park, contract: dict[str, Any], org: str, participants: list[str]) -> Made:
     """An experiment of ``org``'s researcher, running, as a launch leaves it."""
-    catalog = Catalog(park.hub.database_url)
-    try:
-        experiment_id, token = running_experiment(
-            catalog, contract, org, participants, name=f"{org}'s"
-        )
-    finally:
-        catalog.dispose()
+    experiment_id, token = open_run(park, contract, org, participants, name=f"{org}'s")
     return Made(experiment_id, org, participants, token, contract)
 
 

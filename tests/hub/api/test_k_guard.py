@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness import Park, contract_in_state, finish_body, running_experiment
+from harness import Park, contract_in_state, finish_body, open_run
 from samples import contract_data
 
 from fedpark.experiments.protocol import FactoryResult, RoundReport
-from fedpark.hub.storage import Catalog
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -33,11 +32,7 @@ def contract(park: Park) -> dict[str, Any]:
 
 
 def _run(park: Park, contract: dict[str, Any]) -> tuple[str, str]:
-    catalog = Catalog(park.hub.database_url)
-    try:
-        return running_experiment(catalog, contract, "acme", ["acme", "bravo"], min_factories=2)
-    finally:
-        catalog.dispose()
+    return open_run(park, contract, "acme", ["acme", "bravo"], min_factories=2)
 
 
 def _report(contributors: list[str], *, aggregated: bool = True, number: int = 1) -> dict:
@@ -58,8 +53,8 @@ def _rounds(park: Park, experiment_id: str) -> list[dict[str, Any]]:
     with park.client("acme-researcher") as researcher:
         answer = researcher.get(f"/experiments/{experiment_id}/rounds")
     assert answer.status_code == 200, answer.text
-    rounds = answer.json()
-    return rounds["items"] if isinstance(rounds, dict) else rounds
+    rounds: list[dict[str, Any]] = answer.json()
+    return rounds
 
 
 @pytest.mark.parametrize("contributors", [["acme"], ["acme", "acme"], []])

@@ -244,19 +244,14 @@ def test_the_launch_form_offers_which_model_to_publish(park: Park) -> None:
 def test_model_pages_count_the_factories_that_contributed_not_those_invited(park: Park) -> None:
     """Two factories invited, one contributed (k = 1): the list says 1, the page names it
     and the invitees apart."""
-    from harness import finish_body, running_experiment
+    from harness import finish_body, open_run
     from samples import contract_data
 
     from fedpark.experiments.protocol import FactoryResult, RoundReport
-    from fedpark.hub.storage import Catalog
 
     policy = contract_data()["policy"] | {"experiment_orgs": ["acme"], "min_factories": 1}
     contract = contract_in_state(park, "approved", policy=policy)
-    catalog = Catalog(park.hub.database_url)
-    try:
-        experiment_id, token = running_experiment(catalog, contract, "acme", ["acme", "bravo"])
-    finally:
-        catalog.dispose()
+    experiment_id, token = open_run(park, contract, "acme", ["acme", "bravo"])
     report = RoundReport(
         round=1,
         contributors=["acme"],
