@@ -7,13 +7,20 @@ Flower's strategies wrap one another: every call is the inner grid's, and only t
 its own: it pulls after 50 ms, backing off to one pull a second while nothing arrives (a long
 local training round is not a stream of empty pulls) and starting over at 50 ms with each
 reply.
+
+An HTTP error from Flower's grid (a status Flower's retries give up on, typically from a
+SuperLink restarting under the app) comes out as :class:`SuperLinkLostError`: the ServerApp lost its
+SuperLink, which is not a failure of the run. The ServerApp then reports nothing; Flower marks
+the run failed and the hub resumes it from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+import httpx
 from flwr.app import Message, RecordDict
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid
@@ -22,6 +29,19 @@ from flwr.supercore.run import Run
 FIRST_WAIT = 0.05  # seconds before the first pull, and after each reply
 LONGEST_WAIT = 1.0  # seconds between pulls while nothing arrives
 BACKOFF = 1.5
+
+
+class SuperLinkLostError(Exception):
+    """The ServerApp's grid cannot reach its SuperLink any more (no message: the cause is kept
+    as ``__cause__`` for the run's log)."""
+
+
+@contextlib.contextmanager
+def _link() -> Iterator[None]:
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise SuperLinkLostError from exc
 
 
 class PromptGrid(Grid):
@@ -59,16 +79,20 @@ class PromptGrid(Grid):
         return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
 
     def get_node_ids(self) -> Iterable[int]:
-        return self.grid.get_node_ids()
+        with _link():
+            return list(self.grid.get_node_ids())
 
     def get_nodes(self) -> Iterable[NodeInfo]:
-        return self.grid.get_nodes()
+        with _link():
+            return list(self.grid.get_nodes())
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.grid.push_messages(messages)
+        with _link():
+            return list(self.grid.push_messages(messages))
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.grid.pull_messages(message_ids)
+        with _link():
+            return list(self.grid.pull_messages(message_ids))
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None

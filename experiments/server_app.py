@@ -18,7 +18,7 @@ from fedpark.contracts import Contract
 from fedpark.experiments import prompt_pulls
 from fedpark.experiments.contract_strategy import ContractStrategy
 from fedpark.experiments.features import plan_from_contract
-from fedpark.experiments.grid import PromptGrid
+from fedpark.experiments.grid import PromptGrid, SuperLinkLostError
 from fedpark.experiments.models import ModelSpec, initial_model
 from fedpark.experiments.protocol import SPEC_KEY, HubOutput, RunSpec
 from fedpark.experiments.protocol.package import ModelPackage
@@ -59,6 +59,9 @@ def main(grid: Grid, context: Context) -> None:
     reporter = reporter_for(spec)
     try:
         run(PromptGrid(grid), spec, reporter)
+    except SuperLinkLostError:  # the SuperLink went away under the app: a loss the hub resumes
+        log.warning("the ServerApp lost its SuperLink; the hub resumes the run", exc_info=True)
+        raise
     except RunError as exc:  # FedPark's own verdict, in its own words
         reporter.failed(str(exc))
         raise
@@ -67,8 +70,8 @@ def main(grid: Grid, context: Context) -> None:
         reporter.failed(f"the ServerApp failed ({type(exc).__name__}); see the run's log")
         raise
     # Losing the SuperLink ends the app with Flower's BaseExceptions (RunNotRunningException,
-    # an interrupt) and no report: the hub sees the run failed while the experiment is still
-    # open, and resumes it from the last checkpoint.
+    # an interrupt) or SuperLinkLostError, and no report: the hub sees the run failed while the
+    # experiment is still open, and resumes it from the last checkpoint.
 
 
 def run(grid: Grid, spec: RunSpec, reporter: Reporter) -> None:

@@ -1,15 +1,23 @@
-"""PromptGrid: Flower's grid for everything, its own wait for replies."""
+"""PromptGrid: Flower's grid for everything, its own wait for replies; a SuperLink lost
+under the ServerApp is a lost link, not the run's failure."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
+from flwr.app import Context, RecordDict
+from samples import contract_data
 
-from fedpark.experiments.grid import PromptGrid
+from fedpark.experiments.grid import PromptGrid, SuperLinkLostError
+from fedpark.experiments.protocol import SPEC_KEY, DirectoryOutput, RunSpec
+from fedpark.experiments.server_app import main
 
 
 class FakeGrid:
@@ -75,3 +83,59 @@ def test_nothing_is_pulled_once_every_reply_came(timeout: float | None) -> None:
 def test_every_other_call_is_the_inner_grids() -> None:
     fake = FakeGrid([])
     assert list(_grid(fake).get_node_ids()) == [1, 2] and fake.calls == ["get_node_ids"]
+
+
+class LostGrid(FakeGrid):
+    """A grid whose SuperLink answers with ``error`` (what Flower's retries give up on)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__([])
+        self.error = error
+
+    def get_node_ids(self) -> list[int]:
+        raise self.error
+
+    def push_messages(self, messages: Iterable[Any]) -> list[str]:
+        raise self.error
+
+
+def _status_error(code: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://superlink/v1/runtime/push-messages")
+    return httpx.HTTPStatusError("x", request=request, response=httpx.Response(code))
+
+
+@pytest.mark.parametrize(
+    "error", [_status_error(500), _status_error(404), httpx.ConnectError("refused")]
+)
+def test_a_superlink_error_is_a_lost_link(error: Exception) -> None:
+    grid = _grid(LostGrid(error))
+    with pytest.raises(SuperLinkLostError) as lost:
+        grid.get_node_ids()
+    assert lost.value.__cause__ is error and str(lost.value) == ""
+    with pytest.raises(SuperLinkLostError):
+        grid.send_and_receive(["a"], timeout=1)  # type: ignore[list-item]
+
+
+def _main(tmp_path: Path, grid: FakeGrid) -> None:
+    spec = RunSpec(
+        experiment_id="exp-x",
+        contract=contract_data(),
+        contract_sha256="0" * 64,
+        rounds=2,
+        output=DirectoryOutput(directory=str(tmp_path)),
+    )
+    context = Context(0, 0, {}, RecordDict(), {SPEC_KEY: spec.model_dump_json()})
+    main(grid, context)  # type: ignore[arg-type]  # a duck-typed grid
+
+
+def test_a_serverapp_that_loses_its_superlink_reports_no_failure(tmp_path: Path) -> None:
+    """A restarting SuperLink may answer the old ServerApp with an error Flower's retries give
+    up on; were that reported as the run's failure, the hub could not resume the run."""
+    with pytest.raises(SuperLinkLostError):
+        _main(tmp_path, LostGrid(_status_error(500)))
+    assert not (tmp_path / "failure.json").exists()
+    # The control: any other error in the ServerApp is the run's failure, and said so.
+    with pytest.raises(ValueError):
+        _main(tmp_path, LostGrid(ValueError("a value from somewhere")))
+    failure = json.loads((tmp_path / "failure.json").read_text())
+    assert failure == {"reason": "the ServerApp failed (ValueError); see the run's log"}
