@@ -42,14 +42,21 @@ def _ephemeral_floor() -> int:
 # handed out once each per session from below the kernel's ephemeral range. A port found by
 # binding to 0 and released is one the kernel may give the next connection or bind of any
 # process, and a later restart could be handed the same one: from here neither happens.
-# A random start: sessions running side by side (.ci/each-file -j 2) walk different stretches.
+# Each pytest-xdist worker walks a stretch of its own, from a random start in it: sessions
+# running side by side (.ci/each-file -j 2) walk different stretches too.
 _PORT_FLOOR = 10_000
-_PORTS = iter(
-    range(
-        _PORT_FLOOR + random.SystemRandom().randrange(max(1, _ephemeral_floor() - 14_000)),
-        _ephemeral_floor(),
-    )
-)
+
+
+def _port_stretch() -> range:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (_ephemeral_floor() - _PORT_FLOOR) // max(1, workers)
+    low = _PORT_FLOOR + worker * size
+    start = low + random.SystemRandom().randrange(max(1, size - 4_000))
+    return range(start, low + size)
+
+
+_PORTS = iter(_port_stretch())
 
 
 def free_port() -> int:

@@ -10,7 +10,8 @@ from federation import start_park, wait_for_experiment
 
 from fedpark.hub.storage.embedded import EmbeddedS3
 
-pytestmark = pytest.mark.integration
+# Under two xdist workers on a slow machine a park test takes up to ~2x its time alone.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def test_run_with_too_few_factories_left_fails_clearly(

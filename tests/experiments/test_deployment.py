@@ -19,7 +19,8 @@ from fedpark.experiments.features import plan_from_contract
 from fedpark.experiments.protocol import pooled_normalization
 from fedpark.experiments.weights import from_safetensors, weights_sha256
 
-pytestmark = pytest.mark.integration
+# Under two xdist workers on a slow machine a park test takes up to ~2x its time alone.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def _factory(tmp: Path, name: str, table: pa.Table, contract_dir: Path) -> dict[str, str]:
