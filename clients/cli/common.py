@@ -22,12 +22,24 @@ from fedpark.experiments.protocol.errors import InvalidTokenError
 class _Console(Console):
     """Lines are never broken by FedPark (soft wrap): a path or a command stays whole, to
     copy, and a terminal folds what is too long. Written to a log or a pipe, Rich would
-    assume 80 columns; tables there get 120 unless COLUMNS says otherwise."""
+    assume 80 columns; tables there get 120 unless COLUMNS says otherwise.
+
+    COLUMNS is read when printing, not when the module is imported: Rich's own console keeps
+    the value it saw at construction, so a first import under another COLUMNS (one command
+    run from another, a test runner) would fix the width for the process."""
+
+    def __init__(self, *, width: int | None = None, **kwargs: Any) -> None:
+        super().__init__(width=width, **kwargs)
+        self._width = width  # not the COLUMNS of the moment of import
 
     @property
     def width(self) -> int:
-        if not self.is_terminal and "COLUMNS" not in os.environ and self._width is None:
-            return 120
+        if self._width is None:
+            columns = os.environ.get("COLUMNS", "")
+            if columns.isdigit() and int(columns) > 0:
+                return int(columns)
+            if not self.is_terminal:
+                return 120
         return Console.width.fget(self)  # type: ignore[attr-defined,no-any-return]
 
     @width.setter

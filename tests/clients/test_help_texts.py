@@ -62,3 +62,19 @@ def test_version_needs_no_command() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output == f"fedpark {version('fedpark')}\n"
+
+
+def test_the_width_follows_columns_when_printing_not_when_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rich keeps the COLUMNS its console saw when made: a first import under another COLUMNS
+    (a command run from another, a test worker) would fix every table's width after it."""
+    from fedpark.clients.cli.common import _Console
+
+    monkeypatch.setenv("COLUMNS", "120")
+    console = _Console(soft_wrap=True)
+    monkeypatch.setenv("COLUMNS", "250")
+    assert console.width == 250
+    monkeypatch.delenv("COLUMNS")
+    assert console.width == 120  # a pipe or a log, nothing said: 120, not Rich's 80
+    assert _Console(width=90).width == 90
