@@ -203,9 +203,24 @@ class Column(_Model):
             value = getattr(rules, bound)
             if value is not None:
                 bound_scalar(value, dtype, f"rules.{bound}")
-        for value in rules.allowed_values or ():
-            bound_scalar(value, dtype, "rules.allowed_values")
+        bound_values(rules.allowed_values or [], dtype, "rules.allowed_values")
         return self
+
+
+def bound_values(values: list[Scalar], dtype: pa.DataType, where: str) -> None:
+    """Every listed value, as :func:`bound_scalar` takes one. Codes of one Python type on a
+    column of their kind (strings, integers) are converted in one Arrow call: a contract may
+    list 200 000 values, a body the hub must parse cheaply. When that call fails, the values
+    are taken one by one, so that the error names the first bad one."""
+    kinds = {type(value) for value in values}
+    if (kinds == {str} and is_stringy(dtype)) or (kinds == {int} and pa.types.is_integer(dtype)):
+        try:
+            pa.array(values, type=dtype)
+            return
+        except (TypeError, ValueError, pa.ArrowException, OverflowError):
+            pass  # named below
+    for value in values:
+        bound_scalar(value, dtype, where)
 
 
 def bound_scalar(value: Scalar, dtype: pa.DataType, where: str) -> pa.Scalar:
@@ -225,7 +240,8 @@ def bound_scalar(value: Scalar, dtype: pa.DataType, where: str) -> pa.Scalar:
             # Straight to the column's type: via int64 first, a uint64 bound past 2^63 overflows.
             return pa.scalar(value, type=dtype)
         return pa.scalar(value).cast(dtype)
-    except (TypeError, pa.ArrowException, OverflowError, decimal.InvalidOperation):
+    except (TypeError, UnicodeError, pa.ArrowException, OverflowError, decimal.InvalidOperation):
+        # UnicodeError: a lone surrogate (JSON allows "\\ud800"), not UTF-8 Arrow can hold
         raise ValueError(f"{where}: {value!r} is not a valid {format_type(dtype)} value") from None
 
 

@@ -106,6 +106,48 @@ def test_integer_bounds_are_checked_against_the_columns_own_type(
         assert f"is not a valid {dtype} value" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "values", "bad"),
+    [
+        ("uint8", [*range(256), 256], "256"),  # one conversion fails; the culprit is named
+        ("uint64", [0, 2**64 - 1, -1], "-1"),
+        ("int8", [1, True], "True"),  # a bool is no integer code
+        ("string", ["ok", "\ud800"], "'\\ud800'"),  # JSON's lone surrogate: not UTF-8
+        ("int32", ["7"], "'7'"),
+    ],
+)
+def test_a_listed_value_that_is_not_of_the_column_type_is_named(
+    dtype: str, values: list[Any], bad: str
+) -> None:
+    data = copy.deepcopy(contract_data())
+    rules = {"allowed_values": values}
+    data["columns"].append({"name": "code", "type": dtype, "role": "feature", "rules": rules})
+    with pytest.raises(ContractInvalidError) as refused:
+        contract_from_data(data)
+    assert refused.value.problems[0].message.startswith(
+        f"rules.allowed_values: {bad} is not a valid {dtype} value"
+    ), refused.value.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [
+        ("uint64", [0, 2**64 - 1]),
+        ("int8", [-128, 127]),
+        ("string", ["a", "ü", "東京"]),
+        ("dictionary<int8, string>", ["low", "high"]),
+        ("list<int16>", [1, 2]),
+        ("float32", [1, 2.5]),
+        ("timestamp[ms]", ["2024-01-01T00:00:00"]),
+    ],
+)
+def test_listed_values_of_the_column_type_are_kept(dtype: str, values: list[Any]) -> None:
+    data = copy.deepcopy(contract_data())
+    rules = {"allowed_values": values}
+    data["columns"].append({"name": "code", "type": dtype, "role": "feature", "rules": rules})
+    assert contract_from_data(data).column("code").rules.allowed_values == values
+
+
 def test_a_contract_lists_at_most_200000_allowed_values_in_all() -> None:
     """Each column may list 10 000; the whole contract 200 000, so that every valid contract
     is a body the hub parses cheaply."""
