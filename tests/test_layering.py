@@ -166,6 +166,7 @@ def test_one_http_client_talks_to_the_hub() -> None:
     assert "httpx" in _imports(client)
 
 
+@pytest.mark.integration  # a fresh Python process
 def test_the_cli_loads_the_hub_client_without_pyarrow() -> None:
     """The hub client and the API's bodies are pydantic and httpx only: every command that
     talks to the hub starts without loading the Arrow stack."""
@@ -207,6 +208,7 @@ def test_pyarrow_is_at_a_patched_version() -> None:
     assert (major, minor, patch) >= (26, 0, 1)
 
 
+@pytest.mark.integration  # a fresh Python process
 def test_cli_starts_without_the_heavy_stacks() -> None:
     probe = (
         "import sys, json\n"

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
+from clirunner import CliRunner
 
 from fedpark.clients.cli import contracts as contracts_cli
 from fedpark.clients.cli.csv_dialect import csv_options

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clirunner import CliRunner
 from inprocess import InProcessHub, in_process_hub
 from samples import contract_data
-from typer.testing import CliRunner
 
 from fedpark.clients.cli import contracts as contract_cli
 from fedpark.clients.cli.main import app

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from clirunner import CliRunner
 
 from fedpark.clients.cli.main import app
 from fedpark.contracts import Contract, validate_file

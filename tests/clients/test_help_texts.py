@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import click
 import pytest
-import typer
+from clirunner import CliRunner, command_of
 from rich.text import Text
-from typer.testing import CliRunner
 
 from fedpark.clients.cli.main import _load_plugins, app
 
@@ -28,7 +27,7 @@ def _commands() -> list[tuple[list[str], click.Command]]:
             for name, sub in command.commands.items():
                 yield from walk(sub, [*path, name])
 
-    return list(walk(typer.main.get_command(app), []))
+    return list(walk(command_of(app), []))
 
 
 COMMANDS = _commands()

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from clirunner import CliRunner
 from samples import contract_data, sensor_table
-from typer.testing import CliRunner
 
 from fedpark.clients.cli.main import app
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from clirunner import CliRunner
 
 from fedpark.clients.cli.main import app
 

@@ -117,6 +117,7 @@ def test_the_cli_says_what_is_wrong_and_quotes_no_secret(tmp_path: Path) -> None
     assert "Bearer" not in everything and "Authorization" not in everything
 
 
+@pytest.mark.integration  # runs the real `fedpark` command
 def test_factory_join_never_takes_the_token_on_its_command_line(tmp_path: Path) -> None:
     """`factory join` runs for days: a token in its argv is in `ps` for every user."""
     data = tmp_path / "line.csv"

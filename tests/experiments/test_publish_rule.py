@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
+from clirunner import CliRunner
 from harness import running_experiment
 from inprocess import InProcessHub, in_process_hub
 from samples import contract_data, package_for
-from typer.testing import CliRunner
 
 from fedpark.clients.cli import experiments as experiment_cli
 from fedpark.clients.cli.main import app

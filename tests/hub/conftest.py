@@ -71,8 +71,8 @@ def rules_park(
         yield build_park(hub)  # type: ignore[arg-type]  # the same interface as HubProcess
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def database(request: pytest.FixtureRequest) -> dict[str, str]:
     """Settings for a hub of the test's own on a fresh catalog: {} for SQLite in its data
-    dir, or a new PostgreSQL database."""
+    dir, or a new PostgreSQL database (a server process: with the integration suite)."""
     return _database_env(str(request.param), request)

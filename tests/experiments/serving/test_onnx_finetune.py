@@ -12,8 +12,8 @@ import numpy as np
 import onnxruntime
 import pyarrow.parquet as pq
 import pytest
+from clirunner import CliRunner
 from modelfolders import line_table, model_folder
-from typer.testing import CliRunner
 
 from fedpark.clients.cli.main import app
 from fedpark.experiments.features import FeaturePlan, model_arrays

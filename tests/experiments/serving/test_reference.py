@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from clirunner import CliRunner
 from modelfolders import line_table, model_folder, with_flag
-from typer.testing import CliRunner
 
 from fedpark.clients.cli.main import app
 from fedpark.experiments.serving.finetune import finetune

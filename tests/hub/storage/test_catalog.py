@@ -117,6 +117,7 @@ def test_of_concurrent_closes_of_an_experiment_exactly_one_wins(
     catalog.dispose()
 
 
+@pytest.mark.integration  # a fresh Python process
 def test_migrating_logs_the_migrations_not_alembics_plugins(tmp_path: Path) -> None:
     """A fresh process, as ``hub serve`` is: alembic announces its plugins when imported."""
     script = (
