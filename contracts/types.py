@@ -26,6 +26,7 @@ naming the type (:func:`unsupported`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -300,6 +301,18 @@ def _time_zone(token: str) -> str:
 
 def parse_type(text: str) -> pa.DataType:
     """Parse a contract type string into a ``pyarrow.DataType``."""
+    # A column's type is read at every check of it: the usual short spellings are parsed
+    # once (types are immutable, so they are shared); a long struct type, rare and possibly
+    # a hostile document's, is parsed each time rather than held.
+    return _parse_short(text) if len(text) <= 256 else _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_short(text: str) -> pa.DataType:
+    return _parse(text)
+
+
+def _parse(text: str) -> pa.DataType:
     parser = _Parser(text)
     dtype = parser.type()
     if parser.peek() is not None:
