@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import subprocess
@@ -74,14 +75,15 @@ PROTOCOL_THIRD_PARTY = {
 }
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache  # each test walks the same files: parse each once
+def _imports(path: Path) -> frozenset[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-    return names
+    return frozenset(names)
 
 
 def _within(name: str, package: str | None) -> bool:

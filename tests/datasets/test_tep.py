@@ -83,22 +83,32 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tep.GeneratedSet:
         tep.Plant("plant-1", seed=11, mode="mode1", faults=(1,)),
         tep.Plant("plant-2", seed=22, mode="mode2", faults=(4,)),
     ]
-    extra = [tep.RunPlan("elsewhere", "mode1", 5, 4, 2.0, 0.5, dt.datetime(2027, 1, 1))]
+    extra = [tep.RunPlan("elsewhere", "mode1", 5, 4, 1.0, 0.5, dt.datetime(2027, 1, 1))]
     return tep.generate(
         tmp_path_factory.mktemp("tep"),
         plants,
-        hours=3,
+        hours=2,
         onset=1,
         normal_runs=1,
-        workers=2,
+        workers=1,  # in this process: two workers are spawned processes (test below)
         extra=extra,
     )
+
+
+@pytest.mark.integration  # spawns the simulator's worker processes
+def test_runs_simulated_on_two_processes_are_the_runs_of_one() -> None:
+    start = dt.datetime(2027, 1, 1)
+    plans = [
+        tep.RunPlan("plant-1", "mode1", 3, 0, 0.5, 0.0, start),
+        tep.RunPlan("plant-2", "mode2", 4, 4, 0.5, 0.2, start),
+    ]
+    assert tep.simulate(plans, workers=2).equals(tep.simulate(plans, workers=1))
 
 
 def test_extra_runs_are_returned_not_written(generated: tep.GeneratedSet) -> None:
     extra = generated.extra
     assert extra is not None and set(extra["plant"].to_pylist()) == {"elsewhere"}
-    assert set(extra["fault"].to_pylist()) == {0, 4} and extra.num_rows == 40  # 2 h / 3 min
+    assert set(extra["fault"].to_pylist()) == {0, 4} and extra.num_rows == 20  # 1 h / 3 min
     for path in [*generated.plant_files.values(), generated.test_file]:
         assert "elsewhere" not in set(pq.read_table(path)["plant"].to_pylist())
     assert not list(generated.contract_file.parent.glob("elsewhere*"))
