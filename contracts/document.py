@@ -16,6 +16,10 @@ from fedpark.contracts.model import Contract
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENT_DEPTH = 64  # a contract nests a few levels (columns, rules, nested types)
 MAX_DOCUMENT_ALIASES = 100
+# libyaml's parser where PyYAML was built with it (its wheels are): ~10x the pure-Python one
+# on a large contract or a JSON body. The objects are still built by PyYAML's safe
+# constructor, so both loaders give the same data.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_document(text: str | bytes, source: str = "contract") -> Any:
@@ -24,9 +28,11 @@ def parse_document(text: str | bytes, source: str = "contract") -> Any:
         raise ContractFormatError(f"{source} is larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
         _check_shape(text, source)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506  # a safe loader, C or Python
     except yaml.YAMLError as exc:
         raise ContractFormatError(f"{source} is not valid YAML or JSON{_where(exc)}") from None
+    except UnicodeError:  # text with a lone surrogate: no UTF-8 for the parser to read
+        raise ContractFormatError(f"{source} is not valid UTF-8 text") from None
     except RecursionError:  # a shape the event scan let through should still not crash
         raise ContractFormatError(f"{source} nests too deeply") from None
     if not isinstance(data, dict):
@@ -49,8 +55,20 @@ def _check_shape(text: str | bytes, source: str) -> None:
     """Refuse, before building anything, documents nested deeper than a contract ever is or
     full of aliases (each alias re-expands a subtree: "billion laughs"). The event stream is
     read iteratively, so neither costs a recursion."""
+    try:
+        _scan(text, source, _LOADER)
+    except yaml.YAMLError:
+        if _LOADER is yaml.SafeLoader:
+            raise
+        # libyaml stops at its own limits first (1000 levels); the Python parser, slower but
+        # only on this error path, finds the same fault as these checks name it.
+        _scan(text, source, yaml.SafeLoader)
+        raise
+
+
+def _scan(text: str | bytes, source: str, loader: type[yaml.SafeLoader]) -> None:
     depth = aliases = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DOCUMENT_DEPTH:

@@ -9,7 +9,14 @@ import pytest
 import yaml
 from samples import ALL_TYPES
 
-from fedpark.contracts import Contract, ContractFormatError, load_contract, save_contract
+from fedpark.contracts import (
+    Contract,
+    ContractFormatError,
+    dump_yaml,
+    load_contract,
+    parse_document,
+    save_contract,
+)
 from fedpark.contracts.arrow import (
     from_arrow_schema,
     schema_from_ipc_bytes,
@@ -125,3 +132,23 @@ def test_abusive_yaml_is_a_format_error_not_a_crash(
     path.write_text(text)
     with pytest.raises(ContractFormatError, match=message):
         load_contract(path)
+
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures").rglob("*.yaml"))
+
+
+def test_documents_read_as_the_python_parser_reads_them(contract: Contract) -> None:
+    """The contract's own YAML and every third-party fixture give the same data through the
+    loader FedPark uses (libyaml's parser where PyYAML has it) as through PyYAML's own."""
+    from fedpark.contracts import document
+
+    assert (document._LOADER is yaml.CSafeLoader) == yaml.__with_libyaml__
+    texts = [dump_yaml(contract), *(path.read_text() for path in FIXTURES)]
+    assert len(FIXTURES) > 10
+    for text in texts:
+        assert parse_document(text) == yaml.load(text, Loader=yaml.SafeLoader)
+
+
+def test_text_that_is_not_unicode_is_a_format_error() -> None:
+    with pytest.raises(ContractFormatError, match=r"^contract is not valid"):
+        parse_document('id: "a\ud800"\n')
