@@ -29,11 +29,11 @@ def _invoke(*args: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def tep_park(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three TEP plants in modes 1-3, each with one fault: 2 runs of 2 h per plant (~5 s)."""
+    """Three TEP plants in modes 1-3, each with one fault: 2 runs of 1 h per plant (~2 s)."""
     out = tmp_path_factory.mktemp("tep") / "park"
     code, output = _invoke(
         "data", "tep", "--out", str(out), "--plants", "3", "--faults", "1,4,7",
-        "--hours", "2", "--onset", "1", "--normal-runs", "1", "--no-test", "--workers", "1",
+        "--hours", "1", "--onset", "0.5", "--normal-runs", "1", "--no-test", "--workers", "1",
     )  # fmt: skip
     assert code == 0, output
     return out
@@ -52,7 +52,7 @@ def test_a_draft_from_every_plant_validates_every_plant(tep_park: Path, tmp_path
     )
     assert code == 0, output
     assert output.splitlines()[0] == (
-        f"wrote {draft} from 3 files (240 rows): 57 columns (53 feature, 2 id, 1 label, 1 time)"
+        f"wrote {draft} from 3 files (120 rows): 57 columns (53 feature, 2 id, 1 label, 1 time)"
     )
     document = yaml.safe_load(draft.read_text())
     columns = {c["name"]: c for c in document["columns"]}

@@ -90,6 +90,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tep.GeneratedSet:
         hours=2,
         onset=1,
         normal_runs=1,
+        test_hours=1,  # held-out runs: 1 h, the fault from half an hour
+        test_onset=0.5,
         workers=1,  # in this process: two workers are spawned processes (test below)
         extra=extra,
     )
