@@ -1,5 +1,6 @@
 """Properties over generated Arrow schemas and tables (hypothesis, bounded and derandomized:
-the same examples on every run, well under a minute in CI).
+the same examples on every run; 15 a property in a developer's unit tier, 60 in CI, which
+sets ``FEDPARK_PROPERTY_EXAMPLES``).
 
 - every supported type is printed canonically and parses back to itself, and a contract's
   Arrow schema gives the same contract back;
@@ -11,6 +12,7 @@ the same examples on every run, well under a minute in CI).
 
 from __future__ import annotations
 
+import os
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,9 @@ from fedpark.contracts.infer import infer_contract
 from fedpark.contracts.kernels import with_children
 from fedpark.contracts.types import format_type, parse_type
 
+EXAMPLES = int(os.environ.get("FEDPARK_PROPERTY_EXAMPLES", "15"))
 BOUNDED = settings(
-    max_examples=60,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -364,4 +367,4 @@ def test_a_file_cut_short_is_refused_in_one_line_or_read(
 
 def test_the_examples_are_bounded() -> None:
     # CI runs these on every push: a larger budget belongs to a local run, not here.
-    assert BOUNDED.max_examples <= 60 and BOUNDED.derandomize
+    assert 1 <= BOUNDED.max_examples <= 60 and BOUNDED.derandomize
