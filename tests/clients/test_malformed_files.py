@@ -21,8 +21,9 @@ runner = CliRunner()
 Writer = Callable[[Path], None]
 
 
-def _parquet(table: pa.Table) -> Writer:
-    return lambda path: pq.write_table(table, path)
+def _parquet(make: Callable[[], pa.Table]) -> Writer:
+    # The table is made when the case runs: at collection every run would pay for them all.
+    return lambda path: pq.write_table(make(), path)
 
 
 def _replace(column: str, values: pa.Array) -> pa.Table:
@@ -96,42 +97,50 @@ CORPUS: dict[str, tuple[str, Writer, int]] = {
         1,  # readable, and it breaks the contract: "text that does not parse as that type"
     ),
     "CSV with only a header": ("h.csv", _bytes(lambda p: b"ts,machine,temp\n"), 1),
-    "wrong column type": ("w.parquet", _parquet(_replace("temp", pa.array(["60"] * ROWS))), 1),
-    "missing column": ("m2.parquet", _parquet(sensor_table(rows=ROWS).drop_columns(["temp"])), 1),
+    "wrong column type": (
+        "w.parquet",
+        _parquet(lambda: _replace("temp", pa.array(["60"] * ROWS))),
+        1,
+    ),
+    "missing column": (
+        "m2.parquet",
+        _parquet(lambda: sensor_table(rows=ROWS).drop_columns(["temp"])),
+        1,
+    ),
     "NaN readings": (
         "nan.parquet",
-        _parquet(_replace("temp", pa.array(np.full(ROWS, np.nan, np.float32)))),
+        _parquet(lambda: _replace("temp", pa.array(np.full(ROWS, np.nan, np.float32)))),
         1,
     ),
     "infinite readings": (
         "inf.parquet",
-        _parquet(_replace("temp", pa.array(np.full(ROWS, np.inf, np.float32)))),
+        _parquet(lambda: _replace("temp", pa.array(np.full(ROWS, np.inf, np.float32)))),
         1,
     ),
     "10 MB strings": (
         "big.parquet",
-        _parquet(_replace("operator", pa.array(["x" * 10_000_000] + ["op"] * (ROWS - 1)))),
+        _parquet(lambda: _replace("operator", pa.array(["x" * 10_000_000] + ["op"] * (ROWS - 1)))),
         0,  # a pii column without rules: long text is allowed, and nothing breaks
     ),
     "label outside its values": (
         "label.parquet",
-        _parquet(_replace("fault", pa.array(np.full(ROWS, 99, np.int32)))),
+        _parquet(lambda: _replace("fault", pa.array(np.full(ROWS, 99, np.int32)))),
         1,
     ),
     "nested values where a number belongs": (
         "nested.parquet",
-        _parquet(_replace("temp", pa.array([[1.0, 2.0]] * ROWS, pa.list_(pa.float32())))),
+        _parquet(lambda: _replace("temp", pa.array([[1.0, 2.0]] * ROWS, pa.list_(pa.float32())))),
         1,
     ),
     "duplicate ids": (
         "dup.parquet",
-        _parquet(_replace("serial", pa.array(np.zeros(ROWS, np.int64)))),
+        _parquet(lambda: _replace("serial", pa.array(np.zeros(ROWS, np.int64)))),
         1,
     ),
     "time going backwards": (
         "time.parquet",
         _parquet(
-            _replace(
+            lambda: _replace(
                 "ts",
                 pa.array(
                     np.arange(ROWS, 0, -1, dtype=np.int64) * 1000, pa.timestamp("ms", tz="UTC")
@@ -140,7 +149,7 @@ CORPUS: dict[str, tuple[str, Writer, int]] = {
         ),
         1,
     ),
-    "no rows at all": ("none.parquet", _parquet(sensor_table(rows=200).slice(0, 0)), 1),
+    "no rows at all": ("none.parquet", _parquet(lambda: sensor_table(rows=200).slice(0, 0)), 1),
 }
 
 
