@@ -27,17 +27,39 @@ def parse_document(text: str | bytes, source: str = "contract") -> Any:
     if len(text) > MAX_DOCUMENT_BYTES:
         raise ContractFormatError(f"{source} is larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
-        _check_shape(text, source)
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506  # a safe loader, C or Python
+        data = _read(text, source)
     except yaml.YAMLError as exc:
         raise ContractFormatError(f"{source} is not valid YAML or JSON{_where(exc)}") from None
-    except UnicodeError:  # text with a lone surrogate: no UTF-8 for the parser to read
-        raise ContractFormatError(f"{source} is not valid UTF-8 text") from None
     except RecursionError:  # a shape the event scan let through should still not crash
         raise ContractFormatError(f"{source} nests too deeply") from None
+    except UnicodeError:  # text with a lone surrogate: no UTF-8 for the parser to read
+        raise ContractFormatError(f"{source} is not valid UTF-8 text") from None
+    except ValueError:  # PyYAML building a value: "\U00110000", a date like 2024-02-30
+        raise ContractFormatError(
+            f"{source} holds a value YAML cannot read: a date that does not exist or an "
+            "escaped character outside Unicode (quote dates as text)"
+        ) from None
     if not isinstance(data, dict):
         raise ContractFormatError(f"{source} must be a mapping at the top level")
     return data
+
+
+def _read(text: str | bytes, source: str) -> Any:
+    try:
+        return _load(text, source, _LOADER)
+    except (yaml.YAMLError, UnicodeError):
+        if _LOADER is yaml.SafeLoader:
+            raise
+        # libyaml refuses some of what PyYAML reads (JSON's escaped surrogate pairs, as
+        # json.dumps writes an emoji) and stops at its own limits (1000 levels) before these
+        # checks: on this path only, PyYAML's Python parser reads the document, or names
+        # its fault, exactly as it always did.
+        return _load(text, source, yaml.SafeLoader)
+
+
+def _load(text: str | bytes, source: str, loader: type[yaml.SafeLoader]) -> Any:
+    _check_shape(text, source, loader)
+    return yaml.load(text, Loader=loader)  # noqa: S506  # a safe loader, C or Python
 
 
 def _where(exc: yaml.YAMLError) -> str:
@@ -51,22 +73,10 @@ def _where(exc: yaml.YAMLError) -> str:
     )
 
 
-def _check_shape(text: str | bytes, source: str) -> None:
+def _check_shape(text: str | bytes, source: str, loader: type[yaml.SafeLoader]) -> None:
     """Refuse, before building anything, documents nested deeper than a contract ever is or
     full of aliases (each alias re-expands a subtree: "billion laughs"). The event stream is
     read iteratively, so neither costs a recursion."""
-    try:
-        _scan(text, source, _LOADER)
-    except yaml.YAMLError:
-        if _LOADER is yaml.SafeLoader:
-            raise
-        # libyaml stops at its own limits first (1000 levels); the Python parser, slower but
-        # only on this error path, finds the same fault as these checks name it.
-        _scan(text, source, yaml.SafeLoader)
-        raise
-
-
-def _scan(text: str | bytes, source: str, loader: type[yaml.SafeLoader]) -> None:
     depth = aliases = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -135,20 +136,38 @@ def test_abusive_yaml_is_a_format_error_not_a_crash(
 
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").rglob("*.yaml"))
+JSON_FIXTURES = sorted((Path(__file__).parent / "fixtures").rglob("*.json"))
 
 
 def test_documents_read_as_the_python_parser_reads_them(contract: Contract) -> None:
-    """The contract's own YAML and every third-party fixture give the same data through the
-    loader FedPark uses (libyaml's parser where PyYAML has it) as through PyYAML's own."""
+    """The contract's own YAML and JSON and every third-party fixture give the same data
+    through the loader FedPark uses (libyaml's parser where PyYAML has it) as through
+    PyYAML's own, including what only PyYAML reads (JSON's escaped surrogate pairs)."""
     from fedpark.contracts import document
 
-    assert (document._LOADER is yaml.CSafeLoader) == yaml.__with_libyaml__
-    texts = [dump_yaml(contract), *(path.read_text() for path in FIXTURES)]
-    assert len(FIXTURES) > 10
+    assert document._LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert (document._LOADER is not yaml.SafeLoader) == yaml.__with_libyaml__
+    assert len(FIXTURES) > 10 and JSON_FIXTURES
+    data = contract.model_dump(mode="json")
+    data["description"] = "Gauge \U0001f642 and Grüße"  # json.dumps escapes: \ud83d\ude42
+    texts = [
+        dump_yaml(contract),
+        json.dumps(data),
+        json.dumps(data, ensure_ascii=False, indent=2),
+        *(path.read_text() for path in [*FIXTURES, *JSON_FIXTURES]),
+    ]
     for text in texts:
         assert parse_document(text) == yaml.load(text, Loader=yaml.SafeLoader)
 
 
-def test_text_that_is_not_unicode_is_a_format_error() -> None:
-    with pytest.raises(ContractFormatError, match=r"^contract is not valid"):
-        parse_document('id: "a\ud800"\n')
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('id: "a\ud800"\n', "^contract is not valid"),  # a lone surrogate
+        ('id: "\\U00110000"\n', "escaped character outside Unicode"),  # past U+10FFFF
+        ("id: x\nexpires: 2024-02-30\n", "a date that does not exist"),
+    ],
+)
+def test_text_yaml_cannot_read_is_a_format_error(text: str, message: str) -> None:
+    with pytest.raises(ContractFormatError, match=message):
+        parse_document(text)
