@@ -9,6 +9,7 @@ plugin groups join ``app`` when first loaded, and then the tree is built again).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -17,15 +18,31 @@ import typer
 from click.testing import CliRunner as ClickCliRunner
 from click.testing import Result
 
-_BUILT: dict[tuple[int, int, int], click.Command] = {}
+# app -> (its groups and commands when built, the command built); weak: an app that goes
+# away takes its tree along, and no later app can inherit it.
+_BUILT: weakref.WeakKeyDictionary[typer.Typer, tuple[tuple[int, ...], click.Command]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shape(app: typer.Typer) -> tuple[int, ...]:
+    """How many groups and commands ``app`` and, depth first, its groups hold."""
+    shape = [len(app.registered_groups), len(app.registered_commands)]
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            shape += _shape(group.typer_instance)
+    return tuple(shape)
 
 
 def command_of(app: typer.Typer) -> click.Command:
-    """``app``'s click command, built at the first call and again when commands join it."""
-    key = (id(app), len(app.registered_groups), len(app.registered_commands))
-    if key not in _BUILT:
-        _BUILT[key] = typer.main.get_command(app)
-    return _BUILT[key]
+    """``app``'s click command, built at the first call and again when commands join it
+    (or any of its groups)."""
+    shape = _shape(app)
+    built = _BUILT.get(app)
+    if built is None or built[0] != shape:
+        built = (shape, typer.main.get_command(app))
+        _BUILT[app] = built
+    return built[1]
 
 
 class CliRunner(ClickCliRunner):

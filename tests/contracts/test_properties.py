@@ -366,5 +366,6 @@ def test_a_file_cut_short_is_refused_in_one_line_or_read(
 
 
 def test_the_examples_are_bounded() -> None:
-    # CI runs these on every push: a larger budget belongs to a local run, not here.
+    # CI runs these on every push with 60; a larger budget is for a run by hand
+    # (FEDPARK_PROPERTY_EXAMPLES), not for the suite.
     assert 1 <= BOUNDED.max_examples <= 60 and BOUNDED.derandomize
