@@ -15,6 +15,9 @@ from postgres import PostgresCluster
 from fedpark.hub.storage.embedded import EmbeddedS3
 
 BACKENDS = ("sqlite", "postgresql")
+# SQLite in the unit tier; PostgreSQL, a server process of the session's own, with the
+# integration suite.
+TIERED_BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.integration))
 
 
 def _database_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -52,10 +55,7 @@ def park(hub: HubProcess) -> Park:
     return build_park(hub)
 
 
-@pytest.fixture(
-    scope="session",
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
-)
+@pytest.fixture(scope="session", params=TIERED_BACKENDS)
 def rules_park(
     s3_server: EmbeddedS3, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Park]:
@@ -71,7 +71,7 @@ def rules_park(
         yield build_park(hub)  # type: ignore[arg-type]  # the same interface as HubProcess
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=TIERED_BACKENDS)
 def database(request: pytest.FixtureRequest) -> dict[str, str]:
     """Settings for a hub of the test's own on a fresh catalog: {} for SQLite in its data
     dir, or a new PostgreSQL database (a server process: with the integration suite)."""
